@@ -1,0 +1,86 @@
+//! Fault messages: what the kernel sends to a thread's fault endpoint when the thread faults.
+//!
+//! The message label is the [`FaultKind`], the sender's badge names the faulting server (the
+//! manifest compiler badges each server's fault capability with its server index), and four
+//! message registers carry [`FaultInfo`].
+
+/// Why a thread stopped.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A load or store to an address its VSpace does not map, or maps without the right.
+    DataAbort = 1,
+    /// An instruction fetch from an address its VSpace does not map executable.
+    InstructionAbort = 2,
+    /// An undefined or trapped instruction.
+    UndefinedInstruction = 3,
+    /// A misaligned PC or SP.
+    Alignment = 4,
+    /// A `brk`: the server panicked (userlib's panic handler ends in `brk`).
+    Panic = 5,
+    /// Anything else the kernel could not attribute (the syndrome is in the message).
+    Unknown = 6,
+}
+
+impl FaultKind {
+    /// Decodes a label.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => Self::DataAbort,
+            2 => Self::InstructionAbort,
+            3 => Self::UndefinedInstruction,
+            4 => Self::Alignment,
+            5 => Self::Panic,
+            6 => Self::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// A short human name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DataAbort => "data abort",
+            Self::InstructionAbort => "instruction abort",
+            Self::UndefinedInstruction => "undefined instruction",
+            Self::Alignment => "alignment fault",
+            Self::Panic => "panic",
+            Self::Unknown => "unknown fault",
+        }
+    }
+}
+
+/// The details of a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultInfo {
+    /// What happened.
+    pub kind: FaultKind,
+    /// The faulting instruction's address.
+    pub pc: u64,
+    /// The faulting data or instruction address (FAR), when the architecture reports one.
+    pub address: u64,
+    /// The raw exception syndrome (ESR_EL2).
+    pub syndrome: u64,
+}
+
+/// Number of message words of a fault message.
+pub const FAULT_MESSAGE_WORDS: usize = 3;
+
+impl FaultInfo {
+    /// The message words: `[pc, address, syndrome]`.
+    pub const fn to_words(&self) -> [u64; FAULT_MESSAGE_WORDS] {
+        [self.pc, self.address, self.syndrome]
+    }
+
+    /// Rebuilds a fault from its label and words.
+    pub const fn from_message(label: u64, words: [u64; FAULT_MESSAGE_WORDS]) -> Option<Self> {
+        match FaultKind::from_raw(label) {
+            Some(kind) => Some(Self {
+                kind,
+                pc: words[0],
+                address: words[1],
+                syndrome: words[2],
+            }),
+            None => None,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! System-call numbers and invocation labels.
+//!
+//! Register convention (aarch64, `svc #0` from EL0):
+//!
+//! | register | on entry                         | on return                      |
+//! |----------|----------------------------------|--------------------------------|
+//! | x0       | capability pointer (or argument) | badge of the sender / result   |
+//! | x1       | [`MessageInfo`](crate::MessageInfo) | message info of the reply   |
+//! | x2..x5   | message registers 0..3           | message registers 0..3         |
+//! | x6       | reply capability pointer (Recv/ReplyRecv) | preserved             |
+//! | x7       | system-call number ([`Syscall`]) | preserved                      |
+//!
+//! Message registers beyond the fourth travel in the caller's IPC buffer.
+
+/// System calls, in `x7`.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// Send on an endpoint and wait for the reply (the receiver gets a one-shot reply right).
+    Call = 0,
+    /// Reply through the Reply object in `x6`, then wait on the endpoint in `x0`.
+    ReplyRecv = 1,
+    /// Blocking send on an endpoint, or a capability invocation (`x0` names the object).
+    Send = 2,
+    /// Non-blocking send: dropped when no receiver waits.
+    NBSend = 3,
+    /// Wait on an endpoint (reply object in `x6`) or a notification.
+    Recv = 4,
+    /// Signal a notification: OR the capability's badge into its word.
+    Signal = 5,
+    /// Wait on a notification: returns and clears its word.
+    Wait = 6,
+    /// Give up the rest of the time slice.
+    Yield = 7,
+    /// Non-blocking poll of a notification.
+    Poll = 8,
+    /// Write bytes from the IPC buffer to the kernel console (`x0` = length).
+    DebugWrite = 9,
+}
+
+impl Syscall {
+    /// Decodes a raw number from `x7`.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Call,
+            1 => Self::ReplyRecv,
+            2 => Self::Send,
+            3 => Self::NBSend,
+            4 => Self::Recv,
+            5 => Self::Signal,
+            6 => Self::Wait,
+            7 => Self::Yield,
+            8 => Self::Poll,
+            9 => Self::DebugWrite,
+            _ => return None,
+        })
+    }
+}
+
+/// Labels of capability invocations: a `Call` on a capability that is not an endpoint is an
+/// invocation of that object; the label in [`MessageInfo`](crate::MessageInfo) selects it.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvocationLabel {
+    /// TCB: suspend the thread (cancels any IPC it is blocked in).
+    TcbSuspend = 1,
+    /// TCB: resume a suspended thread.
+    TcbResume = 2,
+    /// TCB: reset the server from its pristine image (code, data, bss, stack) and bump the
+    /// generation of every endpoint it serves. MR0: 1 to start it again, 0 to leave it down.
+    TcbRestart = 3,
+    /// TCB: read the server's generation and state.
+    TcbReadState = 4,
+    /// CNode: copy a capability with the same or fewer rights (MR0 src, MR1 dst, MR2 rights).
+    CNodeCopy = 5,
+    /// CNode: mint a badged copy (MR0 src, MR1 dst, MR2 rights, MR3 badge).
+    CNodeMint = 6,
+    /// CNode: delete a capability (MR0 slot).
+    CNodeDelete = 7,
+    /// IrqHandler: acknowledge the interrupt so it can fire again.
+    IrqAck = 8,
+    /// System control: stop the whole system with an exit status (MR0).
+    SystemOff = 9,
+    /// System control (test manifests only): count instructions of the calling thread's work.
+    SystemReadCycles = 10,
+}
+
+impl InvocationLabel {
+    /// Decodes a label; `None` for anything unknown.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => Self::TcbSuspend,
+            2 => Self::TcbResume,
+            3 => Self::TcbRestart,
+            4 => Self::TcbReadState,
+            5 => Self::CNodeCopy,
+            6 => Self::CNodeMint,
+            7 => Self::CNodeDelete,
+            8 => Self::IrqAck,
+            9 => Self::SystemOff,
+            10 => Self::SystemReadCycles,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! The boot-info blob: what a server learns about itself at start.
+//!
+//! The manifest compiler writes one blob per server; the kernel copies it into the server's
+//! boot-info page behind a little-endian `u32` length. Layout: a postcard [`BootInfoHeader`],
+//! then `caps` postcard [`CapName`]s, then `supervised` postcard [`SupervisedServer`]s (only the
+//! supervisor's blob has any). Servers look capabilities up by manifest name, so slot numbers are
+//! never hard-coded in server code.
+
+use crate::RestartPolicy;
+use serde::{Deserialize, Serialize};
+
+/// The start of the blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootInfoHeader<'a> {
+    /// The server's index in the boot description.
+    pub server_id: u16,
+    /// Its manifest name.
+    pub name: &'a str,
+    /// Number of [`CapName`] records that follow.
+    pub caps: u16,
+    /// Heap size in bytes (the heap starts at [`abi::layout::HEAP_BASE`]).
+    pub heap_bytes: u32,
+    /// Number of [`SupervisedServer`] records after the capability names.
+    pub supervised: u16,
+    /// Fault injection (test systems only): crash deliberately while serving the N-th request
+    /// (1-based); 0 means never.
+    pub inject_fault_at_request: u32,
+}
+
+/// A server the supervisor looks after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisedServer<'a> {
+    /// Its manifest name.
+    pub name: &'a str,
+    /// The badge its fault messages arrive with.
+    pub fault_badge: u64,
+    /// The supervisor's slot holding its TCB capability.
+    pub tcb_slot: u16,
+    /// Its restart policy.
+    pub restart: RestartPolicy,
+}
+
+/// One named capability.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapName<'a> {
+    /// The name: an endpoint's or notification's manifest name, `tcb:<server>`, `irq:<name>`,
+    /// or `system`.
+    pub name: &'a str,
+    /// The slot that holds it.
+    pub slot: u16,
+}
+
+/// Decodes the header of a blob.
+pub fn header(blob: &[u8]) -> Option<(BootInfoHeader<'_>, &[u8])> {
+    postcard::take_from_bytes(blob).ok()
+}
+
+/// Finds the slot of the capability called `name`.
+pub fn find_cap(blob: &[u8], name: &str) -> Option<u16> {
+    let (header, mut rest) = header(blob)?;
+    for _ in 0..header.caps {
+        let (entry, next) = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?;
+        if entry.name == name {
+            return Some(entry.slot);
+        }
+        rest = next;
+    }
+    None
+}
+
+/// Calls `visit` for every supervised server in the blob; stops early when it returns false.
+pub fn for_each_supervised(
+    blob: &[u8],
+    mut visit: impl FnMut(SupervisedServer<'_>) -> bool,
+) -> Option<()> {
+    let (header, mut rest) = header(blob)?;
+    for _ in 0..header.caps {
+        rest = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?.1;
+    }
+    for _ in 0..header.supervised {
+        let (entry, next) = postcard::take_from_bytes::<SupervisedServer<'_>>(rest).ok()?;
+        if !visit(entry) {
+            break;
+        }
+        rest = next;
+    }
+    Some(())
+}
+
+/// Encodes a blob (host side). The header's `caps` and `supervised` counts are set from the
+/// slices.
+#[cfg(feature = "std")]
+pub fn encode(
+    header: &BootInfoHeader<'_>,
+    caps: &[CapName<'_>],
+    supervised: &[SupervisedServer<'_>],
+) -> Result<Vec<u8>, postcard::Error> {
+    let header = BootInfoHeader {
+        caps: caps.len() as u16,
+        supervised: supervised.len() as u16,
+        ..header.clone()
+    };
+    let mut blob = postcard::to_allocvec(&header)?;
+    for cap in caps {
+        blob.extend_from_slice(&postcard::to_allocvec(cap)?);
+    }
+    for server in supervised {
+        blob.extend_from_slice(&postcard::to_allocvec(server)?);
+    }
+    Ok(blob)
+}

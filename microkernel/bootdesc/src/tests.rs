@@ -1,0 +1,143 @@
+use super::*;
+use abi::Rights;
+
+fn sample_records() -> Vec<Record<'static>> {
+    vec![
+        Record::Header(Header {
+            version: FORMAT_VERSION,
+            name: "sample",
+            servers: 1,
+            endpoints: 1,
+            notifications: 0,
+            regions: 0,
+            irqs: 0,
+            caps: 1,
+            mappings: 0,
+            timeslice_us: 2000,
+            test_system: false,
+        }),
+        Record::Server(Server {
+            name: "one",
+            image: ImageRef { offset: 0, len: 5 },
+            priority: 10,
+            stack_bytes: 16384,
+            heap_bytes: 0,
+            cnode_slots: 16,
+            restart: RestartPolicy::Budget {
+                restarts: 3,
+                within_ms: 1000,
+            },
+            role: ServerRole::Supervisor,
+            fault_endpoint: None,
+            fault_badge: 1,
+            bootinfo: &[1, 2, 3],
+        }),
+        Record::Endpoint(Endpoint {
+            name: "ep",
+            server: Some(0),
+        }),
+        Record::Cap(Cap {
+            server: 0,
+            slot: 2,
+            object: CapObject::Endpoint {
+                index: 0,
+                badge: 7,
+                rights: Rights::READ,
+            },
+        }),
+    ]
+}
+
+#[test]
+fn payload_round_trips_records_and_images() {
+    let records = sample_records();
+    let images: [&[u8]; 2] = [b"hello", b"world!"];
+    let payload = build_payload(&records, &images).unwrap();
+    let header = PayloadHeader::parse(&payload).unwrap();
+    assert_eq!(header.images_offset as usize % IMAGE_ALIGN, 0);
+    let mut reader = RecordReader::new(header.description(&payload));
+    let mut decoded = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        decoded.push(record);
+    }
+    assert_eq!(decoded, records);
+    let refs = image_refs(&images);
+    assert_eq!(header.image(&payload, refs[0]), Some(&b"hello"[..]));
+    assert_eq!(header.image(&payload, refs[1]), Some(&b"world!"[..]));
+}
+
+#[test]
+fn truncated_or_corrupt_payloads_are_refused() {
+    let payload = build_payload(&sample_records(), &[]).unwrap();
+    assert_eq!(
+        PayloadHeader::parse(&payload[..10]),
+        Err(PayloadError::Truncated)
+    );
+    let mut bad_magic = payload.clone();
+    bad_magic[0] ^= 1;
+    assert_eq!(
+        PayloadHeader::parse(&bad_magic),
+        Err(PayloadError::BadMagic)
+    );
+    let mut long_desc = payload.clone();
+    long_desc[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(
+        PayloadHeader::parse(&long_desc),
+        Err(PayloadError::Truncated)
+    );
+    let header = PayloadHeader::parse(&payload).unwrap();
+    assert_eq!(
+        header.image(
+            &payload,
+            ImageRef {
+                offset: u32::MAX,
+                len: 4
+            }
+        ),
+        None
+    );
+    let mut reader = RecordReader::new(&[0xFF, 0xFF, 0xFF]);
+    assert_eq!(reader.next_record(), Err(PayloadError::Malformed));
+}
+
+#[test]
+fn bootinfo_finds_caps_by_name() {
+    let blob = bootinfo::encode(
+        &bootinfo::BootInfoHeader {
+            server_id: 3,
+            name: "pong",
+            caps: 0,
+            heap_bytes: 0,
+            supervised: 0,
+            inject_fault_at_request: 0,
+        },
+        &[
+            bootinfo::CapName {
+                name: "requests",
+                slot: 2,
+            },
+            bootinfo::CapName {
+                name: "system",
+                slot: 5,
+            },
+        ],
+        &[bootinfo::SupervisedServer {
+            name: "ping",
+            fault_badge: 2,
+            tcb_slot: 6,
+            restart: RestartPolicy::Always,
+        }],
+    )
+    .unwrap();
+    assert_eq!(bootinfo::find_cap(&blob, "system"), Some(5));
+    assert_eq!(bootinfo::find_cap(&blob, "requests"), Some(2));
+    assert_eq!(bootinfo::find_cap(&blob, "nothing"), None);
+    assert_eq!(bootinfo::header(&blob).unwrap().0.name, "pong");
+    let mut seen = Vec::new();
+    bootinfo::for_each_supervised(&blob, |server| {
+        seen.push((server.name.to_string(), server.fault_badge, server.tcb_slot));
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, vec![("ping".to_string(), 2, 6)]);
+}
