@@ -1,1 +1,102 @@
-#![no_std]
+//! The system manifest: reads a TOML capability manifest, validates it, and compiles it into the
+//! boot payload the kernel instantiates the system from (DESIGN §5).
+//!
+//! This is a host-side library used by `cargo xtask`. Nothing half-valid boots, so
+//! [`Manifest::load`] either returns a fully checked manifest or one [`ManifestError`] that names
+//! the file, line, column and dotted key of the offending key or value and says what is wrong.
+//! Once loaded, [`Manifest::payload`] cannot fail on account of the manifest; it only checks the
+//! images it is given.
+//!
+//! The pipeline, one module per step:
+//!
+//! - `span`: parse with `toml_edit` (which keeps byte spans) into a small positioned tree;
+//! - `schema` (+ `fields`, `region`): read each table into typed definitions, checking keys,
+//!   types and ranges;
+//! - `validate`: cross-table checks (references, the supervisor, names, overlaps, duplicates);
+//! - `compile`: object indices, the implicit `faults` endpoint, capabilities and their slots;
+//! - `payload`: boot-info blobs and the `bootdesc` record stream.
+//!
+//! The schema is documented in `manifests/README.md`.
+#![forbid(unsafe_code)]
+
+mod compile;
+mod error;
+mod fields;
+mod payload;
+mod region;
+mod schema;
+mod span;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use compile::{FAULT_ENDPOINT, MAX_CNODE_SLOTS, SPARE_SLOTS};
+pub use error::ManifestError;
+
+use compile::Plan;
+use error::Reporter;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A parsed, validated and compiled manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    plan: Plan,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`. Errors name the path as given (not
+    /// canonicalised), the line, the column, the dotted key and the reason.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the manifest: {error}"),
+        })?;
+        Self::from_str(&text, &file)
+    }
+
+    /// Parses and validates manifest `text`; `file_name` is only used in errors.
+    #[allow(clippy::should_implement_trait)] // FromStr has no file name for the errors.
+    pub fn from_str(text: &str, file_name: &str) -> Result<Manifest, ManifestError> {
+        let rep = Reporter {
+            file: file_name,
+            source: text,
+        };
+        let root = span::parse(text).map_err(|(message, span)| rep.error(&span, "", message))?;
+        let def = schema::read(&rep, &root)?;
+        let supervisor = validate::validate(&rep, &def)?;
+        let plan = compile::compile(&rep, &def, supervisor)?;
+        Ok(Manifest { plan })
+    }
+
+    /// The system's name (`[system] name`).
+    pub fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// (server name, cargo package name of its binary) for every server, in server-index order.
+    pub fn binaries(&self) -> Vec<(String, String)> {
+        self.plan
+            .servers
+            .iter()
+            .map(|server| (server.name.clone(), server.binary.clone()))
+            .collect()
+    }
+
+    /// Whether `[system] test = true`.
+    pub fn is_test_system(&self) -> bool {
+        self.plan.test_system
+    }
+
+    /// Builds the payload (`bootdesc::build_payload`) given each server's ELF bytes, keyed by
+    /// server name. Every server needs an image that starts with the ELF magic, and no image
+    /// may be given for a name that is not a server.
+    pub fn payload(&self, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+        payload::build(&self.plan, images)
+    }
+}

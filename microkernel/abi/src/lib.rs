@@ -26,5 +26,7 @@ pub type CPtr = u64;
 pub const NULL_SLOT: CPtr = 0;
 /// Slot 1 holds the server's own Reply object: the target of `Call` replies it receives.
 pub const REPLY_SLOT: CPtr = 1;
+/// Slot 2 holds a capability to the server's own CNode (copy, mint, delete).
+pub const CNODE_SLOT: CPtr = 2;
 /// The first slot the manifest compiler assigns.
-pub const FIRST_FREE_SLOT: CPtr = 2;
+pub const FIRST_FREE_SLOT: CPtr = 3;

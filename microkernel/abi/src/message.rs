@@ -15,6 +15,12 @@ pub const MAX_MESSAGE_WORDS: usize = 64;
 pub const REGISTER_MESSAGE_WORDS: usize = 4;
 /// Most capabilities one message can transfer.
 pub const MAX_EXTRA_CAPS: usize = 1;
+/// IPC-buffer word holding the slot of the capability a sender transfers.
+pub const IPC_BUFFER_SEND_CAP: usize = MAX_MESSAGE_WORDS;
+/// IPC-buffer word holding the empty slot where a receiver accepts a capability (0 = none).
+pub const IPC_BUFFER_RECEIVE_SLOT: usize = MAX_MESSAGE_WORDS + 1;
+/// Words of the IPC buffer the kernel reads or writes.
+pub const IPC_BUFFER_WORDS: usize = MAX_MESSAGE_WORDS + 2;
 
 const LENGTH_BITS: u64 = 7;
 const LENGTH_MASK: u64 = (1 << LENGTH_BITS) - 1;

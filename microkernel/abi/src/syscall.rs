@@ -81,8 +81,6 @@ pub enum InvocationLabel {
     IrqAck = 8,
     /// System control: stop the whole system with an exit status (MR0).
     SystemOff = 9,
-    /// System control (test manifests only): count instructions of the calling thread's work.
-    SystemReadCycles = 10,
 }
 
 impl InvocationLabel {
@@ -98,7 +96,6 @@ impl InvocationLabel {
             7 => Self::CNodeDelete,
             8 => Self::IrqAck,
             9 => Self::SystemOff,
-            10 => Self::SystemReadCycles,
             _ => return None,
         })
     }

@@ -1,0 +1,315 @@
+//! From a validated manifest to a [`Plan`]: object indices, the implicit fault endpoint, every
+//! capability with its slot, rights and badge, and each server's CNode size.
+//!
+//! Indices are positions in the file (servers, endpoints, notifications, regions, irqs each
+//! counted on their own); the implicit `faults` endpoint, served by the supervisor, comes after
+//! the manifest's endpoints. Slots are assigned from [`abi::FIRST_FREE_SLOT`] upwards, per
+//! server, in a fixed order of groups, each group in index order:
+//!
+//! 1. endpoints it serves (READ, badge 0) — `faults` last, for the supervisor;
+//! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1);
+//! 3. notifications it waits on (READ, badge 0);
+//! 4. notifications it signals (WRITE; badge default 1);
+//! 5. `irq:<name>` handlers for irqs delivered to notifications it waits on;
+//! 6. `tcb:<server>` for every other server (the supervisor only);
+//! 7. `system` (SystemControl) when `system_control = true`.
+//!
+//! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>` or
+//! `system`; validation guarantees they are unique within a server.
+
+use crate::error::{ManifestError, Reporter};
+use crate::schema::{ManifestDef, MapRights, PeerDef};
+use crate::validate::Names;
+use abi::Rights;
+use bootdesc::{CapObject, Mapping, RegionKind, RestartPolicy, ServerRole};
+
+/// The name of the implicit endpoint every server's faults are sent to.
+pub const FAULT_ENDPOINT: &str = "faults";
+/// Slots added to what a server needs when the manifest does not set `cnode_slots`.
+pub const SPARE_SLOTS: u16 = 16;
+/// The largest CNode a manifest may ask for.
+pub const MAX_CNODE_SLOTS: u16 = 4096;
+
+/// One capability of a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CapPlan {
+    pub name: String,
+    pub slot: u16,
+    pub object: CapObject,
+}
+
+/// A server the supervisor looks after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SupervisedPlan {
+    pub name: String,
+    pub fault_badge: u64,
+    pub tcb_slot: u16,
+    pub restart: RestartPolicy,
+}
+
+/// Everything the boot description says about one server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerPlan {
+    pub name: String,
+    pub binary: String,
+    pub priority: u8,
+    pub stack_bytes: u32,
+    pub heap_bytes: u32,
+    pub cnode_slots: u16,
+    pub restart: RestartPolicy,
+    pub role: ServerRole,
+    pub fault_endpoint: Option<u16>,
+    pub fault_badge: u64,
+    pub inject_fault_at_request: u32,
+    pub caps: Vec<CapPlan>,
+    pub supervised: Vec<SupervisedPlan>,
+}
+
+/// A region as the boot description carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RegionPlan {
+    pub name: String,
+    pub kind: RegionKind,
+    pub size: u64,
+}
+
+/// An irq as the boot description carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IrqPlan {
+    pub name: String,
+    pub intid: u32,
+    pub notification: u16,
+    pub badge: u64,
+}
+
+/// The compiled system: every record of the boot description except the images.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub name: String,
+    pub timeslice_us: u32,
+    pub test_system: bool,
+    pub servers: Vec<ServerPlan>,
+    /// (name, serving server), the fault endpoint last.
+    pub endpoints: Vec<(String, Option<u16>)>,
+    pub notifications: Vec<String>,
+    pub regions: Vec<RegionPlan>,
+    pub irqs: Vec<IrqPlan>,
+    pub mappings: Vec<Mapping>,
+}
+
+/// The badge of an endpoint client: as written, or its server index + 1.
+pub(crate) fn client_badge(peer: &PeerDef, server: usize) -> u64 {
+    peer.badge.as_ref().map_or(server as u64 + 1, |b| b.value)
+}
+
+/// The badge of a notification signaller: as written, or 1.
+fn signaller_badge(peer: &PeerDef) -> u64 {
+    peer.badge.as_ref().map_or(1, |b| b.value)
+}
+
+/// Counts fit `u16`: `validate::check_counts` refused anything larger.
+fn index(value: usize) -> u16 {
+    u16::try_from(value).unwrap_or(u16::MAX)
+}
+
+/// Compiles a validated manifest. Fails only when a `cnode_slots` is too small for the server's
+/// capabilities (or a server needs more than [`MAX_CNODE_SLOTS`]).
+pub(crate) fn compile(
+    rep: &Reporter<'_>,
+    def: &ManifestDef,
+    supervisor: usize,
+) -> Result<Plan, ManifestError> {
+    let names = Names::new(rep, def);
+    let fault_endpoint = index(def.endpoints.len());
+    let mut endpoints = Vec::new();
+    for endpoint in &def.endpoints {
+        let server = names.server(&endpoint.server)?;
+        endpoints.push((endpoint.name.value.clone(), Some(index(server))));
+    }
+    endpoints.push((FAULT_ENDPOINT.to_string(), Some(index(supervisor))));
+
+    let mut servers = Vec::new();
+    for (s, server) in def.servers.iter().enumerate() {
+        let mut caps: Vec<(String, CapObject)> = Vec::new();
+        for (e, (name, owner)) in endpoints.iter().enumerate() {
+            if *owner == Some(index(s)) {
+                let object = CapObject::Endpoint { index: index(e), badge: 0, rights: Rights::READ };
+                caps.push((name.clone(), object));
+            }
+        }
+        for (e, endpoint) in def.endpoints.iter().enumerate() {
+            for client in &endpoint.clients {
+                if names.server(&client.server)? == s {
+                    let grant = if client.grant { Rights::GRANT } else { Rights::NONE };
+                    let object = CapObject::Endpoint {
+                        index: index(e),
+                        badge: client_badge(client, s),
+                        rights: Rights::WRITE.union(grant),
+                    };
+                    caps.push((endpoint.name.value.clone(), object));
+                }
+            }
+        }
+        let mut waited = Vec::new();
+        for (n, notification) in def.notifications.iter().enumerate() {
+            if names.server(&notification.waiter)? == s {
+                waited.push(n);
+                let object =
+                    CapObject::Notification { index: index(n), badge: 0, rights: Rights::READ };
+                caps.push((notification.name.value.clone(), object));
+            }
+        }
+        for (n, notification) in def.notifications.iter().enumerate() {
+            for signaller in &notification.signallers {
+                if names.server(&signaller.server)? == s {
+                    let object = CapObject::Notification {
+                        index: index(n),
+                        badge: signaller_badge(signaller),
+                        rights: Rights::WRITE,
+                    };
+                    caps.push((notification.name.value.clone(), object));
+                }
+            }
+        }
+        for (i, irq) in def.irqs.iter().enumerate() {
+            if waited.contains(&names.notification(&irq.notification)?) {
+                let name = format!("irq:{}", irq.name.value);
+                caps.push((name, CapObject::IrqHandler { irq: index(i) }));
+            }
+        }
+        if s == supervisor {
+            for (t, other) in def.servers.iter().enumerate().filter(|&(t, _)| t != s) {
+                let name = format!("tcb:{}", other.name.value);
+                caps.push((name, CapObject::Tcb { server: index(t) }));
+            }
+        }
+        if server.system_control {
+            caps.push(("system".to_string(), CapObject::SystemControl));
+        }
+
+        let needed = abi::FIRST_FREE_SLOT as usize + caps.len();
+        let cnode_slots = match &server.cnode_slots {
+            Some(slots) if usize::from(slots.value) < needed => {
+                return Err(rep.error(
+                    &slots.span,
+                    &slots.key,
+                    format!(
+                        "cnode_slots {} is too small: server `{}` needs at least {needed} slots \
+                         ({} reserved + {} capabilities)",
+                        slots.value,
+                        server.name.value,
+                        abi::FIRST_FREE_SLOT,
+                        caps.len()
+                    ),
+                ));
+            }
+            Some(slots) => slots.value,
+            None if needed > usize::from(MAX_CNODE_SLOTS) => {
+                return Err(rep.error(
+                    &server.name.span,
+                    &server.name.key,
+                    format!(
+                        "server `{}` needs {needed} capability slots, more than the largest \
+                         CNode ({MAX_CNODE_SLOTS})",
+                        server.name.value
+                    ),
+                ));
+            }
+            None => (index(needed) + SPARE_SLOTS).min(MAX_CNODE_SLOTS),
+        };
+        let caps: Vec<CapPlan> = caps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, object))| CapPlan {
+                name,
+                slot: index(abi::FIRST_FREE_SLOT as usize + i),
+                object,
+            })
+            .collect();
+        let is_supervisor = s == supervisor;
+        servers.push(ServerPlan {
+            name: server.name.value.clone(),
+            binary: server.binary.value.clone(),
+            priority: server.priority,
+            stack_bytes: server.stack,
+            heap_bytes: server.heap,
+            cnode_slots,
+            restart: server.restart.value,
+            role: if is_supervisor { ServerRole::Supervisor } else { ServerRole::Ordinary },
+            fault_endpoint: if is_supervisor { None } else { Some(fault_endpoint) },
+            fault_badge: s as u64 + 1,
+            inject_fault_at_request: server.inject_fault.as_ref().map_or(0, |i| i.value),
+            supervised: Vec::new(),
+            caps,
+        });
+    }
+    let supervised = supervised(&servers, supervisor);
+    if let Some(plan) = servers.get_mut(supervisor) {
+        plan.supervised = supervised;
+    }
+
+    let mut mappings = Vec::new();
+    for (r, region) in def.regions.iter().enumerate() {
+        for map in &region.maps {
+            mappings.push(Mapping {
+                server: index(names.server(&map.server)?),
+                region: index(r),
+                va: map.at.value,
+                writable: map.rights == MapRights::ReadWrite,
+                executable: map.rights == MapRights::ReadExecute,
+            });
+        }
+    }
+    let mut irqs = Vec::new();
+    for irq in &def.irqs {
+        irqs.push(IrqPlan {
+            name: irq.name.value.clone(),
+            intid: irq.intid.value,
+            notification: index(names.notification(&irq.notification)?),
+            badge: irq.badge,
+        });
+    }
+    Ok(Plan {
+        name: def.system.name.value.clone(),
+        timeslice_us: def.system.timeslice_us,
+        test_system: def.system.test,
+        servers,
+        endpoints,
+        notifications: def.notifications.iter().map(|n| n.name.value.clone()).collect(),
+        regions: def
+            .regions
+            .iter()
+            .map(|region| RegionPlan {
+                name: region.name.value.clone(),
+                kind: match &region.base {
+                    Some(base) => RegionKind::Device { phys_base: base.value },
+                    None => RegionKind::Ram,
+                },
+                size: region.size,
+            })
+            .collect(),
+        irqs,
+        mappings,
+    })
+}
+
+/// The supervisor's list: every other server, in index order, with its TCB slot.
+fn supervised(servers: &[ServerPlan], supervisor: usize) -> Vec<SupervisedPlan> {
+    let tcb_slot = |name: &str| {
+        servers
+            .get(supervisor)
+            .and_then(|s| s.caps.iter().find(|cap| cap.name == format!("tcb:{name}")))
+            .map_or(0, |cap| cap.slot)
+    };
+    servers
+        .iter()
+        .enumerate()
+        .filter(|&(t, _)| t != supervisor)
+        .map(|(_, server)| SupervisedPlan {
+            name: server.name.clone(),
+            fault_badge: server.fault_badge,
+            tcb_slot: tcb_slot(&server.name),
+            restart: server.restart,
+        })
+        .collect()
+}

@@ -1,0 +1,431 @@
+//! The manifest schema: typed definitions and the reader that fills them from the TOML tree.
+//!
+//! The reader does every check that needs only one table: unknown and missing keys, types,
+//! numeric ranges, page alignment, name syntax, and the shape rules of a single region (device
+//! needs `base`, RAM forbids it, no executable device mappings, mappings inside the window).
+//! Checks that relate several tables live in `validate.rs`. Objects of each kind are kept in the
+//! order they appear in the file: that order is their index in the boot description.
+
+use crate::error::{ManifestError, Reporter};
+use crate::fields::{Fields, Radix, Sp, expect_table};
+use crate::span::{Entry, Node, NodeValue, join_key};
+use abi::layout;
+use bootdesc::RestartPolicy;
+
+/// `[system]`.
+#[derive(Clone, Debug)]
+pub(crate) struct SystemDef {
+    pub name: Sp<String>,
+    pub timeslice_us: u32,
+    pub test: bool,
+}
+
+/// `[servers.<name>]`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerDef {
+    pub name: Sp<String>,
+    pub binary: Sp<String>,
+    pub priority: u8,
+    pub stack: u32,
+    pub heap: u32,
+    pub restart: Sp<RestartPolicy>,
+    pub supervisor: Option<Sp<bool>>,
+    pub system_control: bool,
+    pub cnode_slots: Option<Sp<u16>>,
+    pub inject_fault: Option<Sp<u32>>,
+}
+
+/// One entry of an endpoint's `clients` or a notification's `signallers`.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerDef {
+    pub server: Sp<String>,
+    pub badge: Option<Sp<u64>>,
+    pub grant: bool,
+}
+
+/// `[endpoints.<name>]`.
+#[derive(Clone, Debug)]
+pub(crate) struct EndpointDef {
+    pub name: Sp<String>,
+    pub server: Sp<String>,
+    pub clients: Vec<PeerDef>,
+}
+
+/// `[notifications.<name>]`.
+#[derive(Clone, Debug)]
+pub(crate) struct NotificationDef {
+    pub name: Sp<String>,
+    pub waiter: Sp<String>,
+    pub signallers: Vec<PeerDef>,
+}
+
+/// How a region is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MapRights {
+    Read,
+    ReadWrite,
+    ReadExecute,
+}
+
+/// One entry of a region's `map`.
+#[derive(Clone, Debug)]
+pub(crate) struct MapDef {
+    pub server: Sp<String>,
+    pub at: Sp<u64>,
+    pub rights: MapRights,
+}
+
+/// `[regions.<name>]`; `base` is `Some` exactly for device regions.
+#[derive(Clone, Debug)]
+pub(crate) struct RegionDef {
+    pub name: Sp<String>,
+    pub base: Option<Sp<u64>>,
+    pub size: u64,
+    pub maps: Vec<MapDef>,
+}
+
+/// `[irqs.<name>]`.
+#[derive(Clone, Debug)]
+pub(crate) struct IrqDef {
+    pub name: Sp<String>,
+    pub intid: Sp<u32>,
+    pub notification: Sp<String>,
+    pub badge: u64,
+}
+
+/// A whole manifest, read but not yet cross-checked.
+#[derive(Clone, Debug)]
+pub(crate) struct ManifestDef {
+    pub system: SystemDef,
+    pub servers: Vec<ServerDef>,
+    pub endpoints: Vec<EndpointDef>,
+    pub notifications: Vec<NotificationDef>,
+    pub regions: Vec<RegionDef>,
+    pub irqs: Vec<IrqDef>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "system",
+    "servers",
+    "endpoints",
+    "notifications",
+    "regions",
+    "irqs",
+];
+const SYSTEM_KEYS: &[&str] = &["name", "timeslice_us", "test"];
+const SERVER_KEYS: &[&str] = &[
+    "binary",
+    "priority",
+    "stack",
+    "heap",
+    "restart",
+    "supervisor",
+    "system_control",
+    "cnode_slots",
+    "inject_fault_at_request",
+];
+const ENDPOINT_KEYS: &[&str] = &["server", "clients"];
+const NOTIFICATION_KEYS: &[&str] = &["waiter", "signallers"];
+const IRQ_KEYS: &[&str] = &["intid", "notification", "badge"];
+const MAX_BADGE: i64 = i64::MAX;
+const PAGE: i64 = layout::PAGE_SIZE as i64;
+
+/// Reads the whole manifest from the root table.
+pub(crate) fn read(rep: &Reporter<'_>, root: &Node) -> Result<ManifestDef, ManifestError> {
+    let top = Fields::new(
+        rep,
+        root,
+        String::new(),
+        "the top level of the manifest".into(),
+        0..0,
+        TOP_KEYS,
+    )?;
+    let system = match top.entry("system") {
+        Some(entry) => read_system(rep, entry)?,
+        None => {
+            return Err(rep.error(&(0..0), "system", "missing required table `[system]`"));
+        }
+    };
+    Ok(ManifestDef {
+        system,
+        servers: section(rep, &top, "servers", read_server)?,
+        endpoints: section(rep, &top, "endpoints", read_endpoint)?,
+        notifications: section(rep, &top, "notifications", read_notification)?,
+        regions: crate::region::read_regions(rep, &top)?,
+        irqs: section(rep, &top, "irqs", read_irq)?,
+    })
+}
+
+/// Reads every `[<section>.<name>]` table with `read_one`, in file order, after checking the
+/// name.
+pub(crate) fn section<T>(
+    rep: &Reporter<'_>,
+    top: &Fields<'_>,
+    section: &str,
+    read_one: impl Fn(&Reporter<'_>, &Entry, Sp<String>) -> Result<T, ManifestError>,
+) -> Result<Vec<T>, ManifestError> {
+    let Some(node) = top.node(section) else {
+        return Ok(Vec::new());
+    };
+    let mut entries: Vec<&Entry> = expect_table(rep, node, section)?.iter().collect();
+    // Insertion order is already file order; sorting by the name's position makes that explicit
+    // and independent of how the TOML library files implicit tables.
+    entries.sort_by_key(|entry| entry.key_span.start);
+    entries
+        .into_iter()
+        .map(|entry| {
+            let key = join_key(section, &entry.key);
+            if !valid_name(&entry.key) {
+                return Err(rep.error(
+                    &entry.key_span,
+                    &key,
+                    format!(
+                        "bad {} name `{}`: a name starts with a lowercase letter, has only \
+                         lowercase letters, digits and `-`, and is at most 32 characters long",
+                        singular(section),
+                        entry.key
+                    ),
+                ));
+            }
+            let name = Sp {
+                value: entry.key.clone(),
+                span: entry.key_span.clone(),
+                key,
+            };
+            read_one(rep, entry, name)
+        })
+        .collect()
+}
+
+/// `servers` → `server`, for messages.
+pub(crate) fn singular(section: &str) -> &str {
+    section.strip_suffix('s').unwrap_or(section)
+}
+
+/// `[a-z][a-z0-9-]*`, at most 32 characters.
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 32
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Opens the table of one named object.
+pub(crate) fn fields<'a>(
+    rep: &'a Reporter<'a>,
+    entry: &'a Entry,
+    name: &Sp<String>,
+    section: &str,
+    allowed: &[&str],
+) -> Result<Fields<'a>, ManifestError> {
+    Fields::new(
+        rep,
+        &entry.node,
+        name.key.clone(),
+        format!("{} `{}`", singular(section), name.value),
+        name.span.clone(),
+        allowed,
+    )
+}
+
+fn read_system(rep: &Reporter<'_>, entry: &Entry) -> Result<SystemDef, ManifestError> {
+    let f = Fields::new(
+        rep,
+        &entry.node,
+        "system".into(),
+        "[system]".into(),
+        entry.key_span.clone(),
+        SYSTEM_KEYS,
+    )?;
+    let name = f.required_string("name")?;
+    if name.value.trim().is_empty() {
+        return Err(f.error(&name.span, "name", "the system name must not be empty"));
+    }
+    let timeslice_us = f.integer::<u32>("timeslice_us", 100..=1_000_000, Radix::Decimal)?;
+    Ok(SystemDef {
+        name,
+        timeslice_us: timeslice_us.map_or(2000, |t| t.value),
+        test: f.boolean("test")?.is_some_and(|t| t.value),
+    })
+}
+
+fn read_server(
+    rep: &Reporter<'_>,
+    entry: &Entry,
+    name: Sp<String>,
+) -> Result<ServerDef, ManifestError> {
+    let f = fields(rep, entry, &name, "servers", SERVER_KEYS)?;
+    let binary = f.required_string("binary")?;
+    let package_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if binary.value.is_empty() || !binary.value.chars().all(package_char) {
+        return Err(f.error(
+            &binary.span,
+            "binary",
+            format!(
+                "binary {:?} is not a cargo package name (letters, digits, `-` and `_`)",
+                binary.value
+            ),
+        ));
+    }
+    let priority = f.required_integer::<u8>("priority", 1..=254, Radix::Decimal)?;
+    let stack_max = (layout::STACK_TOP - layout::STACK_LIMIT) as i64;
+    let stack = f.pages("stack", PAGE..=stack_max)?;
+    let heap = f.pages("heap", 0..=(layout::HEAP_END - layout::HEAP_BASE) as i64)?;
+    let restart = match f.node("restart") {
+        Some(node) => read_restart(&f, node)?,
+        None => Sp {
+            value: RestartPolicy::Never,
+            span: name.span.clone(),
+            key: f.key("restart"),
+        },
+    };
+    Ok(ServerDef {
+        binary,
+        priority: priority.value,
+        // Both ranges are far below u32::MAX.
+        stack: stack.map_or(16384, |s| s.value as u32),
+        heap: heap.map_or(0, |h| h.value as u32),
+        restart,
+        supervisor: f.boolean("supervisor")?,
+        system_control: f.boolean("system_control")?.is_some_and(|s| s.value),
+        cnode_slots: f.integer::<u16>("cnode_slots", 0..=4096, Radix::Decimal)?,
+        inject_fault: f.integer::<u32>(
+            "inject_fault_at_request",
+            1..=i64::from(u32::MAX),
+            Radix::Decimal,
+        )?,
+        name,
+    })
+}
+
+fn read_restart(f: &Fields<'_>, node: &Node) -> Result<Sp<RestartPolicy>, ManifestError> {
+    const EXPECTED: &str = "\"never\", \"always\" or { budget = N, within_ms = T }";
+    let policy = match &node.value {
+        NodeValue::String(text) if text == "never" => RestartPolicy::Never,
+        NodeValue::String(text) if text == "always" => RestartPolicy::Always,
+        NodeValue::String(text) => {
+            return Err(f.error(
+                &node.span,
+                "restart",
+                format!("expected {EXPECTED}, found {text:?}"),
+            ));
+        }
+        NodeValue::Table(_) => {
+            let budget = Fields::new(
+                f.rep,
+                node,
+                f.key("restart"),
+                format!("the restart budget of {}", f.what),
+                node.span.clone(),
+                &["budget", "within_ms"],
+            )?;
+            let range = 1..=i64::from(u32::MAX);
+            RestartPolicy::Budget {
+                restarts: budget
+                    .required_integer("budget", range.clone(), Radix::Decimal)?
+                    .value,
+                within_ms: budget
+                    .required_integer("within_ms", range, Radix::Decimal)?
+                    .value,
+            }
+        }
+        _ => return Err(f.wrong_type(&f.key("restart"), node, EXPECTED)),
+    };
+    Ok(f.sp("restart", node, policy))
+}
+
+/// Reads `clients` / `signallers`: names or `{ server, badge [, grant] }` tables.
+fn read_peers(
+    f: &Fields<'_>,
+    list: &str,
+    allow_grant: bool,
+) -> Result<Vec<PeerDef>, ManifestError> {
+    let Some(node) = f.node(list) else {
+        return Ok(Vec::new());
+    };
+    let expected = "an array of server names or { server = ..., badge = ... } tables";
+    let NodeValue::Array(elements) = &node.value else {
+        return Err(f.wrong_type(&f.key(list), node, expected));
+    };
+    let allowed: &[&str] = if allow_grant {
+        &["server", "badge", "grant"]
+    } else {
+        &["server", "badge"]
+    };
+    let mut peers = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        let key = format!("{}[{index}]", f.key(list));
+        let peer = match &element.value {
+            NodeValue::String(server) => PeerDef {
+                server: Sp {
+                    value: server.clone(),
+                    span: element.span.clone(),
+                    key,
+                },
+                badge: None,
+                grant: false,
+            },
+            NodeValue::Table(_) => {
+                let what = format!("`{key}`");
+                let entry = Fields::new(f.rep, element, key, what, element.span.clone(), allowed)?;
+                PeerDef {
+                    server: entry.required_string("server")?,
+                    badge: entry.integer::<u64>("badge", 1..=MAX_BADGE, Radix::Decimal)?,
+                    grant: entry.boolean("grant")?.is_some_and(|g| g.value),
+                }
+            }
+            _ => return Err(f.wrong_type(&key, element, "a server name or a table")),
+        };
+        peers.push(peer);
+    }
+    Ok(peers)
+}
+
+fn read_endpoint(
+    rep: &Reporter<'_>,
+    entry: &Entry,
+    name: Sp<String>,
+) -> Result<EndpointDef, ManifestError> {
+    let f = fields(rep, entry, &name, "endpoints", ENDPOINT_KEYS)?;
+    Ok(EndpointDef {
+        server: f.required_string("server")?,
+        clients: read_peers(&f, "clients", true)?,
+        name,
+    })
+}
+
+fn read_notification(
+    rep: &Reporter<'_>,
+    entry: &Entry,
+    name: Sp<String>,
+) -> Result<NotificationDef, ManifestError> {
+    let f = fields(rep, entry, &name, "notifications", NOTIFICATION_KEYS)?;
+    Ok(NotificationDef {
+        waiter: f.required_string("waiter")?,
+        signallers: read_peers(&f, "signallers", false)?,
+        name,
+    })
+}
+
+fn read_irq(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<IrqDef, ManifestError> {
+    let f = fields(rep, entry, &name, "irqs", IRQ_KEYS)?;
+    let intid = f.required_integer::<u32>("intid", 0..=i64::from(u32::MAX), Radix::Decimal)?;
+    if !(16..=1019).contains(&intid.value) {
+        return Err(f.error(
+            &intid.span,
+            "intid",
+            format!(
+                "intid {} is out of range 16..=1019 (PPIs are 16..=31, SPIs 32..=1019)",
+                intid.value
+            ),
+        ));
+    }
+    Ok(IrqDef {
+        intid,
+        notification: f.required_string("notification")?,
+        badge: f
+            .integer::<u64>("badge", 1..=MAX_BADGE, Radix::Decimal)?
+            .map_or(1, |b| b.value),
+        name,
+    })
+}

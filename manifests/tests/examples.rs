@@ -1,0 +1,100 @@
+//! Every checked-in system manifest must validate and compile: `manifests/*.toml` and, when that
+//! directory exists, the QEMU test manifests in `tests/manifests/*.toml` at the workspace root.
+//! Also a few valid edge cases the malformed corpus must not be confused with.
+
+use manifest::Manifest;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn tomls(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .filter(|path| path.file_name().is_some_and(|name| name != "Cargo.toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load_or_render(path: &Path) -> Manifest {
+    Manifest::load(path).unwrap_or_else(|error| {
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        panic!("{error}\n{}", error.render(&source))
+    })
+}
+
+/// Compiles with a fake ELF image per server and checks the payload's header.
+fn assert_compiles(manifest: &Manifest) {
+    let images: BTreeMap<String, Vec<u8>> = manifest
+        .binaries()
+        .into_iter()
+        .map(|(server, _)| (server, b"\x7fELF fake".to_vec()))
+        .collect();
+    let payload = manifest.payload(&images).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(bootdesc::PayloadHeader::parse(&payload).is_ok());
+}
+
+#[test]
+fn every_checked_in_manifest_validates() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = tomls(crate_dir);
+    files.extend(tomls(&crate_dir.join("../tests/manifests")));
+    assert!(files.iter().any(|f| f.ends_with("hello.toml")), "hello.toml is missing: {files:?}");
+    for path in files {
+        assert_compiles(&load_or_render(&path));
+    }
+}
+
+#[test]
+fn hello_has_the_agreed_shape() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hello.toml");
+    let hello = load_or_render(&path);
+    assert_eq!(hello.name(), "hello");
+    assert!(!hello.is_test_system());
+    let pairs = [("supervisor", "supervisor"), ("pong", "hello-server"), ("ping", "hello-client")];
+    let expected: Vec<(String, String)> =
+        pairs.iter().map(|(s, b)| (s.to_string(), b.to_string())).collect();
+    assert_eq!(hello.binaries(), expected);
+}
+
+#[test]
+fn valid_edge_cases_are_accepted() {
+    let base = "[system]\nname = \"edge\"\n\n[servers.boss]\nbinary = \"b\"\npriority = 254\n\
+                supervisor = true\n";
+    let cases = [
+        // An endpoint with an empty client list, and one with no clients key.
+        "[endpoints.idle]\nserver = \"boss\"\nclients = []\n[endpoints.quiet]\nserver = \"boss\"\n",
+        // Largest stack and heap, a restart budget on an ordinary server, fault injection in a
+        // test system.
+        "[servers.w]\nbinary = \"w\"\npriority = 1\nstack = 983040\nheap = 0x3000_0000\n\
+         restart = { budget = 2, within_ms = 50 }\ncnode_slots = 4096\n",
+        // A RAM region shared by two servers at different addresses; device regions that touch
+        // but do not overlap.
+        "[servers.a]\nbinary = \"a\"\npriority = 5\n\
+         [regions.shm]\nkind = \"ram\"\nsize = 0x2000\nmap = [\
+         { server = \"a\", at = 0x4000_0000, rights = \"rw\" },\
+         { server = \"boss\", at = 0x7f_ffff_e000, rights = \"r\" }]\n\
+         [regions.d1]\nkind = \"device\"\nbase = 0x0800_0000\nsize = 0x1000\n\
+         [regions.d2]\nkind = \"device\"\nbase = 0x0800_1000\nsize = 0x1000\n",
+        // Two irqs on one notification, PPI and SPI bounds.
+        "[notifications.dev]\nwaiter = \"boss\"\n\
+         [irqs.timer]\nintid = 16\nnotification = \"dev\"\n\
+         [irqs.last]\nintid = 1019\nnotification = \"dev\"\nbadge = 2\n",
+        // Inline-table and dotted-key spellings of the same schema.
+        "[servers]\nx = { binary = \"x\", priority = 3 }\ny.binary = \"y\"\ny.priority = 4\n",
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let mut text = format!("{base}\n{extra}");
+        if i == 1 {
+            text = text.replace("name = \"edge\"", "name = \"edge\"\ntest = true");
+            text.push_str("inject_fault_at_request = 1\n");
+        }
+        let manifest = Manifest::from_str(&text, "edge.toml")
+            .unwrap_or_else(|e| panic!("case {i}: {e}\n{}", e.render(&text)));
+        assert_compiles(&manifest);
+    }
+}

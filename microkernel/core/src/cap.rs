@@ -1,0 +1,170 @@
+//! Capabilities: what a slot holds, and how one capability is derived from another.
+//!
+//! Derivation rules (seL4's): a derived capability's rights are the intersection of the source's
+//! rights and the requested ones, so rights only shrink; a badge is set once, on an unbadged
+//! endpoint or notification capability, and sticks: re-badging a badged capability is refused.
+
+use crate::{EndpointId, NotificationId, ReplyId, TcbId};
+use abi::Rights;
+
+/// A capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Cap {
+    /// An empty slot.
+    #[default]
+    Null,
+    /// An endpoint; `generation` is the endpoint generation this capability last saw.
+    Endpoint {
+        ep: EndpointId,
+        badge: u64,
+        rights: Rights,
+        generation: u32,
+    },
+    /// A notification.
+    Notification {
+        ntfn: NotificationId,
+        badge: u64,
+        rights: Rights,
+    },
+    /// A reply object (the owner's; used by Recv/ReplyRecv).
+    Reply { reply: ReplyId },
+    /// A thread.
+    Tcb { tcb: TcbId },
+    /// A thread's CNode.
+    CNode { owner: TcbId },
+    /// The right to acknowledge an interrupt.
+    IrqHandler { irq: u16 },
+    /// The right to stop the system.
+    SystemControl,
+}
+
+/// Why a derivation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeriveError {
+    /// The source slot is empty.
+    NullSource,
+    /// A badge was asked for on a capability that cannot carry one.
+    NotBadgeable,
+    /// The source already carries a different badge.
+    AlreadyBadged,
+    /// Reply capabilities are not copied: a reply right is single-use and owned.
+    NotCopyable,
+}
+
+impl Cap {
+    /// The rights this capability carries (objects without rights carry all).
+    pub const fn rights(&self) -> Rights {
+        match *self {
+            Self::Endpoint { rights, .. } | Self::Notification { rights, .. } => rights,
+            Self::Null => Rights::NONE,
+            _ => Rights::ALL,
+        }
+    }
+
+    /// Whether the slot is empty.
+    pub const fn is_null(&self) -> bool {
+        matches!(self, Self::Null)
+    }
+
+    /// A copy with `rights ∩ self.rights` and, when `badge` is given, that badge.
+    pub fn derive(&self, rights: Rights, badge: Option<u64>) -> Result<Cap, DeriveError> {
+        match *self {
+            Self::Null => Err(DeriveError::NullSource),
+            Self::Reply { .. } => Err(DeriveError::NotCopyable),
+            Self::Endpoint {
+                ep,
+                badge: old,
+                rights: have,
+                generation,
+            } => Ok(Self::Endpoint {
+                ep,
+                badge: merge_badge(old, badge)?,
+                rights: have.intersection(rights),
+                generation,
+            }),
+            Self::Notification {
+                ntfn,
+                badge: old,
+                rights: have,
+            } => Ok(Self::Notification {
+                ntfn,
+                badge: merge_badge(old, badge)?,
+                rights: have.intersection(rights),
+            }),
+            other => match badge {
+                Some(_) => Err(DeriveError::NotBadgeable),
+                None => Ok(other),
+            },
+        }
+    }
+}
+
+fn merge_badge(old: u64, new: Option<u64>) -> Result<u64, DeriveError> {
+    match new {
+        None => Ok(old),
+        Some(new) if old == 0 || old == new => Ok(new),
+        Some(_) => Err(DeriveError::AlreadyBadged),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn endpoint(badge: u64, rights: u8) -> Cap {
+        Cap::Endpoint {
+            ep: 3,
+            badge,
+            rights: Rights::from_bits_truncate(rights),
+            generation: 0,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rights_only_shrink(have in 0u8..16, ask in 0u8..16, badge in 0u64..4) {
+            let source = endpoint(badge, have);
+            let derived = source.derive(Rights::from_bits_truncate(ask), None).unwrap();
+            prop_assert!(source.rights().contains(derived.rights()));
+            prop_assert!(Rights::from_bits_truncate(ask).contains(derived.rights()));
+            // and a second derivation can never win back what the first dropped
+            let again = derived.derive(Rights::ALL, None).unwrap();
+            prop_assert_eq!(again.rights(), derived.rights());
+        }
+
+        #[test]
+        fn badges_stick(first in 1u64..1000, second in 1u64..1000) {
+            let badged = endpoint(0, 0b1111).derive(Rights::ALL, Some(first)).unwrap();
+            let rebadged = badged.derive(Rights::ALL, Some(second));
+            if first == second {
+                prop_assert_eq!(rebadged, Ok(badged));
+            } else {
+                prop_assert_eq!(rebadged, Err(DeriveError::AlreadyBadged));
+            }
+            let copy = badged.derive(Rights::WRITE, None).unwrap();
+            let kept = matches!(copy, Cap::Endpoint { badge, .. } if badge == first);
+            prop_assert!(kept);
+        }
+    }
+
+    #[test]
+    fn replies_and_null_are_not_copied_and_tcbs_take_no_badge() {
+        assert_eq!(
+            Cap::Null.derive(Rights::ALL, None),
+            Err(DeriveError::NullSource)
+        );
+        assert_eq!(
+            Cap::Reply { reply: 1 }.derive(Rights::ALL, None),
+            Err(DeriveError::NotCopyable)
+        );
+        assert_eq!(
+            Cap::Tcb { tcb: 1 }.derive(Rights::ALL, Some(4)),
+            Err(DeriveError::NotBadgeable)
+        );
+        assert_eq!(
+            Cap::Tcb { tcb: 1 }.derive(Rights::NONE, None),
+            Ok(Cap::Tcb { tcb: 1 })
+        );
+    }
+}

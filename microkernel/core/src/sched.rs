@@ -1,0 +1,123 @@
+//! The scheduler: 256 priority levels, round-robin within a level, a bitmap to find the highest
+//! non-empty level in constant time.
+//!
+//! The current thread is never in a ready queue; it is put back (at the tail after its time
+//! slice or a yield, at the head when a higher-priority thread preempts it) when it stops being
+//! current.
+
+use crate::TcbId;
+use crate::queue::Queue;
+use crate::tcb::{SCHED_LINK, Tcb};
+
+/// Ready queues and their occupancy bitmap.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    queues: [Queue; 256],
+    bitmap: [u64; 4],
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scheduler {
+    /// No thread ready.
+    pub const fn new() -> Self {
+        Self {
+            queues: [Queue::EMPTY; 256],
+            bitmap: [0; 4],
+        }
+    }
+
+    /// Makes `id` ready at the tail of its level.
+    pub fn enqueue(&mut self, tcbs: &mut [Tcb], id: TcbId) {
+        self.insert(tcbs, id, false);
+    }
+
+    /// Makes `id` ready at the head of its level (it was preempted, not done).
+    pub fn enqueue_front(&mut self, tcbs: &mut [Tcb], id: TcbId) {
+        self.insert(tcbs, id, true);
+    }
+
+    fn insert(&mut self, tcbs: &mut [Tcb], id: TcbId, front: bool) {
+        let Some(priority) = tcbs.get(usize::from(id)).map(|t| t.priority) else {
+            return;
+        };
+        let level = usize::from(priority);
+        if let Some(queue) = self.queues.get_mut(level) {
+            if front {
+                queue.push_front(tcbs, SCHED_LINK, id);
+            } else {
+                queue.push_back(tcbs, SCHED_LINK, id);
+            }
+            self.bitmap[level / 64] |= 1 << (level % 64);
+        }
+    }
+
+    /// Takes `id` out of the ready queues (it blocked or was suspended).
+    pub fn dequeue(&mut self, tcbs: &mut [Tcb], id: TcbId) {
+        let Some(priority) = tcbs.get(usize::from(id)).map(|t| t.priority) else {
+            return;
+        };
+        let level = usize::from(priority);
+        if let Some(queue) = self.queues.get_mut(level) {
+            queue.remove(tcbs, SCHED_LINK, id);
+            if queue.is_empty() {
+                self.bitmap[level / 64] &= !(1 << (level % 64));
+            }
+        }
+    }
+
+    /// The highest ready priority, if any thread is ready.
+    pub fn highest_priority(&self) -> Option<u8> {
+        for word in (0..4).rev() {
+            let bits = self.bitmap[word];
+            if bits != 0 {
+                return Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8);
+            }
+        }
+        None
+    }
+
+    /// Removes and returns the first thread of the highest ready level.
+    pub fn pop_highest(&mut self, tcbs: &mut [Tcb]) -> Option<TcbId> {
+        let level = usize::from(self.highest_priority()?);
+        let id = self.queues.get(level)?.head;
+        self.dequeue(tcbs, id);
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn highest_priority_first_round_robin_within_a_level() {
+        let mut tcbs: Vec<Tcb> = [5u8, 200, 5, 64, 200].into_iter().map(Tcb::new).collect();
+        let mut sched = Scheduler::new();
+        for id in 0..5 {
+            sched.enqueue(&mut tcbs, id);
+        }
+        assert_eq!(sched.highest_priority(), Some(200));
+        let order: Vec<TcbId> = core::iter::from_fn(|| sched.pop_highest(&mut tcbs)).collect();
+        assert_eq!(order, [1, 4, 3, 0, 2]);
+        assert_eq!(sched.highest_priority(), None);
+    }
+
+    #[test]
+    fn dequeue_clears_the_level_bit_and_front_insertion_keeps_place() {
+        let mut tcbs: Vec<Tcb> = [7u8, 7, 7].into_iter().map(Tcb::new).collect();
+        let mut sched = Scheduler::new();
+        sched.enqueue(&mut tcbs, 0);
+        sched.dequeue(&mut tcbs, 0);
+        assert_eq!(sched.highest_priority(), None);
+        sched.enqueue(&mut tcbs, 1);
+        sched.enqueue_front(&mut tcbs, 2);
+        assert_eq!(sched.pop_highest(&mut tcbs), Some(2));
+        assert_eq!(sched.pop_highest(&mut tcbs), Some(1));
+    }
+}

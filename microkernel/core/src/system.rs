@@ -1,0 +1,266 @@
+//! The system state: every kernel object, the scheduler, and the current thread.
+//!
+//! The target kernel carves the pools from RAM at boot (sized by the boot description, so there
+//! is no fixed ceiling) and hands them to [`System::new`]. From then on every system call,
+//! fault and interrupt is a method call on `System`, followed by [`System::choose_next`].
+
+mod fastpath;
+mod ipc;
+mod restart;
+
+use crate::TcbId;
+use crate::cap::Cap;
+use crate::endpoint::{Endpoint, Reply};
+use crate::notification::{IrqLine, Notification};
+use crate::queue::NONE;
+use crate::sched::Scheduler;
+use crate::tcb::{Tcb, ThreadState};
+use abi::{KernelError, MessageInfo, Syscall};
+
+pub use fastpath::FastpathOutcome;
+
+/// Access to threads' IPC buffers, which only the target kernel can reach.
+pub trait IpcMemory {
+    /// Reads word `index` of `tcb`'s IPC buffer (0 when it has none or `index` is out of range).
+    fn read_word(&self, tcb: &Tcb, index: usize) -> u64;
+    /// Writes word `index` of `tcb`'s IPC buffer (ignored when it has none).
+    fn write_word(&mut self, tcb: &Tcb, index: usize, value: u64);
+    /// Copies `count` message words starting at `first` from `from`'s buffer to `to`'s.
+    fn copy_words(&mut self, from: &Tcb, to: &Tcb, first: usize, count: usize) {
+        for index in first..first + count {
+            let value = self.read_word(from, index);
+            self.write_word(to, index, value);
+        }
+    }
+}
+
+/// What the target kernel must do after a call into the core: the parts that touch hardware.
+/// Each is performed by a step that cannot fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Reset the thread's memory from its pristine image and its registers to its entry point.
+    ResetServer { tcb: TcbId },
+    /// Stop the system with this exit status.
+    SystemOff { status: u64 },
+    /// Unmask this interrupt line at the interrupt controller.
+    UnmaskIrq { intid: u32 },
+    /// Print `len` bytes from the current thread's IPC buffer.
+    DebugWrite { len: usize },
+    /// A thread with no fault handler faulted (the supervisor): stop the system.
+    UnhandledFault { tcb: TcbId },
+}
+
+/// Every kernel object and the scheduler.
+pub struct System<'a> {
+    /// Threads, one per server.
+    pub tcbs: &'a mut [Tcb],
+    /// Endpoints.
+    pub endpoints: &'a mut [Endpoint],
+    /// Notifications.
+    pub notifications: &'a mut [Notification],
+    /// Reply objects, one per thread (same index).
+    pub replies: &'a mut [Reply],
+    /// All CNode slots; each thread owns a range.
+    pub slots: &'a mut [Cap],
+    /// Interrupt lines.
+    pub irqs: &'a mut [IrqLine],
+    /// Ready queues.
+    pub sched: Scheduler,
+    /// The running thread, or [`NONE`] when idle.
+    pub current: TcbId,
+    /// Set when the current thread must give way at the next scheduling point even if it is
+    /// still the highest priority (time slice over, or yield).
+    rotate: bool,
+}
+
+impl<'a> System<'a> {
+    /// A system over pools prepared by the boot code. No thread is running yet.
+    pub fn new(
+        tcbs: &'a mut [Tcb],
+        endpoints: &'a mut [Endpoint],
+        notifications: &'a mut [Notification],
+        replies: &'a mut [Reply],
+        slots: &'a mut [Cap],
+        irqs: &'a mut [IrqLine],
+    ) -> Self {
+        Self {
+            tcbs,
+            endpoints,
+            notifications,
+            replies,
+            slots,
+            irqs,
+            sched: Scheduler::new(),
+            current: NONE,
+            rotate: false,
+        }
+    }
+
+    /// The thread `id` (the boot code guarantees every stored index is in range; a bad one is a
+    /// kernel bug, caught by the slice bounds check).
+    pub fn tcb(&self, id: TcbId) -> &Tcb {
+        &self.tcbs[usize::from(id)]
+    }
+
+    /// The thread `id`, mutably.
+    pub fn tcb_mut(&mut self, id: TcbId) -> &mut Tcb {
+        &mut self.tcbs[usize::from(id)]
+    }
+
+    /// Makes a thread runnable (the boot code starts every server this way).
+    pub fn make_runnable(&mut self, id: TcbId) {
+        self.tcb_mut(id).state = ThreadState::Running;
+        if id != self.current {
+            self.sched.enqueue(self.tcbs, id);
+        }
+    }
+
+    /// The system-call entry: the fast path for Call and ReplyRecv when `fastpath` allows and
+    /// the call qualifies, else the full path.
+    pub fn dispatch_syscall(
+        &mut self,
+        memory: &mut impl IpcMemory,
+        number: u64,
+        fastpath: bool,
+    ) -> Effect {
+        if fastpath {
+            let outcome = if number == Syscall::Call as u64 {
+                self.fastpath_call()
+            } else if number == Syscall::ReplyRecv as u64 {
+                self.fastpath_reply_recv()
+            } else {
+                FastpathOutcome::Fallback
+            };
+            if outcome == FastpathOutcome::Switched {
+                return Effect::None;
+            }
+        }
+        self.handle_syscall(memory, number)
+    }
+
+    /// Handles a system call from the current thread on the full path. `number` is the raw `x7`.
+    pub fn handle_syscall(&mut self, memory: &mut impl IpcMemory, number: u64) -> Effect {
+        let me = self.current;
+        let Some(syscall) = Syscall::from_raw(number) else {
+            self.set_error(me, KernelError::InvalidSyscall { number });
+            return Effect::None;
+        };
+        match syscall {
+            Syscall::Call => self.sys_send(memory, true, true),
+            Syscall::Send => self.sys_send(memory, true, false),
+            Syscall::NBSend => self.sys_send(memory, false, false),
+            Syscall::Recv => {
+                self.sys_recv(memory);
+                Effect::None
+            }
+            Syscall::ReplyRecv => {
+                if self.sys_reply(memory) {
+                    self.sys_recv(memory);
+                }
+                Effect::None
+            }
+            Syscall::Signal => {
+                self.sys_signal();
+                Effect::None
+            }
+            Syscall::Wait => {
+                self.sys_wait(true);
+                Effect::None
+            }
+            Syscall::Poll => {
+                self.sys_wait(false);
+                Effect::None
+            }
+            Syscall::Yield => {
+                self.rotate = true;
+                Effect::None
+            }
+            Syscall::DebugWrite => {
+                let len = self.tcb(me).context.x(0) as usize;
+                Effect::DebugWrite {
+                    len: len.min(abi::message::IPC_BUFFER_WORDS * 8),
+                }
+            }
+        }
+    }
+
+    /// A timer tick: charges the current thread; at the end of its slice it goes to the back of
+    /// its level.
+    pub fn tick(&mut self, slice_ticks: u32) {
+        let me = self.current;
+        if me == NONE {
+            return;
+        }
+        let tcb = self.tcb_mut(me);
+        tcb.timeslice_left = tcb.timeslice_left.saturating_sub(1);
+        if tcb.timeslice_left == 0 {
+            tcb.timeslice_left = slice_ticks;
+            self.rotate = true;
+        }
+    }
+
+    /// Picks the thread to run next and makes it current; [`NONE`] means idle.
+    pub fn choose_next(&mut self) -> TcbId {
+        let me = self.current;
+        let runnable = me != NONE && self.tcb(me).state.is_runnable();
+        let rotate = core::mem::replace(&mut self.rotate, false);
+        match self.sched.highest_priority() {
+            None => {
+                if !runnable {
+                    self.current = NONE;
+                }
+            }
+            Some(best) => {
+                let keep = runnable
+                    && (self.tcb(me).priority > best || (self.tcb(me).priority == best && !rotate));
+                if !keep {
+                    if runnable {
+                        if rotate {
+                            self.sched.enqueue(self.tcbs, me);
+                        } else {
+                            self.sched.enqueue_front(self.tcbs, me);
+                        }
+                    }
+                    self.current = self.sched.pop_highest(self.tcbs).unwrap_or(NONE);
+                }
+            }
+        }
+        self.current
+    }
+
+    /// Answers the thread's system call with a kernel error.
+    pub fn set_error(&mut self, id: TcbId, error: KernelError) {
+        let (details, count) = error.details();
+        let context = &mut self.tcb_mut(id).context;
+        context.set_x(1, MessageInfo::error(error.code(), count as u64).raw());
+        for (index, value) in details.iter().enumerate() {
+            context.set_x(2 + index, *value);
+        }
+    }
+
+    /// Answers the thread's call with success and `values` in message registers.
+    pub fn set_result(&mut self, id: TcbId, values: &[u64]) {
+        let context = &mut self.tcb_mut(id).context;
+        context.set_x(1, MessageInfo::new(0, 0, values.len() as u64).raw());
+        for (index, value) in values.iter().take(4).enumerate() {
+            context.set_x(2 + index, *value);
+        }
+    }
+
+    /// The capability at `cptr` in `id`'s CNode.
+    pub fn lookup(&self, id: TcbId, cptr: u64) -> Result<Cap, KernelError> {
+        crate::cnode::lookup(self.slots, self.tcb(id).cnode, cptr)
+    }
+
+    /// Delivers an interrupt: signals its notification. The caller masks the line until the
+    /// handler acknowledges it.
+    pub fn irq_fired(&mut self, intid: u32) -> bool {
+        let Some(line) = self.irqs.iter().find(|line| line.intid == intid).copied() else {
+            return false;
+        };
+        self.signal(line.notification, line.badge);
+        true
+    }
+}

@@ -1,0 +1,759 @@
+//! The IPC state machine driven the way the kernel drives it: set a thread's registers, make
+//! the system call, let the scheduler pick, and check what every thread observes.
+
+use crate::TcbId;
+use crate::cap::Cap;
+use crate::endpoint::{Endpoint, Reply};
+use crate::notification::{IrqLine, Notification};
+use crate::system::{Effect, IpcMemory, System};
+use crate::tcb::{SlotRange, Tcb, ThreadState};
+use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, Rights, Syscall};
+use std::collections::HashMap;
+use std::vec::Vec;
+
+/// IPC buffers in a hash map keyed by the thread's `ipc_buffer` address.
+#[derive(Default)]
+struct MockMemory(HashMap<(u64, usize), u64>);
+
+impl IpcMemory for MockMemory {
+    fn read_word(&self, tcb: &Tcb, index: usize) -> u64 {
+        self.0.get(&(tcb.ipc_buffer, index)).copied().unwrap_or(0)
+    }
+    fn write_word(&mut self, tcb: &Tcb, index: usize, value: u64) {
+        self.0.insert((tcb.ipc_buffer, index), value);
+    }
+}
+
+const SLOTS: u32 = 16;
+const SERVER: TcbId = 0;
+const CLIENT: TcbId = 1;
+const OTHER: TcbId = 2;
+/// Slot numbers used by the fixture.
+const EP: u64 = 3; // server: READ on endpoint 0; clients: WRITE with badge
+const NTFN: u64 = 4;
+const TCB_OF_SERVER: u64 = 5;
+
+struct Pools {
+    tcbs: Vec<Tcb>,
+    endpoints: Vec<Endpoint>,
+    notifications: Vec<Notification>,
+    replies: Vec<Reply>,
+    slots: Vec<Cap>,
+    irqs: Vec<IrqLine>,
+}
+
+fn pools(priorities: &[u8]) -> Pools {
+    let mut tcbs: Vec<Tcb> = priorities.iter().map(|p| Tcb::new(*p)).collect();
+    let mut slots = std::vec![Cap::Null; tcbs.len() * SLOTS as usize];
+    for (id, tcb) in tcbs.iter_mut().enumerate() {
+        tcb.cnode = SlotRange {
+            base: id as u32 * SLOTS,
+            len: SLOTS,
+        };
+        tcb.ipc_buffer = 0x1000 * (id as u64 + 1);
+        tcb.timeslice_left = 5;
+        let base = id * SLOTS as usize;
+        slots[base + 1] = Cap::Reply { reply: id as u16 };
+        slots[base + 2] = Cap::CNode { owner: id as u16 };
+        slots[base + EP as usize] = if id == usize::from(SERVER) {
+            Cap::Endpoint {
+                ep: 0,
+                badge: 0,
+                rights: Rights::READ,
+                generation: 0,
+            }
+        } else {
+            Cap::Endpoint {
+                ep: 0,
+                badge: 100 + id as u64,
+                rights: Rights::WRITE.union(Rights::GRANT),
+                generation: 0,
+            }
+        };
+        let ntfn_rights = if id == usize::from(SERVER) {
+            Rights::READ
+        } else {
+            Rights::WRITE
+        };
+        slots[base + NTFN as usize] = Cap::Notification {
+            ntfn: 0,
+            badge: 1 << id,
+            rights: ntfn_rights,
+        };
+        slots[base + TCB_OF_SERVER as usize] = Cap::Tcb { tcb: SERVER };
+    }
+    Pools {
+        tcbs,
+        endpoints: std::vec![Endpoint::new(Some(SERVER)), Endpoint::new(None)],
+        notifications: std::vec![Notification::default()],
+        replies: std::vec![Reply::default(); priorities.len()],
+        slots,
+        irqs: std::vec![IrqLine {
+            intid: 33,
+            notification: 0,
+            badge: 0x80
+        }],
+    }
+}
+
+fn system(pools: &mut Pools) -> System<'_> {
+    let mut system = System::new(
+        &mut pools.tcbs,
+        &mut pools.endpoints,
+        &mut pools.notifications,
+        &mut pools.replies,
+        &mut pools.slots,
+        &mut pools.irqs,
+    );
+    for id in 0..system.tcbs.len() as TcbId {
+        system.make_runnable(id);
+    }
+    system.choose_next();
+    system
+}
+
+/// Makes `id` the running thread (it must be runnable), as if the scheduler had picked it.
+fn run_as(system: &mut System<'_>, id: TcbId) {
+    assert!(
+        system.tcb(id).state.is_runnable(),
+        "thread {id} is not runnable: {:?}",
+        system.tcb(id).state
+    );
+    if system.current != id {
+        let previous = system.current;
+        system.sched.dequeue(system.tcbs, id);
+        if previous != crate::queue::NONE && system.tcb(previous).state.is_runnable() {
+            system.sched.enqueue(system.tcbs, previous);
+        }
+        system.current = id;
+    }
+}
+
+fn syscall(
+    system: &mut System<'_>,
+    memory: &mut MockMemory,
+    id: TcbId,
+    number: Syscall,
+    regs: &[u64],
+    fast: bool,
+) -> Effect {
+    run_as(system, id);
+    for (index, value) in regs.iter().enumerate() {
+        system.tcb_mut(id).context.set_x(index, *value);
+    }
+    let effect = system.dispatch_syscall(memory, number as u64, fast);
+    system.choose_next();
+    effect
+}
+
+fn message(label: u64, words: u64) -> u64 {
+    MessageInfo::new(label, 0, words).raw()
+}
+
+fn received(system: &System<'_>, id: TcbId) -> (u64, MessageInfo, [u64; 4]) {
+    let context = &system.tcb(id).context;
+    (
+        context.x(0),
+        MessageInfo::from_raw(context.x(1)),
+        [2, 3, 4, 5].map(|r| context.x(r)),
+    )
+}
+
+fn error_of(system: &System<'_>, id: TcbId) -> Option<KernelError> {
+    let (_, info, words) = received(system, id);
+    info.is_error()
+        .then(|| KernelError::decode(info.label(), [words[0], words[1], words[2]]).unwrap())
+}
+
+/// One round trip: the server waits, the client calls, the server replies and waits again.
+fn round_trip(fast: bool) -> Vec<(TcbId, [u64; 6], ThreadState)> {
+    let mut pools = pools(&[100, 50, 50]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        fast,
+    );
+    assert_eq!(
+        system.tcb(SERVER).state,
+        ThreadState::BlockedOnReceive {
+            ep: 0,
+            reply: Some(SERVER)
+        }
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(7, 2), 11, 22, 33, 44],
+        fast,
+    );
+    assert_eq!(
+        system.current, SERVER,
+        "the higher-priority receiver runs at once"
+    );
+    let (badge, info, words) = received(&system, SERVER);
+    assert_eq!(
+        (badge, info.label(), info.length(), words[..2].to_vec()),
+        (101, 7, 2, std::vec![11, 22])
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(9, 1), 99, 0, 0, 0, abi::REPLY_SLOT],
+        fast,
+    );
+    let (badge, info, words) = received(&system, CLIENT);
+    assert_eq!(
+        (badge, info.label(), info.length(), words[0]),
+        (0, 9, 1, 99)
+    );
+    assert!(!info.is_error());
+    assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
+    assert_eq!(
+        system.tcb(SERVER).state,
+        ThreadState::BlockedOnReceive {
+            ep: 0,
+            reply: Some(SERVER)
+        }
+    );
+    system
+        .tcbs
+        .iter()
+        .enumerate()
+        .map(|(id, t)| {
+            (
+                id as TcbId,
+                [0, 1, 2, 3, 4, 5].map(|r| t.context.x(r)),
+                t.state,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn call_and_reply_recv_round_trip_on_both_paths_leave_the_same_state() {
+    assert_eq!(round_trip(true), round_trip(false));
+}
+
+#[test]
+fn senders_queue_in_order_and_long_messages_use_the_ipc_buffer() {
+    let mut pools = pools(&[10, 50, 50]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    let client_buffer = system.tcb(CLIENT).ipc_buffer;
+    for index in 4..10 {
+        memory.0.insert((client_buffer, index), index as u64 * 1000);
+    }
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(1, 10), 1, 2, 3, 4],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        OTHER,
+        Syscall::Call,
+        &[EP, message(2, 1), 5],
+        true,
+    );
+    assert!(matches!(
+        system.tcb(CLIENT).state,
+        ThreadState::BlockedOnSend { is_call: true, .. }
+    ));
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    let (badge, info, words) = received(&system, SERVER);
+    assert_eq!(
+        (badge, info.label(), info.length(), words),
+        (101, 1, 10, [1, 2, 3, 4])
+    );
+    let server_buffer = system.tcb(SERVER).ipc_buffer;
+    assert_eq!(memory.0.get(&(server_buffer, 9)), Some(&9000));
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(0, 0), 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    let (badge, info, _) = received(&system, SERVER);
+    assert_eq!(
+        (badge, info.label()),
+        (102, 2),
+        "the second caller is served next"
+    );
+}
+
+#[test]
+fn missing_capabilities_and_missing_rights_are_typed_errors() {
+    let mut pools = pools(&[10, 50, 50]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[9, message(0, 0)],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InvalidCapability { slot: 9 })
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[99, message(0, 0)],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InvalidCapability { slot: 99 })
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, 0],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InsufficientRights { slot: EP })
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[NTFN, message(0, 0)],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::IllegalOperation { label: 0 })
+    );
+    syscall(&mut system, &mut memory, CLIENT, Syscall::Yield, &[], true);
+    assert_eq!(
+        system.tcb(CLIENT).state,
+        ThreadState::Running,
+        "the thread goes on after each error"
+    );
+    let effect = syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::ReplyRecv,
+        &[EP, 0, 0, 0, 0, 0, 42],
+        true,
+    );
+    assert_eq!(effect, Effect::None);
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InvalidCapability { slot: 42 })
+    );
+}
+
+/// The server takes a call, faults while serving it, and is restarted by its supervisor.
+#[test]
+fn restart_answers_waiting_clients_with_the_new_generation_then_serves_again() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(1, 0)],
+        true,
+    );
+    assert_eq!(system.current, SERVER);
+    // The server is busy with CLIENT's call; OTHER queues behind it.
+    system.tcb_mut(SERVER).state = ThreadState::Inactive; // stands in for "faulted, waiting"
+    syscall(
+        &mut system,
+        &mut memory,
+        OTHER,
+        Syscall::Call,
+        &[EP, message(2, 0)],
+        true,
+    );
+    assert!(matches!(
+        system.tcb(OTHER).state,
+        ThreadState::BlockedOnSend { .. }
+    ));
+
+    assert_eq!(
+        system.restart(SERVER, true),
+        Effect::ResetServer { tcb: SERVER }
+    );
+    for client in [CLIENT, OTHER] {
+        assert_eq!(
+            error_of(&system, client),
+            Some(KernelError::Restarted { generation: 1 })
+        );
+        assert_eq!(system.tcb(client).state, ThreadState::Running);
+        assert!(
+            matches!(
+                system.lookup(client, EP),
+                Ok(Cap::Endpoint { generation: 1, .. })
+            ),
+            "capability refreshed"
+        );
+    }
+    assert_eq!(system.tcb(SERVER).generation, 1);
+    assert_eq!(system.endpoints[0].generation, 1);
+
+    // A client that had not called yet holds a stale capability: answered once, then served.
+    let mut stale = pools_with_stale_client();
+    let mut system2 = system_from(&mut stale);
+    syscall(
+        &mut system2,
+        &mut memory,
+        OTHER,
+        Syscall::Call,
+        &[EP, message(3, 0)],
+        true,
+    );
+    assert_eq!(
+        error_of(&system2, OTHER),
+        Some(KernelError::Restarted { generation: 1 })
+    );
+
+    system.choose_next();
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(5, 0)],
+        true,
+    );
+    let (badge, info, _) = received(&system, SERVER);
+    assert_eq!(
+        (badge, info.label()),
+        (101, 5),
+        "served again after the restart"
+    );
+}
+
+fn pools_with_stale_client() -> Pools {
+    let mut pools = pools(&[100, 50, 40]);
+    pools.endpoints[0].generation = 1;
+    pools
+}
+
+fn system_from(pools: &mut Pools) -> System<'_> {
+    system(pools)
+}
+
+#[test]
+fn a_server_left_down_answers_server_down() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    system.restart(SERVER, false);
+    assert_eq!(system.tcb(SERVER).state, ThreadState::Inactive);
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(1, 0)],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::ServerDown { generation: 1 })
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(1, 0)],
+        false,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::ServerDown { generation: 1 })
+    );
+}
+
+#[test]
+fn a_fault_is_a_call_to_the_handler_and_the_reply_resumes_the_thread() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    system.tcb_mut(CLIENT).fault_handler = Some((0, 0xF1));
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    run_as(&mut system, CLIENT);
+    let fault = FaultInfo {
+        kind: FaultKind::DataAbort,
+        pc: 0x20_0040,
+        address: 0xdead_0000,
+        syndrome: 0x9200_0007,
+    };
+    assert_eq!(system.handle_fault(&mut memory, fault), Effect::None);
+    system.choose_next();
+    let (badge, info, words) = received(&system, SERVER);
+    assert_eq!(
+        (badge, info.label(), words[..3].to_vec()),
+        (0xF1, FaultKind::DataAbort as u64, fault.to_words().to_vec())
+    );
+    assert!(matches!(
+        system.tcb(CLIENT).state,
+        ThreadState::BlockedOnReply { .. }
+    ));
+    let pc_before = system.tcb(CLIENT).context.regs[crate::tcb::PC];
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(0, 0), 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
+    assert_eq!(system.tcb(CLIENT).fault, None);
+    assert_eq!(
+        system.tcb(CLIENT).context.regs[crate::tcb::PC],
+        pc_before,
+        "a fault reply does not touch registers"
+    );
+
+    // Without a handler the fault stops the system.
+    run_as(&mut system, OTHER);
+    assert_eq!(
+        system.handle_fault(&mut memory, fault),
+        Effect::UnhandledFault { tcb: OTHER }
+    );
+}
+
+#[test]
+fn notifications_accumulate_badges_and_wake_waiters_and_irqs_signal() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Signal,
+        &[NTFN],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        OTHER,
+        Syscall::Signal,
+        &[NTFN],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Wait,
+        &[NTFN],
+        true,
+    );
+    assert_eq!(received(&system, SERVER).0, 0b110);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Wait,
+        &[NTFN],
+        true,
+    );
+    assert_eq!(
+        system.tcb(SERVER).state,
+        ThreadState::BlockedOnNotification { ntfn: 0 }
+    );
+    assert!(system.irq_fired(33));
+    assert!(!system.irq_fired(34));
+    assert_eq!(system.choose_next(), SERVER);
+    assert_eq!(received(&system, SERVER).0, 0x80);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Poll,
+        &[NTFN],
+        true,
+    );
+    assert_eq!(received(&system, SERVER).0, 0);
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Wait,
+        &[NTFN],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InsufficientRights { slot: NTFN })
+    );
+}
+
+#[test]
+fn a_granted_capability_arrives_in_the_receivers_chosen_slot() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    let (server_buffer, client_buffer) =
+        (system.tcb(SERVER).ipc_buffer, system.tcb(CLIENT).ipc_buffer);
+    memory
+        .0
+        .insert((server_buffer, abi::message::IPC_BUFFER_RECEIVE_SLOT), 12);
+    memory
+        .0
+        .insert((client_buffer, abi::message::IPC_BUFFER_SEND_CAP), NTFN);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, MessageInfo::new(3, 1, 0).raw()],
+        true,
+    );
+    assert_eq!(received(&system, SERVER).1.extra_caps(), 1);
+    assert_eq!(
+        system.lookup(SERVER, 12),
+        Ok(Cap::Notification {
+            ntfn: 0,
+            badge: 1 << CLIENT,
+            rights: Rights::WRITE
+        })
+    );
+}
+
+#[test]
+fn cnode_mint_shrinks_rights_and_keeps_badges() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    let mint = abi::InvocationLabel::CNodeMint as u64;
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[
+            abi::CNODE_SLOT,
+            message(mint, 4),
+            EP,
+            10,
+            Rights::WRITE.bits() as u64,
+            555,
+        ],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::InvalidArgument { index: 3 }),
+        "already badged"
+    );
+    let copy = abi::InvocationLabel::CNodeCopy as u64;
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[
+            abi::CNODE_SLOT,
+            message(copy, 3),
+            EP,
+            10,
+            Rights::ALL.bits() as u64,
+        ],
+        true,
+    );
+    assert_eq!(error_of(&system, CLIENT), None);
+    assert_eq!(system.lookup(CLIENT, 10), system.lookup(CLIENT, EP));
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[abi::CNODE_SLOT, message(copy, 3), EP, 10, 0],
+        true,
+    );
+    assert_eq!(
+        error_of(&system, CLIENT),
+        Some(KernelError::DeleteFirst { slot: 10 })
+    );
+}
+
+#[test]
+fn round_robin_within_a_priority_on_time_slice_expiry() {
+    let mut pools = pools(&[50, 50, 50]);
+    let mut system = system(&mut pools);
+    let first = system.current;
+    let mut order = std::vec![first];
+    for _ in 0..3 {
+        for _ in 0..5 {
+            system.tick(5);
+        }
+        order.push(system.choose_next());
+    }
+    assert_eq!(order, [0, 1, 2, 0]);
+}

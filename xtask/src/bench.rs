@@ -1,0 +1,182 @@
+//! `cargo xtask bench`: the benchmarks of `tests/benches.toml`, run under `-icount`.
+//!
+//! With `-icount shift=0,sleep=off -seed 1` QEMU executes exactly one instruction per virtual
+//! nanosecond and nothing depends on the host's speed, so a benchmark image can measure with
+//! the virtual counter and print exact, repeatable figures. xtask does not interpret them: it
+//! collects the console lines of the two agreed shapes and prints them unchanged,
+//!
+//! ```text
+//! <text>: <N> instructions        e.g. "ipc call+reply_recv: 812 instructions"
+//! <text> ratio: <X.XX>            e.g. "ipc vs seL4 ratio: 1.07"
+//! ```
+//!
+//! A benchmark fails when its image does not build, QEMU does not exit 0 before the timeout, or
+//! it printed no figure; its console is shown then.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Workspace;
+use crate::build::ImageCache;
+use crate::qemu::{self, Status};
+use crate::test::{check_entries, load_table};
+
+/// The benchmark table, relative to the workspace root.
+pub const TABLE: &str = "tests/benches.toml";
+
+/// One `[[bench]]` entry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bench {
+    /// The benchmark's name; the command-line argument matches substrings of it.
+    pub name: String,
+    /// The manifest of the benchmark image, relative to the workspace root.
+    pub manifest: PathBuf,
+    /// Seconds before QEMU is killed and the benchmark fails.
+    pub timeout_s: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchTable {
+    #[serde(default)]
+    bench: Vec<Bench>,
+}
+
+/// Runs the selected benchmarks and prints their figures; returns whether all of them ran.
+pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
+    let path = workspace.root.join(TABLE);
+    let table: BenchTable = load_table(&path)?;
+    check_entries(
+        &path,
+        table
+            .bench
+            .iter()
+            .map(|bench| (bench.name.as_str(), bench.timeout_s)),
+    )?;
+    let selected: Vec<&Bench> = table
+        .bench
+        .iter()
+        .filter(|bench| name.is_none_or(|name| bench.name.contains(name)))
+        .collect();
+    if selected.is_empty() {
+        eprintln!("xtask: no benchmark in {TABLE} matches");
+        return Ok(false);
+    }
+    let mut images = ImageCache::default();
+    let mut summary = Vec::new();
+    let mut all_ran = true;
+    for bench in selected {
+        let image = match images.get(workspace, &bench.manifest) {
+            Ok(image) => image,
+            Err(diagnostic) => {
+                println!(
+                    "bench {} ... FAILED: image did not build\n{diagnostic}",
+                    bench.name
+                );
+                all_ran = false;
+                continue;
+            }
+        };
+        qemu::exit_if_interrupted();
+        let options = qemu::Options {
+            icount: true,
+            timeout: Some(Duration::from_secs(bench.timeout_s)),
+            ..qemu::Options::default()
+        };
+        let outcome = qemu::run(&image, &options)?;
+        let lines = figures(&outcome.console);
+        let problem = match outcome.status {
+            Status::Exited(0) if lines.is_empty() => Some("printed no figures".to_string()),
+            Status::Exited(0) => None,
+            status => Some(qemu::describe(status)),
+        };
+        match problem {
+            None => println!("bench {} ... ok", bench.name),
+            Some(problem) => {
+                println!("bench {} ... FAILED: {problem}", bench.name);
+                println!(
+                    "---- bench {} console ----\n{}",
+                    bench.name, outcome.console
+                );
+                crate::defmt_log::print(&image);
+                all_ran = false;
+            }
+        }
+        summary.extend(lines.into_iter().map(str::to_string));
+    }
+    println!("\nsummary (QEMU -icount shift=0, instructions are exact):");
+    for line in &summary {
+        println!("{line}");
+    }
+    Ok(all_ran)
+}
+
+/// The console lines that are benchmark figures, in console order.
+pub fn figures(console: &str) -> Vec<&str> {
+    console
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| is_instruction_count(line) || is_ratio(line))
+        .collect()
+}
+
+/// `^<text>: <N> instructions$` with a non-empty text and a decimal N.
+fn is_instruction_count(line: &str) -> bool {
+    line.strip_suffix(" instructions")
+        .and_then(|rest| rest.rsplit_once(": "))
+        .is_some_and(|(text, count)| !text.is_empty() && is_digits(count))
+}
+
+/// `^<text> ratio: <X.XX>$` with a non-empty text and a decimal fraction.
+fn is_ratio(line: &str) -> bool {
+    line.rsplit_once(" ratio: ").is_some_and(|(text, value)| {
+        !text.is_empty()
+            && value
+                .split_once('.')
+                .is_some_and(|(whole, fraction)| is_digits(whole) && is_digits(fraction))
+    })
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_exactly_the_figure_lines() {
+        let console = "boot banner\n\
+                       ipc call+reply_recv: 812 instructions\r\n\
+                       ipc vs seL4 ratio: 1.07\n\
+                       : 5 instructions\n\
+                       x: 5.0 instructions\n\
+                       x: 12 instructions!\n\
+                       y ratio: 1\n\
+                       y ratio: 1.\n\
+                       ratio: 1.00\n\
+                       mmio: fast path: 300 instructions\n\
+                       done\n";
+        assert_eq!(
+            figures(console),
+            vec![
+                "ipc call+reply_recv: 812 instructions",
+                "ipc vs seL4 ratio: 1.07",
+                "mmio: fast path: 300 instructions",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_repository_table_parses() {
+        let workspace = Workspace::locate();
+        let path = workspace.root.join(TABLE);
+        let table: BenchTable = load_table(&path).expect("tests/benches.toml");
+        assert!(table.bench.iter().any(|bench| bench.name == "ipc"
+            && bench.manifest == Path::new("manifests/ipc-bench.toml")));
+    }
+}

@@ -1,0 +1,215 @@
+//! `cargo xtask build`: manifest → servers → payload → kernel image.
+//!
+//! The order matters: the kernel `include_bytes!`s the payload named by `HV_BOOT_PAYLOAD`, so
+//! the servers are built first (all in one cargo invocation, so cargo can schedule them
+//! together), then packed by the manifest crate into `payload.bin`, then the kernel is built
+//! around it. Everything of one image lives under `<target>/images/<manifest name>/`:
+//! `payload.bin`, one `<server>.elf` copy per server (for defmt decoding and gdb), and QEMU's
+//! working files (`defmt.log`, `qemu.log`); the bootable ELF itself is `<name>.elf` beside it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+
+use crate::Workspace;
+use crate::manifest_api::Manifest;
+
+/// The Rust target of the kernel and the servers.
+pub const TARGET: &str = "aarch64-unknown-none";
+
+/// Environment variable through which the kernel build finds the payload.
+pub const PAYLOAD_ENV: &str = "HV_BOOT_PAYLOAD";
+
+/// A built boot image and the files that belong to it.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The manifest's system name.
+    pub name: String,
+    /// `<target>/images/<name>/`: payload, server ELF copies, QEMU's working directory.
+    pub dir: PathBuf,
+    /// `<target>/images/<name>.elf`: what QEMU loads with `-kernel`.
+    pub elf: PathBuf,
+    /// (server name, path of its ELF copy), in manifest order: protection domain i + 1.
+    pub servers: Vec<(String, PathBuf)>,
+}
+
+/// Why a manifest did not turn into an image before anything was compiled: the text to show
+/// the user (a rendered diagnostic, or "cannot read ...").
+pub type Diagnostic = String;
+
+/// Builds the image of `manifest_path`.
+///
+/// The outer error is a failure of the build machinery (cargo failed, a file could not be
+/// written); the inner one is a refused manifest, already rendered for the user.
+pub fn build_image(
+    workspace: &Workspace,
+    manifest_path: &Path,
+) -> anyhow::Result<Result<Image, Diagnostic>> {
+    let manifest = match load_manifest(manifest_path) {
+        Ok(manifest) => manifest,
+        Err(diagnostic) => return Ok(Err(diagnostic)),
+    };
+    let name = manifest.name().to_string();
+    ensure!(
+        is_file_name(&name),
+        "{}: system name {name:?} cannot be used as a directory name",
+        manifest_path.display()
+    );
+    let kind = if manifest.is_test_system() {
+        " (test system)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "xtask: building image `{name}`{kind} from {}",
+        manifest_path.display()
+    );
+
+    let binaries = manifest.binaries();
+    let elves = build_servers(workspace, &binaries)?;
+
+    let dir = workspace.images_dir().join(&name);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut servers = Vec::with_capacity(binaries.len());
+    for (server, _) in &binaries {
+        let copy = dir.join(format!("{server}.elf"));
+        let bytes = elves
+            .get(server)
+            .with_context(|| format!("no ELF was built for server `{server}`"))?;
+        fs::write(&copy, bytes).with_context(|| format!("writing {}", copy.display()))?;
+        servers.push((server.clone(), copy));
+    }
+
+    let payload = manifest
+        .payload(&elves)
+        .with_context(|| format!("{}: packing the boot payload", manifest_path.display()))?;
+    let payload_path = dir.join("payload.bin");
+    fs::write(&payload_path, &payload)
+        .with_context(|| format!("writing {}", payload_path.display()))?;
+    let payload_path = fs::canonicalize(&payload_path)
+        .with_context(|| format!("resolving {}", payload_path.display()))?;
+
+    let kernel = build_kernel(workspace, &payload_path)?;
+    let elf = workspace.images_dir().join(format!("{name}.elf"));
+    fs::copy(&kernel, &elf)
+        .with_context(|| format!("copying {} to {}", kernel.display(), elf.display()))?;
+    Ok(Ok(Image {
+        name,
+        dir,
+        elf,
+        servers,
+    }))
+}
+
+/// Loads and validates the manifest; a refusal comes back rendered against its source.
+fn load_manifest(path: &Path) -> Result<Manifest, Diagnostic> {
+    let source = fs::read_to_string(path)
+        .map_err(|error| format!("error: cannot read manifest {}: {error}", path.display()))?;
+    Manifest::load(path).map_err(|error| error.render(&source))
+}
+
+/// Builds every distinct server package in one cargo invocation; returns server name → ELF.
+fn build_servers(
+    workspace: &Workspace,
+    binaries: &[(String, String)],
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let packages: BTreeSet<&str> = binaries
+        .iter()
+        .map(|(_, package)| package.as_str())
+        .collect();
+    if packages.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut cargo = target_build(workspace);
+    for package in &packages {
+        cargo.args(["-p", package]);
+    }
+    run_cargo(cargo, "the servers")?;
+    let release = workspace.target_release_dir();
+    let mut elves = BTreeMap::new();
+    for (server, package) in binaries {
+        let path = release.join(package);
+        let bytes = fs::read(&path)
+            .with_context(|| format!("reading {} (server `{server}`)", path.display()))?;
+        elves.insert(server.clone(), bytes);
+    }
+    Ok(elves)
+}
+
+/// Builds the kernel around `payload` (an absolute path); returns the path of its ELF.
+fn build_kernel(workspace: &Workspace, payload: &Path) -> anyhow::Result<PathBuf> {
+    let mut cargo = target_build(workspace);
+    cargo.args(["-p", "kernel"]).env(PAYLOAD_ENV, payload);
+    run_cargo(cargo, "the kernel")?;
+    Ok(workspace.target_release_dir().join("kernel"))
+}
+
+/// `cargo build --release --target aarch64-unknown-none`, from the workspace root.
+fn target_build(workspace: &Workspace) -> Command {
+    let mut cargo = workspace.cargo();
+    cargo.args(["build", "--release", "--target", TARGET]);
+    cargo
+}
+
+fn run_cargo(mut cargo: Command, what: &str) -> anyhow::Result<()> {
+    let status = cargo
+        .status()
+        .with_context(|| format!("starting cargo to build {what}"))?;
+    if !status.success() {
+        bail!("cargo build of {what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether `name` is usable as one path component.
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// Builds each distinct manifest once per xtask run, remembering failures as well.
+#[derive(Default)]
+pub struct ImageCache {
+    images: BTreeMap<PathBuf, Result<Image, String>>,
+}
+
+impl ImageCache {
+    /// The image of `manifest` (relative to the workspace root), built on first request; a
+    /// refused manifest or a failed build comes back as the text to report.
+    pub fn get(&mut self, workspace: &Workspace, manifest: &Path) -> Result<Image, String> {
+        let path = workspace.root.join(manifest);
+        self.images
+            .entry(path.clone())
+            .or_insert_with(|| match build_image(workspace, &path) {
+                Ok(Ok(image)) => Ok(image),
+                Ok(Err(diagnostic)) => Err(diagnostic),
+                Err(error) => Err(format!("error: {error:#}")),
+            })
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_names_must_be_one_path_component() {
+        assert!(is_file_name("hello"));
+        assert!(is_file_name("ipc-bench"));
+        assert!(!is_file_name(""));
+        assert!(!is_file_name(".."));
+        assert!(!is_file_name("a/b"));
+    }
+
+    #[test]
+    fn missing_manifest_is_a_diagnostic_not_an_error() {
+        let workspace = Workspace::locate();
+        let result = build_image(&workspace, Path::new("/nonexistent/manifest.toml"))
+            .expect("a missing manifest is not a machinery failure");
+        let diagnostic = result.expect_err("a missing manifest cannot build");
+        assert!(diagnostic.contains("cannot read manifest /nonexistent/manifest.toml"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Installing what a fresh machine lacks, before any subcommand does real work.
+//!
+//! Two things are needed beyond the Rust toolchain itself: the `aarch64-unknown-none` standard
+//! library (from rustup) and `qemu-system-aarch64`. QEMU comes from Debian's `qemu-system-arm`
+//! package; the tests are known to pass on QEMU 7.2 (Debian 12), and another version is used but
+//! named in a warning. Installing QEMU needs root: as any other user we say what to install and
+//! stop, rather than prompting for a password in the middle of a test run.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::build::TARGET;
+
+/// The QEMU binary every subcommand runs.
+pub const QEMU: &str = "qemu-system-aarch64";
+
+/// The QEMU version the QEMU tests and benchmark figures are known to be right on.
+pub const QEMU_PINNED: &str = "7.2";
+
+/// Makes sure the Rust target and QEMU are installed, installing them when we can; prints the
+/// QEMU version in use.
+pub fn ensure_tools() -> anyhow::Result<()> {
+    ensure_rust_target()?;
+    let version = match qemu_version() {
+        Some(version) => version,
+        None => {
+            install_qemu()?;
+            qemu_version().with_context(|| {
+                format!("{QEMU} still does not run after installing qemu-system-arm")
+            })?
+        }
+    };
+    eprintln!("xtask: {version}");
+    if !version_is_pinned(&version) {
+        eprintln!(
+            "xtask: warning: the QEMU tests are verified on QEMU {QEMU_PINNED} (Debian 12); \
+             figures and timings may differ on this version"
+        );
+    }
+    Ok(())
+}
+
+/// `rustup target add aarch64-unknown-none` unless `rustup target list --installed` has it.
+fn ensure_rust_target() -> anyhow::Result<()> {
+    let root = crate::Workspace::locate().root;
+    // From the workspace root, so rustup picks the toolchain of rust-toolchain.toml.
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(&root)
+        .stderr(Stdio::inherit())
+        .output();
+    let listed = match listed {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => bail!(
+            "`rustup target list --installed` failed ({})",
+            output.status
+        ),
+        Err(_) => {
+            eprintln!("xtask: rustup not found; assuming the toolchain has {TARGET}");
+            return Ok(());
+        }
+    };
+    let installed = String::from_utf8_lossy(&listed.stdout);
+    if installed.lines().any(|line| line.trim() == TARGET) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the Rust target {TARGET}");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .current_dir(&root)
+        .status()
+        .context("running rustup target add")?;
+    if !status.success() {
+        bail!("`rustup target add {TARGET}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// The first line of `qemu-system-aarch64 --version`, or `None` when it does not run.
+fn qemu_version() -> Option<String> {
+    let output = Command::new(QEMU)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Some(
+        text.lines()
+            .next()
+            .unwrap_or("QEMU (unknown version)")
+            .trim()
+            .to_string(),
+    )
+}
+
+/// Whether a `--version` line names the pinned major.minor ("... version 7.2.x ...").
+fn version_is_pinned(line: &str) -> bool {
+    line.split_whitespace()
+        .skip_while(|word| *word != "version")
+        .nth(1)
+        .is_some_and(|version| {
+            version == QEMU_PINNED || version.starts_with(&format!("{QEMU_PINNED}."))
+        })
+}
+
+/// Installs Debian's qemu-system-arm as root; as anyone else, says what to do and exits 1.
+fn install_qemu() -> anyhow::Result<()> {
+    if !running_as_root() {
+        eprintln!(
+            "{QEMU} not found: install Debian's qemu-system-arm \
+             (sudo apt-get install qemu-system-arm)"
+        );
+        std::process::exit(1);
+    }
+    eprintln!("xtask: {QEMU} not found; installing Debian's qemu-system-arm");
+    apt_get(&["update"])?;
+    apt_get(&[
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "qemu-system-arm",
+    ])
+}
+
+/// Runs apt-get non-interactively with its output streamed to ours.
+fn apt_get(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .status()
+        .context("running apt-get (is this a Debian system?)")?;
+    if !status.success() {
+        bail!(
+            "`apt-get {}` failed ({status}); install qemu-system-arm by hand",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Whether `id -u` says 0.
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_pinned_version() {
+        assert!(version_is_pinned(
+            "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u16)"
+        ));
+        assert!(version_is_pinned("QEMU emulator version 7.2"));
+        assert!(!version_is_pinned(
+            "QEMU emulator version 8.2.2 (Debian 1:8.2.2+ds-0ubuntu1)"
+        ));
+        assert!(!version_is_pinned("QEMU emulator version 7.20.0"));
+        assert!(!version_is_pinned("garbage"));
+    }
+}
