@@ -21,6 +21,7 @@ pub mod invocation;
 pub mod notification;
 pub mod queue;
 pub mod sched;
+pub mod stage2;
 pub mod system;
 pub mod tcb;
 

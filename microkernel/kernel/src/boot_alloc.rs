@@ -1,0 +1,85 @@
+//! The boot allocator: hands out zeroed physical pages from the free RAM after the kernel
+//! image, for kernel objects, page tables and server memory. Nothing is freed: the system is
+//! static once booted (untyped memory and retype come later).
+
+use crate::plat::layout::RAM_END;
+use kernel_core::stage2::TableMemory;
+
+const PAGE: u64 = 4096;
+
+/// A bump allocator over `[next, end)`.
+pub struct BootAllocator {
+    next: u64,
+    end: u64,
+}
+
+unsafe extern "C" {
+    static __kernel_end: u8;
+}
+
+impl BootAllocator {
+    /// All RAM after the kernel image.
+    pub fn new() -> Self {
+        let start = core::ptr::addr_of!(__kernel_end) as u64;
+        Self { next: start.next_multiple_of(PAGE), end: RAM_END }
+    }
+
+    /// `count` zeroed, contiguous pages; the boot stops with a message when RAM runs out.
+    pub fn pages(&mut self, count: u64) -> u64 {
+        let bytes = count * PAGE;
+        let base = self.next;
+        assert!(self.end - base >= bytes, "boot: out of memory allocating {count} pages");
+        self.next += bytes;
+        zero(base, bytes);
+        base
+    }
+
+    /// A zeroed, page-aligned array of `count` values made by `make`, living forever.
+    pub fn array<T>(&mut self, count: usize, mut make: impl FnMut(usize) -> T) -> &'static mut [T] {
+        assert!(core::mem::align_of::<T>() <= PAGE as usize);
+        let bytes = (core::mem::size_of::<T>() * count) as u64;
+        let base = self.pages(bytes.div_ceil(PAGE).max(1)) as *mut T;
+        for index in 0..count {
+            // SAFETY: `base` is a fresh, page-aligned allocation of at least `count` values of
+            // T inside RAM that the kernel's identity map covers; index < count.
+            unsafe { base.add(index).write(make(index)) };
+        }
+        // SAFETY: the `count` values were just initialised; the memory is never handed out
+        // again, so the slice is the only reference to it.
+        unsafe { core::slice::from_raw_parts_mut(base, count) }
+    }
+
+    /// Pages still free.
+    pub fn free_pages(&self) -> u64 {
+        (self.end - self.next) / PAGE
+    }
+}
+
+/// Zeroes `bytes` bytes of physical memory at `base`.
+pub fn zero(base: u64, bytes: u64) {
+    // SAFETY: callers pass RAM owned by the kernel (fresh allocations or a server's own frames
+    // being reset), which the identity map covers as Normal memory.
+    unsafe { core::ptr::write_bytes(base as *mut u8, 0, bytes as usize) };
+}
+
+/// Copies bytes into physical memory at `target`.
+pub fn copy_to(target: u64, bytes: &[u8]) {
+    // SAFETY: as in `zero`; `bytes` comes from the payload, which never overlaps allocations.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target as *mut u8, bytes.len()) };
+}
+
+impl TableMemory for BootAllocator {
+    fn read(&self, table: u64, index: usize) -> u64 {
+        // SAFETY: `table` is a page-table page this allocator handed out; index < 512.
+        unsafe { (table as *const u64).add(index % 512).read_volatile() }
+    }
+
+    fn write(&mut self, table: u64, index: usize, value: u64) {
+        // SAFETY: as in `read`.
+        unsafe { (table as *mut u64).add(index % 512).write_volatile(value) }
+    }
+
+    fn allocate_table(&mut self) -> Option<u64> {
+        (self.end - self.next >= PAGE).then(|| self.pages(1))
+    }
+}

@@ -1,0 +1,2 @@
+//! The QEMU `virt` platform.
+pub mod layout;

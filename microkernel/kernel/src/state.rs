@@ -1,0 +1,61 @@
+//! The kernel's global state and the one place it is reached from.
+//!
+//! The kernel runs on one CPU with interrupts masked whenever it executes, and every entry
+//! (system call, fault, interrupt) runs to completion before returning to a thread, so at most
+//! one `&mut Kernel` is ever live. [`KernelCell::get`] is the single unsafe door to it.
+
+use crate::loader::ServerImage;
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use kernel_core::system::System;
+
+/// Everything the kernel owns after boot.
+pub struct Kernel {
+    /// Every object and the scheduler.
+    pub system: System<'static>,
+    /// Each server's memory and pristine image, by thread index.
+    pub images: &'static mut [ServerImage],
+    /// The system's name.
+    pub name: &'static str,
+    /// Round-robin time slice.
+    pub timeslice_us: u64,
+    /// The VTTBR value currently installed.
+    pub installed_vspace: u64,
+}
+
+impl Kernel {
+    /// Wraps the booted system.
+    pub fn new(system: System<'static>, images: &'static mut [ServerImage], name: &'static str, timeslice_us: u64) -> Self {
+        Self { system, images, name, timeslice_us, installed_vspace: 0 }
+    }
+}
+
+/// The cell holding the kernel state.
+pub struct KernelCell(UnsafeCell<MaybeUninit<Kernel>>);
+
+// SAFETY: the kernel is uniprocessor and non-reentrant (see the module docs); the cell is
+// written once at boot before any exception can reach `get`.
+unsafe impl Sync for KernelCell {}
+
+/// The kernel state.
+pub static KERNEL: KernelCell = KernelCell(UnsafeCell::new(MaybeUninit::uninit()));
+
+impl KernelCell {
+    /// Stores the booted state. Called once, at boot, before the first return to EL0.
+    pub fn init(&self, kernel: Kernel) -> &'static mut Kernel {
+        // SAFETY: boot runs once with exceptions from EL0 impossible (no thread has run yet),
+        // so nothing else can hold a reference into the cell.
+        unsafe { (*self.0.get()).write(kernel) }
+    }
+
+    /// The kernel state.
+    ///
+    /// # Safety
+    /// 1. [`KernelCell::init`] has run.
+    /// 2. The caller is a kernel entry point, and no other reference obtained from this cell is
+    ///    live (kernel entries do not nest: the kernel runs with interrupts masked).
+    pub unsafe fn get(&self) -> &'static mut Kernel {
+        // SAFETY: initialised (obligation 1) and exclusive (obligation 2).
+        unsafe { (*self.0.get()).assume_init_mut() }
+    }
+}

@@ -1,0 +1,205 @@
+//! Kernel entry from EL0: system calls, faults and interrupts, then the choice of what runs
+//! next. Every entry ends by returning the context of the thread to resume.
+
+use crate::arch::{Arch, Current};
+use crate::kprintln;
+use crate::state::{KERNEL, Kernel};
+use abi::layout::STACK_TOP;
+use abi::message::IPC_BUFFER_WORDS;
+use abi::{FaultInfo, FaultKind};
+use kernel_core::queue::NONE;
+use kernel_core::system::{Effect, IpcMemory};
+use kernel_core::tcb::{PC, Tcb, UserContext};
+
+/// Exit status when a thread without a fault handler (the supervisor) faults.
+pub const STATUS_UNHANDLED_FAULT: u64 = 3;
+
+/// IPC buffers, reached through the kernel's identity map of RAM.
+pub struct PhysicalIpcBuffers;
+
+impl IpcMemory for PhysicalIpcBuffers {
+    fn read_word(&self, tcb: &Tcb, index: usize) -> u64 {
+        if tcb.ipc_buffer == 0 || index >= IPC_BUFFER_WORDS {
+            return 0;
+        }
+        // SAFETY: `ipc_buffer` is the physical address of the thread's own IPC-buffer frame,
+        // set at boot; index < IPC_BUFFER_WORDS keeps the access inside that 4 KiB frame.
+        unsafe { (tcb.ipc_buffer as *const u64).add(index).read_volatile() }
+    }
+
+    fn write_word(&mut self, tcb: &Tcb, index: usize, value: u64) {
+        if tcb.ipc_buffer == 0 || index >= IPC_BUFFER_WORDS {
+            return;
+        }
+        // SAFETY: as in `read_word`.
+        unsafe { (tcb.ipc_buffer as *mut u64).add(index).write_volatile(value) }
+    }
+}
+
+/// Exception classes (ARM ARM D17.2.37, ESR_ELx.EC).
+mod ec {
+    pub const UNKNOWN: u64 = 0x00;
+    pub const WFX: u64 = 0x01;
+    pub const FP_ACCESS: u64 = 0x07;
+    pub const SVC64: u64 = 0x15;
+    pub const SYSREG: u64 = 0x18;
+    pub const INSTRUCTION_ABORT_LOWER: u64 = 0x20;
+    pub const PC_ALIGNMENT: u64 = 0x22;
+    pub const DATA_ABORT_LOWER: u64 = 0x24;
+    pub const SP_ALIGNMENT: u64 = 0x26;
+    pub const BRK64: u64 = 0x3C;
+}
+
+/// Called by the vectors for every exception from EL0.
+#[unsafe(no_mangle)]
+extern "C" fn handle_lower_exception(kind: u64, _context: *mut UserContext) -> *mut UserContext {
+    // SAFETY: boot initialised the kernel before the first return to EL0, and this entry is
+    // not reentrant (interrupts are masked at EL2).
+    let kernel = unsafe { KERNEL.get() };
+    let effect = match kind {
+        crate::arch::aarch64::entry::KIND_SYNC => handle_sync(kernel),
+        crate::arch::aarch64::entry::KIND_IRQ => {
+            handle_irqs(kernel);
+            Effect::None
+        }
+        _ => fault_current(kernel, FaultKind::Unknown, 0, 0),
+    };
+    apply(kernel, effect);
+    next_context(kernel)
+}
+
+fn handle_sync(kernel: &mut Kernel) -> Effect {
+    let (esr, far) = Current::exception_syndrome();
+    let system = &mut kernel.system;
+    match esr >> 26 {
+        ec::SVC64 => {
+            let number = system.tcb(system.current).context.x(7);
+            system.dispatch_syscall(&mut PhysicalIpcBuffers, number, true)
+        }
+        ec::WFX => {
+            // A server must not idle the CPU: treat WFI/WFE as a yield and step over it.
+            let current = system.current;
+            system.tcb_mut(current).context.regs[PC] += 4;
+            system.handle_syscall(&mut PhysicalIpcBuffers, abi::Syscall::Yield as u64)
+        }
+        ec::DATA_ABORT_LOWER => fault_current(kernel, FaultKind::DataAbort, far, esr),
+        ec::INSTRUCTION_ABORT_LOWER => fault_current(kernel, FaultKind::InstructionAbort, far, esr),
+        ec::UNKNOWN | ec::FP_ACCESS | ec::SYSREG => fault_current(kernel, FaultKind::UndefinedInstruction, 0, esr),
+        ec::PC_ALIGNMENT | ec::SP_ALIGNMENT => fault_current(kernel, FaultKind::Alignment, far, esr),
+        ec::BRK64 => fault_current(kernel, FaultKind::Panic, 0, esr),
+        _ => fault_current(kernel, FaultKind::Unknown, far, esr),
+    }
+}
+
+fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
+    let system = &mut kernel.system;
+    let pc = system.tcb(system.current).context.regs[PC];
+    system.handle_fault(&mut PhysicalIpcBuffers, FaultInfo { kind, pc, address, syndrome })
+}
+
+/// Takes every pending interrupt: the tick preempts, device lines signal their notification
+/// and stay masked until acknowledged.
+fn handle_irqs(kernel: &mut Kernel) {
+    while let Some(intid) = Current::acknowledge_irq() {
+        if intid == Current::timer_intid() {
+            Current::arm_timer(kernel.timeslice_us);
+            kernel.system.tick(1);
+        } else if kernel.system.irq_fired(intid) {
+            Current::mask_irq(intid);
+        } else {
+            // A line nobody asked for: keep it quiet.
+            Current::mask_irq(intid);
+        }
+        Current::end_irq(intid);
+    }
+}
+
+/// Performs what the core asked of the hardware.
+fn apply(kernel: &mut Kernel, effect: Effect) {
+    match effect {
+        Effect::None => {}
+        Effect::ResetServer { tcb } => {
+            let image = &kernel.images[usize::from(tcb)];
+            image.fill();
+            if kernel.installed_vspace == image.vttbr {
+                kernel.installed_vspace = 0;
+            }
+            Current::switch_vspace(image.vttbr);
+            Current::invalidate_after_reload();
+            let entry = image.entry();
+            let thread = kernel.system.tcb_mut(tcb);
+            thread.context = UserContext::new(entry, STACK_TOP);
+            thread.timeslice_left = 1;
+        }
+        Effect::SystemOff { status } => {
+            kprintln!("kernel: system `{}` off, status {}", kernel.name, status);
+            Current::system_off(status);
+        }
+        Effect::UnmaskIrq { intid } => Current::unmask_irq(intid),
+        Effect::DebugWrite { len } => debug_write(kernel, len),
+        Effect::UnhandledFault { tcb } => {
+            let fault = kernel.system.tcb(tcb).fault;
+            let name = kernel.images[usize::from(tcb)].name;
+            match fault {
+                Some(fault) => kprintln!(
+                    "KERNEL: server `{name}` has no fault handler and faulted: {} at pc {:#x}, address {:#x}, syndrome {:#x}; stopping the system",
+                    fault.kind.name(),
+                    fault.pc,
+                    fault.address,
+                    fault.syndrome
+                ),
+                None => kprintln!("KERNEL: server `{name}` faulted with no fault handler; stopping the system"),
+            }
+            Current::system_off(STATUS_UNHANDLED_FAULT);
+        }
+    }
+}
+
+fn debug_write(kernel: &mut Kernel, len: usize) {
+    let current = kernel.system.current;
+    let tcb = kernel.system.tcb(current);
+    let mut line = [0u8; IPC_BUFFER_WORDS * 8];
+    for (index, chunk) in line.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&PhysicalIpcBuffers.read_word(tcb, index).to_le_bytes());
+    }
+    Current::console_write(&line[..len.min(line.len())]);
+    kernel.system.set_result(current, &[]);
+}
+
+/// Chooses the next thread (idling until one is runnable), installs its VSpace, and returns
+/// its context.
+fn next_context(kernel: &mut Kernel) -> *mut UserContext {
+    let mut next = kernel.system.choose_next();
+    while next == NONE {
+        Current::wait_for_interrupt();
+        handle_irqs(kernel);
+        next = kernel.system.choose_next();
+    }
+    let thread = kernel.system.tcb_mut(next);
+    if thread.vspace_root != kernel.installed_vspace {
+        kernel.installed_vspace = thread.vspace_root;
+        Current::switch_vspace(thread.vspace_root);
+    }
+    &mut thread.context
+}
+
+/// Returns to EL0 for the first time.
+pub fn enter_first_thread(kernel: &'static mut Kernel) -> ! {
+    Current::unmask_irq(Current::timer_intid());
+    Current::arm_timer(kernel.timeslice_us);
+    let context = next_context(kernel);
+    // SAFETY: `context` belongs to the thread whose VSpace `next_context` just installed, and
+    // the boot stack holds nothing that is needed after this point.
+    unsafe { crate::arch::aarch64::entry::restore_user_context(context) }
+}
+
+/// Called by the vectors for an exception taken in the kernel itself: a kernel bug.
+#[unsafe(no_mangle)]
+extern "C" fn handle_kernel_exception() -> ! {
+    let (esr, far) = Current::exception_syndrome();
+    let elr: u64;
+    // SAFETY: reading ELR_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, elr_el2", out(reg) elr) };
+    kprintln!("KERNEL PANIC: exception in the kernel: esr {esr:#x} far {far:#x} elr {elr:#x}");
+    Current::system_off(101)
+}
