@@ -69,16 +69,16 @@ pub fn find_cap(blob: &[u8], name: &str) -> Option<u16> {
 }
 
 /// Calls `visit` for every supervised server in the blob; stops early when it returns false.
-pub fn for_each_supervised(
-    blob: &[u8],
-    mut visit: impl FnMut(SupervisedServer<'_>) -> bool,
+pub fn for_each_supervised<'a>(
+    blob: &'a [u8],
+    mut visit: impl FnMut(SupervisedServer<'a>) -> bool,
 ) -> Option<()> {
     let (header, mut rest) = header(blob)?;
     for _ in 0..header.caps {
         rest = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?.1;
     }
     for _ in 0..header.supervised {
-        let (entry, next) = postcard::take_from_bytes::<SupervisedServer<'_>>(rest).ok()?;
+        let (entry, next) = postcard::take_from_bytes::<SupervisedServer<'a>>(rest).ok()?;
         if !visit(entry) {
             break;
         }

@@ -1,0 +1,40 @@
+//! Capabilities by manifest name, from the boot-info page the kernel fills at start.
+
+use abi::CPtr;
+use abi::layout::BOOTINFO_VA;
+
+/// The boot-info blob (the kernel stores its length in the first four bytes of the page).
+pub fn bootinfo() -> &'static [u8] {
+    // SAFETY: the boot-info page is mapped read-only at BOOTINFO_VA for the server's whole life
+    // and never changes while it runs; the length is bounded to the page.
+    unsafe {
+        let len = (BOOTINFO_VA as *const u32).read_volatile() as usize;
+        core::slice::from_raw_parts((BOOTINFO_VA + 4) as *const u8, len.min(4092))
+    }
+}
+
+/// The slot of the capability the manifest calls `name`. A missing name is a manifest/server
+/// mismatch: the server panics, and the supervisor reports it.
+pub fn cap(name: &str) -> CPtr {
+    match bootdesc::bootinfo::find_cap(bootinfo(), name) {
+        Some(slot) => CPtr::from(slot),
+        None => panic!("no capability named `{name}` in the manifest"),
+    }
+}
+
+/// The slot of `name`, if the manifest gave one.
+pub fn try_cap(name: &str) -> Option<CPtr> {
+    bootdesc::bootinfo::find_cap(bootinfo(), name).map(CPtr::from)
+}
+
+/// This server's manifest name.
+pub fn server_name() -> &'static str {
+    bootdesc::bootinfo::header(bootinfo()).map(|(header, _)| header.name).unwrap_or("?")
+}
+
+/// Fault injection (test systems): the request number at which to crash, if any.
+pub fn inject_fault_at_request() -> Option<u32> {
+    bootdesc::bootinfo::header(bootinfo())
+        .map(|(header, _)| header.inject_fault_at_request)
+        .filter(|&n| n > 0)
+}

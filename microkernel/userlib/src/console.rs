@@ -1,0 +1,62 @@
+//! Console output through the kernel's DebugWrite call: `print!` / `println!`.
+
+use abi::message::IPC_BUFFER_WORDS;
+use core::fmt::Write;
+
+const CAPACITY: usize = IPC_BUFFER_WORDS * 8;
+
+/// Buffers text in the IPC buffer and hands full chunks to the kernel.
+pub struct Console {
+    bytes: [u8; CAPACITY],
+    len: usize,
+}
+
+impl Console {
+    const fn new() -> Self {
+        Self { bytes: [0; CAPACITY], len: 0 }
+    }
+
+    fn flush(&mut self) {
+        for (index, chunk) in self.bytes[..self.len].chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            crate::ipc_buffer::write(index, u64::from_le_bytes(word));
+        }
+        crate::syscall::debug_write(self.len);
+        self.len = 0;
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        for &byte in text.as_bytes() {
+            if self.len == CAPACITY {
+                self.flush();
+            }
+            self.bytes[self.len] = byte;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Prints formatted text (one DebugWrite per 528 bytes).
+pub fn print(args: core::fmt::Arguments<'_>) {
+    let mut console = Console::new();
+    let _ = console.write_fmt(args);
+    if console.len > 0 {
+        console.flush();
+    }
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}

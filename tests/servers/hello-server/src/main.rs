@@ -1,0 +1,31 @@
+//! Answers the test protocol on its `requests` endpoint (manifest name: the first endpoint it
+//! serves is looked up as `pong`).
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use test_api::{COUNTER_START, Request, Response, Test};
+use userlib::println;
+
+userlib::entry!(main);
+
+/// Lives in `.data`: a restart must put it back to its initial value.
+static COUNTER: AtomicU64 = AtomicU64::new(COUNTER_START);
+
+fn main() -> ! {
+    let endpoint = userlib::cap("pong");
+    let crash_at = userlib::caps::inject_fault_at_request();
+    let mut served = 0u32;
+    ipc::serve::<Test>(&mut userlib::Kernel, endpoint, |_badge, request| {
+        served += 1;
+        if crash_at == Some(served) {
+            println!("{}: injected fault at request {served}", userlib::server_name());
+            userlib::crash_with_bad_access();
+        }
+        match request {
+            Request::Add { a, b } => Response::Sum(a.wrapping_add(b)),
+            Request::Increment => Response::Count(COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
+            Request::Crash => userlib::crash_with_bad_access(),
+        }
+    })
+}
