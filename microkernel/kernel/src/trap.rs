@@ -121,10 +121,9 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
         Effect::ResetServer { tcb } => {
             let image = &kernel.images[usize::from(tcb)];
             image.fill();
-            if kernel.installed_vspace == image.vttbr {
-                kernel.installed_vspace = 0;
-            }
+            // TLB invalidation by VMID acts on the installed VSpace: install the server's.
             Current::switch_vspace(image.vttbr);
+            kernel.installed_vspace = image.vttbr;
             Current::invalidate_after_reload();
             let entry = image.entry();
             let thread = kernel.system.tcb_mut(tcb);
