@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    println!("cargo:rustc-link-arg-bins=-T{}", dir.join("kernel.ld").display());
+    println!(
+        "cargo:rustc-link-arg-bins=-T{}",
+        dir.join("kernel.ld").display()
+    );
     println!("cargo:rerun-if-changed=kernel.ld");
     println!("cargo:rerun-if-env-changed=HV_BOOT_PAYLOAD");
     if std::env::var_os("HV_BOOT_PAYLOAD").is_none() {

@@ -15,10 +15,10 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 
 use crate::Workspace;
-use crate::manifest_api::Manifest;
+use manifest::Manifest;
 
 /// The Rust target of the kernel and the servers.
-pub const TARGET: &str = "aarch64-unknown-none";
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// Environment variable through which the kernel build finds the payload.
 pub const PAYLOAD_ENV: &str = "HV_BOOT_PAYLOAD";

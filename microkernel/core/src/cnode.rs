@@ -9,6 +9,7 @@ use crate::tcb::SlotRange;
 use abi::KernelError;
 
 /// The pool index of `cptr` in `cnode`, or the error that names the slot.
+#[inline(always)]
 pub fn slot_index(cnode: SlotRange, cptr: u64) -> Result<usize, KernelError> {
     if cptr >= u64::from(cnode.len) {
         return Err(KernelError::InvalidCapability { slot: cptr });
@@ -17,6 +18,7 @@ pub fn slot_index(cnode: SlotRange, cptr: u64) -> Result<usize, KernelError> {
 }
 
 /// The capability at `cptr`; an empty slot is an error.
+#[inline(always)]
 pub fn lookup(slots: &[Cap], cnode: SlotRange, cptr: u64) -> Result<Cap, KernelError> {
     let index = slot_index(cnode, cptr)?;
     match slots.get(index) {

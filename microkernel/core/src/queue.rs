@@ -58,6 +58,7 @@ impl Queue {
     }
 
     /// Appends `id`. A thread already queued through `link` is left where it is.
+    #[inline]
     pub fn push_back(&mut self, tcbs: &mut [Tcb], link: usize, id: TcbId) {
         self.insert(tcbs, link, id, false);
     }
@@ -67,6 +68,7 @@ impl Queue {
         self.insert(tcbs, link, id, true);
     }
 
+    #[inline]
     fn insert(&mut self, tcbs: &mut [Tcb], link: usize, id: TcbId, front: bool) {
         let Some(entry) = tcbs.get(usize::from(id)).and_then(|t| t.links.get(link)) else {
             return;
@@ -102,6 +104,7 @@ impl Queue {
     }
 
     /// Removes and returns the first thread.
+    #[inline]
     pub fn pop_front(&mut self, tcbs: &mut [Tcb], link: usize) -> Option<TcbId> {
         let head = self.head;
         if head == NONE {
@@ -112,6 +115,7 @@ impl Queue {
     }
 
     /// Removes `id` from wherever it is in this queue; no-op when it is not queued.
+    #[inline]
     pub fn remove(&mut self, tcbs: &mut [Tcb], link: usize, id: TcbId) {
         let Some(entry) = tcbs
             .get(usize::from(id))

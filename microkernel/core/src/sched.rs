@@ -14,6 +14,8 @@ use crate::tcb::{SCHED_LINK, Tcb};
 pub struct Scheduler {
     queues: [Queue; 256],
     bitmap: [u64; 4],
+    /// Bit `w` set when `bitmap[w]` is non-zero: the highest level is two `clz` away.
+    summary: u64,
 }
 
 impl Default for Scheduler {
@@ -28,6 +30,7 @@ impl Scheduler {
         Self {
             queues: [Queue::EMPTY; 256],
             bitmap: [0; 4],
+            summary: 0,
         }
     }
 
@@ -53,6 +56,7 @@ impl Scheduler {
                 queue.push_back(tcbs, SCHED_LINK, id);
             }
             self.bitmap[level / 64] |= 1 << (level % 64);
+            self.summary |= 1 << (level / 64);
         }
     }
 
@@ -66,19 +70,22 @@ impl Scheduler {
             queue.remove(tcbs, SCHED_LINK, id);
             if queue.is_empty() {
                 self.bitmap[level / 64] &= !(1 << (level % 64));
+                if self.bitmap[level / 64] == 0 {
+                    self.summary &= !(1 << (level / 64));
+                }
             }
         }
     }
 
     /// The highest ready priority, if any thread is ready.
+    #[inline(always)]
     pub fn highest_priority(&self) -> Option<u8> {
-        for word in (0..4).rev() {
-            let bits = self.bitmap[word];
-            if bits != 0 {
-                return Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8);
-            }
+        if self.summary == 0 {
+            return None;
         }
-        None
+        let word = (63 - self.summary.leading_zeros()) as usize & 3;
+        let bits = self.bitmap[word];
+        Some((word * 64 + 63 - bits.leading_zeros() as usize) as u8)
     }
 
     /// Removes and returns the first thread of the highest ready level.

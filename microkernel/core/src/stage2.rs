@@ -78,7 +78,8 @@ pub enum MapError {
 
 /// Encodes a level-3 page descriptor.
 pub const fn page_descriptor(pa: u64, attributes: Attributes) -> u64 {
-    let mut descriptor = (pa & bits::ADDRESS) | bits::VALID | bits::TABLE_OR_PAGE | bits::AF | bits::S2AP_READ;
+    let mut descriptor =
+        (pa & bits::ADDRESS) | bits::VALID | bits::TABLE_OR_PAGE | bits::AF | bits::S2AP_READ;
     descriptor |= match attributes.kind {
         MemoryKind::Normal => bits::MEMATTR_NORMAL_WB | bits::SH_INNER,
         MemoryKind::Device => bits::MEMATTR_DEVICE_NGNRE,
@@ -97,7 +98,11 @@ pub const fn decode_page(descriptor: u64) -> Option<(u64, Attributes)> {
     if descriptor & (bits::VALID | bits::TABLE_OR_PAGE) != (bits::VALID | bits::TABLE_OR_PAGE) {
         return None;
     }
-    let kind = if descriptor & (0b1111 << 2) == bits::MEMATTR_NORMAL_WB { MemoryKind::Normal } else { MemoryKind::Device };
+    let kind = if descriptor & (0b1111 << 2) == bits::MEMATTR_NORMAL_WB {
+        MemoryKind::Normal
+    } else {
+        MemoryKind::Device
+    };
     Some((
         descriptor & bits::ADDRESS,
         Attributes {
@@ -114,7 +119,13 @@ fn index_at(ipa: u64, level: u32) -> usize {
 
 /// Maps the page at `ipa` to `pa` in the table rooted at `root` (a level-1 table), creating
 /// intermediate tables as needed. Mapping the same page the same way again is a no-op.
-pub fn map_page(memory: &mut impl TableMemory, root: u64, ipa: u64, pa: u64, attributes: Attributes) -> Result<(), MapError> {
+pub fn map_page(
+    memory: &mut impl TableMemory,
+    root: u64,
+    ipa: u64,
+    pa: u64,
+    attributes: Attributes,
+) -> Result<(), MapError> {
     if ipa % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || ipa >= IPA_LIMIT {
         return Err(MapError::BadAddress);
     }
@@ -157,7 +168,8 @@ pub fn translate(memory: &impl TableMemory, root: u64, ipa: u64) -> Option<(u64,
         }
         table = entry & bits::ADDRESS;
     }
-    decode_page(memory.read(table, index_at(ipa, 3))).map(|(pa, attributes)| (pa + ipa % PAGE_SIZE, attributes))
+    decode_page(memory.read(table, index_at(ipa, 3)))
+        .map(|(pa, attributes)| (pa + ipa % PAGE_SIZE, attributes))
 }
 
 #[cfg(test)]
@@ -187,9 +199,21 @@ mod tests {
         }
     }
 
-    const RW_DATA: Attributes = Attributes { writable: true, executable: false, kind: MemoryKind::Normal };
-    const CODE: Attributes = Attributes { writable: false, executable: true, kind: MemoryKind::Normal };
-    const DEVICE: Attributes = Attributes { writable: true, executable: true, kind: MemoryKind::Device };
+    const RW_DATA: Attributes = Attributes {
+        writable: true,
+        executable: false,
+        kind: MemoryKind::Normal,
+    };
+    const CODE: Attributes = Attributes {
+        writable: false,
+        executable: true,
+        kind: MemoryKind::Normal,
+    };
+    const DEVICE: Attributes = Attributes {
+        writable: true,
+        executable: true,
+        kind: MemoryKind::Device,
+    };
 
     #[test]
     fn descriptors_encode_the_architected_bits() {
@@ -199,29 +223,67 @@ mod tests {
         assert_eq!(page_descriptor(0x4000_0000, CODE), 0x0000_0000_4000_077F);
         // Device: MemAttr 0001, never executable, not shareable-encoded.
         assert_eq!(page_descriptor(0x0900_0000, DEVICE), 0x0040_0000_0900_04C7);
-        for attributes in [RW_DATA, CODE, Attributes { executable: false, ..DEVICE }] {
-            assert_eq!(decode_page(page_descriptor(0x1000, attributes)), Some((0x1000, attributes)));
+        for attributes in [
+            RW_DATA,
+            CODE,
+            Attributes {
+                executable: false,
+                ..DEVICE
+            },
+        ] {
+            assert_eq!(
+                decode_page(page_descriptor(0x1000, attributes)),
+                Some((0x1000, attributes))
+            );
         }
     }
 
     #[test]
     fn map_then_translate_and_refuse_conflicts() {
-        let mut tables = Tables { limit: 8, ..Default::default() };
+        let mut tables = Tables {
+            limit: 8,
+            ..Default::default()
+        };
         let root = tables.allocate_table().unwrap();
         map_page(&mut tables, root, 0x20_0000, 0x4100_0000, CODE).unwrap();
         map_page(&mut tables, root, 0x20_1000, 0x4100_5000, RW_DATA).unwrap();
-        assert_eq!(translate(&tables, root, 0x20_0123), Some((0x4100_0123, CODE)));
-        assert_eq!(translate(&tables, root, 0x20_1008), Some((0x4100_5008, RW_DATA)));
+        assert_eq!(
+            translate(&tables, root, 0x20_0123),
+            Some((0x4100_0123, CODE))
+        );
+        assert_eq!(
+            translate(&tables, root, 0x20_1008),
+            Some((0x4100_5008, RW_DATA))
+        );
         assert_eq!(translate(&tables, root, 0x20_2000), None);
-        assert_eq!(map_page(&mut tables, root, 0x20_0000, 0x4100_0000, CODE), Ok(()), "same mapping again");
-        assert_eq!(map_page(&mut tables, root, 0x20_0000, 0x4100_1000, CODE), Err(MapError::AlreadyMapped));
-        assert_eq!(map_page(&mut tables, root, 0x20_0800, 0x4100_1000, CODE), Err(MapError::BadAddress));
-        assert_eq!(map_page(&mut tables, root, IPA_LIMIT, 0x4100_1000, CODE), Err(MapError::BadAddress));
+        assert_eq!(
+            map_page(&mut tables, root, 0x20_0000, 0x4100_0000, CODE),
+            Ok(()),
+            "same mapping again"
+        );
+        assert_eq!(
+            map_page(&mut tables, root, 0x20_0000, 0x4100_1000, CODE),
+            Err(MapError::AlreadyMapped)
+        );
+        assert_eq!(
+            map_page(&mut tables, root, 0x20_0800, 0x4100_1000, CODE),
+            Err(MapError::BadAddress)
+        );
+        assert_eq!(
+            map_page(&mut tables, root, IPA_LIMIT, 0x4100_1000, CODE),
+            Err(MapError::BadAddress)
+        );
         // one root + one L2 + one L3 so far; a far IPA needs two more tables
         map_page(&mut tables, root, 0x40_0000_0000, 0x4200_0000, RW_DATA).unwrap();
         assert_eq!(tables.next, 5);
-        let mut exhausted = Tables { limit: 1, ..Default::default() };
+        let mut exhausted = Tables {
+            limit: 1,
+            ..Default::default()
+        };
         let root = exhausted.allocate_table().unwrap();
-        assert_eq!(map_page(&mut exhausted, root, 0, 0, CODE), Err(MapError::OutOfTables));
+        assert_eq!(
+            map_page(&mut exhausted, root, 0, 0, CODE),
+            Err(MapError::OutOfTables)
+        );
     }
 }

@@ -100,11 +100,13 @@ impl<'a> System<'a> {
 
     /// The thread `id` (the boot code guarantees every stored index is in range; a bad one is a
     /// kernel bug, caught by the slice bounds check).
+    #[inline(always)]
     pub fn tcb(&self, id: TcbId) -> &Tcb {
         &self.tcbs[usize::from(id)]
     }
 
     /// The thread `id`, mutably.
+    #[inline(always)]
     pub fn tcb_mut(&mut self, id: TcbId) -> &mut Tcb {
         &mut self.tcbs[usize::from(id)]
     }
@@ -125,17 +127,8 @@ impl<'a> System<'a> {
         number: u64,
         fastpath: bool,
     ) -> Effect {
-        if fastpath {
-            let outcome = if number == Syscall::Call as u64 {
-                self.fastpath_call()
-            } else if number == Syscall::ReplyRecv as u64 {
-                self.fastpath_reply_recv()
-            } else {
-                FastpathOutcome::Fallback
-            };
-            if outcome == FastpathOutcome::Switched {
-                return Effect::None;
-            }
+        if fastpath && self.fastpath(number) == FastpathOutcome::Switched {
+            return Effect::None;
         }
         self.handle_syscall(memory, number)
     }
@@ -250,6 +243,7 @@ impl<'a> System<'a> {
     }
 
     /// The capability at `cptr` in `id`'s CNode.
+    #[inline(always)]
     pub fn lookup(&self, id: TcbId, cptr: u64) -> Result<Cap, KernelError> {
         crate::cnode::lookup(self.slots, self.tcb(id).cnode, cptr)
     }

@@ -37,7 +37,8 @@ pub trait Protocol {
 macro_rules! assert_fits {
     ($ty:ty) => {
         const _: () = assert!(
-            <$ty as postcard::experimental::max_size::MaxSize>::POSTCARD_MAX_SIZE <= $crate::MAX_MESSAGE_BYTES,
+            <$ty as postcard::experimental::max_size::MaxSize>::POSTCARD_MAX_SIZE
+                <= $crate::MAX_MESSAGE_BYTES,
             "message type does not fit the IPC message registers"
         );
     };
@@ -68,14 +69,20 @@ pub struct Malformed;
 /// Encodes `value` into message words.
 pub fn encode<T: Serialize>(value: &T) -> Result<Encoded, Malformed> {
     let mut bytes = [0u8; MAX_MESSAGE_BYTES];
-    let used = postcard::to_slice(value, &mut bytes).map_err(|_| Malformed)?.len();
+    let used = postcard::to_slice(value, &mut bytes)
+        .map_err(|_| Malformed)?
+        .len();
     let mut words = [0u64; MAX_MESSAGE_WORDS];
     for (word, chunk) in words.iter_mut().zip(bytes[..used].chunks(8)) {
         let mut raw = [0u8; 8];
         raw[..chunk.len()].copy_from_slice(chunk);
         *word = u64::from_le_bytes(raw);
     }
-    Ok(Encoded { label: used as u64, length: used.div_ceil(8), words })
+    Ok(Encoded {
+        label: used as u64,
+        length: used.div_ceil(8),
+        words,
+    })
 }
 
 /// Decodes a message body from its label and words; anything inconsistent is `Malformed`.
@@ -110,8 +117,12 @@ pub enum CallError {
 impl core::fmt::Display for CallError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Restarted { generation } => write!(f, "server restarted (generation {generation})"),
-            Self::ServerDown { generation } => write!(f, "server is down (generation {generation})"),
+            Self::Restarted { generation } => {
+                write!(f, "server restarted (generation {generation})")
+            }
+            Self::ServerDown { generation } => {
+                write!(f, "server is down (generation {generation})")
+            }
             Self::Rejected => write!(f, "server rejected a malformed request"),
             Self::MalformedReply => write!(f, "malformed reply"),
             Self::Kernel(error) => write!(f, "kernel error: {error}"),
@@ -122,23 +133,34 @@ impl core::fmt::Display for CallError {
 /// The kernel side of IPC as the two loops need it: one call, one reply-and-receive.
 pub trait Transport {
     /// Call: sends `message` through `endpoint`, returns the reply's info and words.
-    fn call(&mut self, endpoint: u64, message: &Encoded) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]);
+    fn call(&mut self, endpoint: u64, message: &Encoded)
+    -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]);
     /// Replies with `message` (or receives only, when `None`) and waits on `endpoint`; returns
     /// the badge, info and words of the next request.
-    fn reply_recv(&mut self, endpoint: u64, message: Option<&Encoded>) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]);
+    fn reply_recv(
+        &mut self,
+        endpoint: u64,
+        message: Option<&Encoded>,
+    ) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]);
 }
 
 /// How often an idempotent request is retried after `Restarted` before giving up.
 pub const RETRIES: usize = 3;
 
 /// Calls a server: encodes, sends, decodes; retries idempotent requests after a restart.
-pub fn call<P: Protocol>(transport: &mut impl Transport, endpoint: u64, request: &P::Request) -> Result<P::Response, CallError> {
+pub fn call<P: Protocol>(
+    transport: &mut impl Transport,
+    endpoint: u64,
+    request: &P::Request,
+) -> Result<P::Response, CallError> {
     let message = encode(request).map_err(|_| CallError::Rejected)?;
     let mut attempt = 0;
     loop {
         let (info, words) = transport.call(endpoint, &message);
         match interpret::<P::Response>(info, &words) {
-            Err(CallError::Restarted { .. }) if P::is_idempotent(request) && attempt < RETRIES => attempt += 1,
+            Err(CallError::Restarted { .. }) if P::is_idempotent(request) && attempt < RETRIES => {
+                attempt += 1
+            }
             other => return other,
         }
     }
@@ -158,7 +180,8 @@ pub fn interpret<R: DeserializeOwned>(info: MessageInfo, words: &[u64]) -> Resul
     if info.label() == LABEL_MALFORMED {
         return Err(CallError::Rejected);
     }
-    decode(info.label(), &words[..info.length().min(words.len())]).map_err(|_| CallError::MalformedReply)
+    decode(info.label(), &words[..info.length().min(words.len())])
+        .map_err(|_| CallError::MalformedReply)
 }
 
 /// The server loop: receive, decode, handle, reply. A request that does not decode is answered
@@ -168,11 +191,19 @@ pub fn serve<P: Protocol>(
     endpoint: u64,
     mut handle: impl FnMut(u64, P::Request) -> P::Response,
 ) -> ! {
-    let malformed = Encoded { label: LABEL_MALFORMED, length: 0, words: [0; MAX_MESSAGE_WORDS] };
+    let malformed = Encoded {
+        label: LABEL_MALFORMED,
+        length: 0,
+        words: [0; MAX_MESSAGE_WORDS],
+    };
     let mut reply: Option<Encoded> = None;
     loop {
         let (badge, info, words) = transport.reply_recv(endpoint, reply.as_ref());
-        let request = if info.is_error() { Err(Malformed) } else { decode::<P::Request>(info.label(), &words[..info.length().min(words.len())]) };
+        let request = if info.is_error() {
+            Err(Malformed)
+        } else {
+            decode::<P::Request>(info.label(), &words[..info.length().min(words.len())])
+        };
         reply = Some(match request {
             Ok(request) => encode(&handle(badge, request)).unwrap_or(malformed),
             Err(Malformed) => malformed,

@@ -27,20 +27,43 @@ impl Protocol for Test {
 
 #[test]
 fn every_shape_round_trips_through_words() {
-    for request in [Request::Ping(0), Request::Ping(u32::MAX), Request::Store { key: 7, text: "x".repeat(300) }] {
+    for request in [
+        Request::Ping(0),
+        Request::Ping(u32::MAX),
+        Request::Store {
+            key: 7,
+            text: "x".repeat(300),
+        },
+    ] {
         let encoded = encode(&request).unwrap();
         assert_eq!(encoded.length, (encoded.label as usize).div_ceil(8));
-        assert_eq!(decode::<Request>(encoded.label, &encoded.words[..encoded.length]), Ok(request));
+        assert_eq!(
+            decode::<Request>(encoded.label, &encoded.words[..encoded.length]),
+            Ok(request)
+        );
     }
-    assert!(encode(&Request::Store { key: 1, text: "y".repeat(600) }).is_err(), "too big for a message");
+    assert!(
+        encode(&Request::Store {
+            key: 1,
+            text: "y".repeat(600)
+        })
+        .is_err(),
+        "too big for a message"
+    );
 }
 
 #[test]
 fn inconsistent_labels_and_garbage_are_malformed() {
     let encoded = encode(&Request::Ping(5)).unwrap();
-    assert_eq!(decode::<Request>(encoded.label + 8, &encoded.words[..encoded.length]), Err(Malformed));
+    assert_eq!(
+        decode::<Request>(encoded.label + 8, &encoded.words[..encoded.length]),
+        Err(Malformed)
+    );
     assert_eq!(decode::<Request>(u64::MAX, &encoded.words), Err(Malformed));
-    assert_eq!(decode::<Request>(3, &[0xFFFF_FFFF_FFFF_FFFF]), Err(Malformed));
+    assert_eq!(
+        decode::<Request>(3, &[0xFFFF_FFFF_FFFF_FFFF]),
+        Err(Malformed)
+    );
 }
 
 /// A transport whose server answers `Restarted` a given number of times before replying.
@@ -50,13 +73,20 @@ struct Flaky {
 }
 
 impl Transport for Flaky {
-    fn call(&mut self, _endpoint: u64, message: &Encoded) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    fn call(
+        &mut self,
+        _endpoint: u64,
+        message: &Encoded,
+    ) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         self.calls += 1;
         let mut words = [0; MAX_MESSAGE_WORDS];
         if self.restarts_left > 0 {
             self.restarts_left -= 1;
             words[0] = 1;
-            return (MessageInfo::error(KernelError::Restarted { generation: 1 }.code(), 1), words);
+            return (
+                MessageInfo::error(KernelError::Restarted { generation: 1 }.code(), 1),
+                words,
+            );
         }
         let request: Request = decode(message.label, &message.words).unwrap();
         let response = match request {
@@ -66,21 +96,46 @@ impl Transport for Flaky {
         let reply = encode(&response).unwrap();
         (reply.info(), reply.words)
     }
-    fn reply_recv(&mut self, _: u64, _: Option<&Encoded>) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    fn reply_recv(
+        &mut self,
+        _: u64,
+        _: Option<&Encoded>,
+    ) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         unreachable!()
     }
 }
 
 #[test]
 fn idempotent_requests_are_retried_after_a_restart_and_others_report_it() {
-    let mut transport = Flaky { restarts_left: 2, calls: 0 };
-    assert_eq!(call::<Test>(&mut transport, 1, &Request::Ping(41)), Ok(Response::Pong(42)));
+    let mut transport = Flaky {
+        restarts_left: 2,
+        calls: 0,
+    };
+    assert_eq!(
+        call::<Test>(&mut transport, 1, &Request::Ping(41)),
+        Ok(Response::Pong(42))
+    );
     assert_eq!(transport.calls, 3);
-    let mut transport = Flaky { restarts_left: 1, calls: 0 };
-    let store = Request::Store { key: 1, text: String::new() };
-    assert_eq!(call::<Test>(&mut transport, 1, &store), Err(CallError::Restarted { generation: 1 }));
-    let mut transport = Flaky { restarts_left: 10, calls: 0 };
-    assert_eq!(call::<Test>(&mut transport, 1, &Request::Ping(1)), Err(CallError::Restarted { generation: 1 }));
+    let mut transport = Flaky {
+        restarts_left: 1,
+        calls: 0,
+    };
+    let store = Request::Store {
+        key: 1,
+        text: String::new(),
+    };
+    assert_eq!(
+        call::<Test>(&mut transport, 1, &store),
+        Err(CallError::Restarted { generation: 1 })
+    );
+    let mut transport = Flaky {
+        restarts_left: 10,
+        calls: 0,
+    };
+    assert_eq!(
+        call::<Test>(&mut transport, 1, &Request::Ping(1)),
+        Err(CallError::Restarted { generation: 1 })
+    );
     assert_eq!(transport.calls, RETRIES + 1, "bounded retries");
 }
 
@@ -88,13 +143,27 @@ fn idempotent_requests_are_retried_after_a_restart_and_others_report_it() {
 fn kernel_errors_and_rejections_are_typed() {
     let words = [0u64; MAX_MESSAGE_WORDS];
     let down = MessageInfo::error(KernelError::ServerDown { generation: 0 }.code(), 1);
-    assert_eq!(interpret::<Response>(down, &words), Err(CallError::ServerDown { generation: 0 }));
+    assert_eq!(
+        interpret::<Response>(down, &words),
+        Err(CallError::ServerDown { generation: 0 })
+    );
     let mut slot = words;
     slot[0] = 9;
     let missing = MessageInfo::error(KernelError::InvalidCapability { slot: 9 }.code(), 1);
-    assert_eq!(interpret::<Response>(missing, &slot), Err(CallError::Kernel(KernelError::InvalidCapability { slot: 9 })));
-    assert_eq!(interpret::<Response>(MessageInfo::new(LABEL_MALFORMED, 0, 0), &words), Err(CallError::Rejected));
-    assert_eq!(interpret::<Response>(MessageInfo::new(2, 0, 1), &[0xFF; MAX_MESSAGE_WORDS]), Err(CallError::MalformedReply));
+    assert_eq!(
+        interpret::<Response>(missing, &slot),
+        Err(CallError::Kernel(KernelError::InvalidCapability {
+            slot: 9
+        }))
+    );
+    assert_eq!(
+        interpret::<Response>(MessageInfo::new(LABEL_MALFORMED, 0, 0), &words),
+        Err(CallError::Rejected)
+    );
+    assert_eq!(
+        interpret::<Response>(MessageInfo::new(2, 0, 1), &[0xFF; MAX_MESSAGE_WORDS]),
+        Err(CallError::MalformedReply)
+    );
 }
 
 /// A scripted client for the server loop: feeds requests, records replies, stops the loop by
@@ -108,7 +177,11 @@ impl Transport for Script {
     fn call(&mut self, _: u64, _: &Encoded) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         unreachable!()
     }
-    fn reply_recv(&mut self, _: u64, message: Option<&Encoded>) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    fn reply_recv(
+        &mut self,
+        _: u64,
+        message: Option<&Encoded>,
+    ) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         self.replies.push(message.copied());
         if self.incoming.is_empty() {
             panic!("script done");
@@ -142,5 +215,8 @@ fn the_server_loop_answers_malformed_requests_and_keeps_serving() {
     assert_eq!(script.replies[0], None, "first call only receives");
     assert_eq!(script.replies[1].unwrap().label, LABEL_MALFORMED);
     let reply = script.replies[2].unwrap();
-    assert_eq!(decode::<Response>(reply.label, &reply.words), Ok(Response::Pong(1)));
+    assert_eq!(
+        decode::<Response>(reply.label, &reply.words),
+        Ok(Response::Pong(1))
+    );
 }

@@ -34,6 +34,8 @@ pub trait Arch {
     fn unmask_irq(intid: u32);
     /// Sleeps until an interrupt is pending (interrupts stay masked in the kernel).
     fn wait_for_interrupt();
+    /// The syndrome of the exception being handled (ESR).
+    fn syndrome() -> u64;
     /// The syndrome and fault address of the exception being handled.
     fn exception_syndrome() -> (u64, u64);
 }

@@ -35,10 +35,16 @@ fn census(description: &'static [u8]) -> Census<'static> {
     let mut reader = RecordReader::new(description);
     let header = match reader.next_record() {
         Ok(Some(Record::Header(header))) => header,
-        other => fail(format_args!("expected a header record first, found {other:?}")),
+        other => fail(format_args!(
+            "expected a header record first, found {other:?}"
+        )),
     };
     if header.version != bootdesc::FORMAT_VERSION {
-        fail(format_args!("format version {} (this kernel reads {})", header.version, bootdesc::FORMAT_VERSION));
+        fail(format_args!(
+            "format version {} (this kernel reads {})",
+            header.version,
+            bootdesc::FORMAT_VERSION
+        ));
     }
     let expected = [
         u64::from(header.servers),
@@ -78,10 +84,15 @@ fn census(description: &'static [u8]) -> Census<'static> {
         seen[kind] += 1;
     }
     if seen != expected {
-        fail(format_args!("record counts {seen:?} differ from the header's {expected:?}"));
+        fail(format_args!(
+            "record counts {seen:?} differ from the header's {expected:?}"
+        ));
     }
     if header.servers == 0 || header.servers > 255 {
-        fail(format_args!("{} servers (1..=255: one VMID each)", header.servers));
+        fail(format_args!(
+            "{} servers (1..=255: one VMID each)",
+            header.servers
+        ));
     }
     Census { header, slots }
 }
@@ -89,15 +100,20 @@ fn census(description: &'static [u8]) -> Census<'static> {
 fn index(value: u16, count: usize, what: &str) -> usize {
     let value = usize::from(value);
     if value >= count {
-        fail(format_args!("{what} index {value} out of range (there are {count})"));
+        fail(format_args!(
+            "{what} index {value} out of range (there are {count})"
+        ));
     }
     value
 }
 
 /// Builds the whole system. Returns the kernel state, every server ready to run.
 pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
-    let payload_header = PayloadHeader::parse(PAYLOAD)
-        .unwrap_or_else(|error| fail(format_args!("payload rejected ({error:?}); was this kernel built by `cargo xtask build`?")));
+    let payload_header = PayloadHeader::parse(PAYLOAD).unwrap_or_else(|error| {
+        fail(format_args!(
+            "payload rejected ({error:?}); was this kernel built by `cargo xtask build`?"
+        ))
+    });
     let description = payload_header.description(PAYLOAD);
     let Census { header, slots } = census(description);
     let servers = usize::from(header.servers);
@@ -105,15 +121,24 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let tcbs = memory.array(servers, |_| Tcb::new(1));
     let replies = memory.array(servers, |_| Reply::default());
     let endpoints = memory.array(usize::from(header.endpoints), |_| Endpoint::new(None));
-    let notifications = memory.array(usize::from(header.notifications), |_| Notification::default());
-    let irqs = memory.array(usize::from(header.irqs), |_| IrqLine { intid: 0, notification: 0, badge: 0 });
+    let notifications = memory.array(usize::from(header.notifications), |_| {
+        Notification::default()
+    });
+    let irqs = memory.array(usize::from(header.irqs), |_| IrqLine {
+        intid: 0,
+        notification: 0,
+        badge: 0,
+    });
     let slot_pool = memory.array(slots as usize, |_| Cap::Null);
     let server_images = memory.array(servers, |_| None::<ServerImage>);
-    let regions = memory.array(usize::from(header.regions), |_| (0u64, 0u64, MemoryKind::Normal));
+    let regions = memory.array(usize::from(header.regions), |_| {
+        (0u64, 0u64, MemoryKind::Normal)
+    });
 
     let mut reader = RecordReader::new(description);
     let _ = reader.next_record();
-    let (mut server_index, mut endpoint_index, mut ntfn_index, mut region_index, mut irq_index) = (0, 0, 0, 0, 0);
+    let (mut server_index, mut endpoint_index, mut ntfn_index, mut region_index, mut irq_index) =
+        (0, 0, 0, 0, 0);
     let mut slot_base = 0u32;
     while let Ok(Some(record)) = reader.next_record() {
         match record {
@@ -123,16 +148,33 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 server_index += 1;
                 let file = payload_header
                     .image(PAYLOAD, server.image)
-                    .unwrap_or_else(|| fail(format_args!("server `{}`: image outside the payload", server.name)));
+                    .unwrap_or_else(|| {
+                        fail(format_args!(
+                            "server `{}`: image outside the payload",
+                            server.name
+                        ))
+                    });
                 if !(1..=254).contains(&server.priority) {
-                    fail(format_args!("server `{}`: priority {} outside 1..=254", server.name, server.priority));
+                    fail(format_args!(
+                        "server `{}`: priority {} outside 1..=254",
+                        server.name, server.priority
+                    ));
                 }
                 let stack = u64::from(server.stack_bytes);
-                if stack == 0 || stack % PAGE_SIZE != 0 || stack > STACK_TOP - abi::layout::STACK_LIMIT {
-                    fail(format_args!("server `{}`: stack size {stack:#x}", server.name));
+                if stack == 0
+                    || stack % PAGE_SIZE != 0
+                    || stack > STACK_TOP - abi::layout::STACK_LIMIT
+                {
+                    fail(format_args!(
+                        "server `{}`: stack size {stack:#x}",
+                        server.name
+                    ));
                 }
                 if u64::from(server.cnode_slots) <= abi::FIRST_FREE_SLOT {
-                    fail(format_args!("server `{}`: CNode of {} slots", server.name, server.cnode_slots));
+                    fail(format_args!(
+                        "server `{}`: CNode of {} slots",
+                        server.name, server.cnode_slots
+                    ));
                 }
                 let image = loader::load(
                     memory,
@@ -148,69 +190,132 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 tcb.context = UserContext::new(image.entry(), STACK_TOP);
                 tcb.vspace_root = image.vttbr;
                 tcb.ipc_buffer = image.ipc_buffer;
-                tcb.cnode = SlotRange { base: slot_base, len: u32::from(server.cnode_slots) };
+                tcb.cnode = SlotRange {
+                    base: slot_base,
+                    len: u32::from(server.cnode_slots),
+                };
                 tcb.fault_handler = server.fault_endpoint.map(|ep| {
-                    (index(ep, usize::from(header.endpoints), "fault endpoint") as u16, server.fault_badge)
+                    (
+                        index(ep, usize::from(header.endpoints), "fault endpoint") as u16,
+                        server.fault_badge,
+                    )
                 });
-                slot_pool[slot_base as usize + REPLY_SLOT as usize] = Cap::Reply { reply: id as u16 };
-                slot_pool[slot_base as usize + CNODE_SLOT as usize] = Cap::CNode { owner: id as u16 };
+                slot_pool[slot_base as usize + REPLY_SLOT as usize] =
+                    Cap::Reply { reply: id as u16 };
+                slot_pool[slot_base as usize + CNODE_SLOT as usize] =
+                    Cap::CNode { owner: id as u16 };
                 slot_base += u32::from(server.cnode_slots);
                 server_images[id] = Some(image);
             }
             Record::Endpoint(endpoint) => {
-                let server = endpoint.server.map(|s| index(s, servers, "endpoint server") as u16);
+                let server = endpoint
+                    .server
+                    .map(|s| index(s, servers, "endpoint server") as u16);
                 endpoints[endpoint_index] = Endpoint::new(server);
                 endpoint_index += 1;
             }
             Record::Notification(_) => ntfn_index += 1,
             Record::Region(region) => {
                 if region.size == 0 || region.size % PAGE_SIZE != 0 {
-                    fail(format_args!("region `{}`: size {:#x}", region.name, region.size));
+                    fail(format_args!(
+                        "region `{}`: size {:#x}",
+                        region.name, region.size
+                    ));
                 }
                 regions[region_index] = match region.kind {
-                    RegionKind::Device { phys_base } if phys_base % PAGE_SIZE == 0 && phys_base < crate::plat::layout::RAM_BASE => {
+                    RegionKind::Device { phys_base }
+                        if phys_base % PAGE_SIZE == 0
+                            && phys_base < crate::plat::layout::RAM_BASE =>
+                    {
                         (phys_base, region.size, MemoryKind::Device)
                     }
-                    RegionKind::Device { phys_base } => fail(format_args!("region `{}`: device base {phys_base:#x}", region.name)),
-                    RegionKind::Ram => (memory.pages(region.size / PAGE_SIZE), region.size, MemoryKind::Normal),
+                    RegionKind::Device { phys_base } => fail(format_args!(
+                        "region `{}`: device base {phys_base:#x}",
+                        region.name
+                    )),
+                    RegionKind::Ram => (
+                        memory.pages(region.size / PAGE_SIZE),
+                        region.size,
+                        MemoryKind::Normal,
+                    ),
                 };
                 region_index += 1;
             }
             Record::Irq(irq) => {
-                if !(16..1020).contains(&irq.intid) || irq.intid == crate::plat::layout::HYP_TIMER_INTID {
+                if !(16..1020).contains(&irq.intid)
+                    || irq.intid == crate::plat::layout::HYP_TIMER_INTID
+                {
                     fail(format_args!("irq `{}`: intid {}", irq.name, irq.intid));
                 }
-                let notification = index(irq.notification, usize::from(header.notifications), "irq notification") as u16;
-                irqs[irq_index] = IrqLine { intid: irq.intid, notification, badge: irq.badge };
+                let notification = index(
+                    irq.notification,
+                    usize::from(header.notifications),
+                    "irq notification",
+                ) as u16;
+                irqs[irq_index] = IrqLine {
+                    intid: irq.intid,
+                    notification,
+                    badge: irq.badge,
+                };
                 irq_index += 1;
             }
             Record::Cap(cap) => {
                 let owner = index(cap.server, servers, "cap server");
                 let cnode = tcbs[owner].cnode;
                 if u64::from(cap.slot) < abi::FIRST_FREE_SLOT || u32::from(cap.slot) >= cnode.len {
-                    fail(format_args!("cap slot {} outside server {owner}'s CNode", cap.slot));
+                    fail(format_args!(
+                        "cap slot {} outside server {owner}'s CNode",
+                        cap.slot
+                    ));
                 }
                 let slot = &mut slot_pool[(cnode.base + u32::from(cap.slot)) as usize];
                 if !slot.is_null() {
-                    fail(format_args!("cap slot {} of server {owner} given twice", cap.slot));
+                    fail(format_args!(
+                        "cap slot {} of server {owner} given twice",
+                        cap.slot
+                    ));
                 }
                 *slot = match cap.object {
-                    CapObject::Endpoint { index: ep, badge, rights } => {
-                        Cap::Endpoint { ep: index(ep, endpoints.len(), "endpoint") as u16, badge, rights, generation: 0 }
-                    }
-                    CapObject::Notification { index: n, badge, rights } => {
-                        Cap::Notification { ntfn: index(n, notifications.len(), "notification") as u16, badge, rights }
-                    }
-                    CapObject::Tcb { server } => Cap::Tcb { tcb: index(server, servers, "tcb") as u16 },
-                    CapObject::IrqHandler { irq } => Cap::IrqHandler { irq: index(irq, irqs.len(), "irq") as u16 },
+                    CapObject::Endpoint {
+                        index: ep,
+                        badge,
+                        rights,
+                    } => Cap::Endpoint {
+                        ep: index(ep, endpoints.len(), "endpoint") as u16,
+                        badge,
+                        rights,
+                        generation: 0,
+                    },
+                    CapObject::Notification {
+                        index: n,
+                        badge,
+                        rights,
+                    } => Cap::Notification {
+                        ntfn: index(n, notifications.len(), "notification") as u16,
+                        badge,
+                        rights,
+                    },
+                    CapObject::Tcb { server } => Cap::Tcb {
+                        tcb: index(server, servers, "tcb") as u16,
+                    },
+                    CapObject::IrqHandler { irq } => Cap::IrqHandler {
+                        irq: index(irq, irqs.len(), "irq") as u16,
+                    },
                     CapObject::SystemControl => Cap::SystemControl,
                 };
             }
             Record::Mapping(mapping) => {
                 let owner = index(mapping.server, servers, "mapping server");
-                let (base, size, kind) = regions[index(mapping.region, regions.len(), "mapping region")];
-                if mapping.va % PAGE_SIZE != 0 || mapping.va < REGION_WINDOW_BASE || mapping.va + size > abi::layout::ADDRESS_SPACE_END {
-                    fail(format_args!("mapping at {:#x} outside the region window", mapping.va));
+                let (base, size, kind) =
+                    regions[index(mapping.region, regions.len(), "mapping region")];
+                if mapping.va % PAGE_SIZE != 0
+                    || mapping.va < REGION_WINDOW_BASE
+                    || mapping.va + size > abi::layout::ADDRESS_SPACE_END
+                {
+                    fail(format_args!(
+                        "mapping at {:#x} outside the region window",
+                        mapping.va
+                    ));
                 }
                 let attributes = Attributes {
                     writable: mapping.writable,
@@ -229,6 +334,10 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         system.tcb_mut(id).timeslice_left = 1;
         system.make_runnable(id);
     }
-    let images = memory.array(servers, |id| server_images[id].take().unwrap_or_else(|| fail(format_args!("server {id} missing"))));
+    let images = memory.array(servers, |id| {
+        server_images[id]
+            .take()
+            .unwrap_or_else(|| fail(format_args!("server {id} missing")))
+    });
     Kernel::new(system, images, header.name, u64::from(header.timeslice_us))
 }

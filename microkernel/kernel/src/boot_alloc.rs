@@ -21,14 +21,20 @@ impl BootAllocator {
     /// All RAM after the kernel image.
     pub fn new() -> Self {
         let start = core::ptr::addr_of!(__kernel_end) as u64;
-        Self { next: start.next_multiple_of(PAGE), end: RAM_END }
+        Self {
+            next: start.next_multiple_of(PAGE),
+            end: RAM_END,
+        }
     }
 
     /// `count` zeroed, contiguous pages; the boot stops with a message when RAM runs out.
     pub fn pages(&mut self, count: u64) -> u64 {
         let bytes = count * PAGE;
         let base = self.next;
-        assert!(self.end - base >= bytes, "boot: out of memory allocating {count} pages");
+        assert!(
+            self.end - base >= bytes,
+            "boot: out of memory allocating {count} pages"
+        );
         self.next += bytes;
         zero(base, bytes);
         base

@@ -3,7 +3,9 @@
 //! IPC buffer and boot-info page: the whole memory, not just the program counter).
 
 use crate::boot_alloc::{self, BootAllocator};
-use abi::layout::{BOOTINFO_VA, HEAP_BASE, IMAGE_BASE, IMAGE_END, IPC_BUFFER_VA, PAGE_SIZE, STACK_TOP};
+use abi::layout::{
+    BOOTINFO_VA, HEAP_BASE, IMAGE_BASE, IMAGE_END, IPC_BUFFER_VA, PAGE_SIZE, STACK_TOP,
+};
 use kernel_core::elf::{self, ElfImage, MAX_SEGMENTS};
 use kernel_core::stage2::{self, Attributes, MemoryKind};
 
@@ -29,8 +31,16 @@ pub struct ServerImage {
     pub vttbr: u64,
 }
 
-const NORMAL_RW: Attributes = Attributes { writable: true, executable: false, kind: MemoryKind::Normal };
-const NORMAL_RO: Attributes = Attributes { writable: false, executable: false, kind: MemoryKind::Normal };
+const NORMAL_RW: Attributes = Attributes {
+    writable: true,
+    executable: false,
+    kind: MemoryKind::Normal,
+};
+const NORMAL_RO: Attributes = Attributes {
+    writable: false,
+    executable: false,
+    kind: MemoryKind::Normal,
+};
 
 fn pages(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE)
@@ -38,11 +48,23 @@ fn pages(bytes: u64) -> u64 {
 
 /// Maps `count` contiguous frames from `pa` at `va`. Boot-time mapping of fresh, disjoint
 /// ranges into a fresh table cannot conflict; a failure means the payload is inconsistent.
-pub fn map_range(memory: &mut BootAllocator, root: u64, va: u64, pa: u64, count: u64, attributes: Attributes) {
+pub fn map_range(
+    memory: &mut BootAllocator,
+    root: u64,
+    va: u64,
+    pa: u64,
+    count: u64,
+    attributes: Attributes,
+) {
     for page in 0..count {
         let offset = page * PAGE_SIZE;
         if let Err(error) = stage2::map_page(memory, root, va + offset, pa + offset, attributes) {
-            panic!("boot: cannot map {:#x} -> {:#x}: {:?}", va + offset, pa + offset, error);
+            panic!(
+                "boot: cannot map {:#x} -> {:#x}: {:?}",
+                va + offset,
+                pa + offset,
+                error
+            );
         }
     }
 }
@@ -61,7 +83,10 @@ pub fn load(
         Ok(elf) => elf,
         Err(error) => panic!("boot: server `{name}`: bad image: {error:?}"),
     };
-    assert!(bootinfo.len() + 4 <= PAGE_SIZE as usize, "boot: server `{name}`: boot info exceeds a page");
+    assert!(
+        bootinfo.len() + 4 <= PAGE_SIZE as usize,
+        "boot: server `{name}`: boot info exceeds a page"
+    );
     let root = memory.pages(1);
     let mut image = ServerImage {
         name,
@@ -69,7 +94,14 @@ pub fn load(
         elf,
         segment_frames: [0; MAX_SEGMENTS],
         stack: (memory.pages(pages(stack_bytes)), stack_bytes),
-        heap: (if heap_bytes > 0 { memory.pages(pages(heap_bytes)) } else { 0 }, heap_bytes),
+        heap: (
+            if heap_bytes > 0 {
+                memory.pages(pages(heap_bytes))
+            } else {
+                0
+            },
+            heap_bytes,
+        ),
         ipc_buffer: memory.pages(1),
         bootinfo: (memory.pages(1), bootinfo),
         vttbr: (u64::from(vmid) << 48) | root,
@@ -78,12 +110,37 @@ pub fn load(
         let count = pages(segment.page_end() - segment.page_start());
         let frames = memory.pages(count);
         image.segment_frames[index] = frames;
-        let attributes = Attributes { writable: segment.writable, executable: segment.executable, kind: MemoryKind::Normal };
-        map_range(memory, root, segment.page_start(), frames, count, attributes);
+        let attributes = Attributes {
+            writable: segment.writable,
+            executable: segment.executable,
+            kind: MemoryKind::Normal,
+        };
+        map_range(
+            memory,
+            root,
+            segment.page_start(),
+            frames,
+            count,
+            attributes,
+        );
     }
-    map_range(memory, root, STACK_TOP - stack_bytes, image.stack.0, pages(stack_bytes), NORMAL_RW);
+    map_range(
+        memory,
+        root,
+        STACK_TOP - stack_bytes,
+        image.stack.0,
+        pages(stack_bytes),
+        NORMAL_RW,
+    );
     if heap_bytes > 0 {
-        map_range(memory, root, HEAP_BASE, image.heap.0, pages(heap_bytes), NORMAL_RW);
+        map_range(
+            memory,
+            root,
+            HEAP_BASE,
+            image.heap.0,
+            pages(heap_bytes),
+            NORMAL_RW,
+        );
     }
     map_range(memory, root, IPC_BUFFER_VA, image.ipc_buffer, 1, NORMAL_RW);
     map_range(memory, root, BOOTINFO_VA, image.bootinfo.0, 1, NORMAL_RO);
@@ -108,7 +165,10 @@ impl ServerImage {
         }
         boot_alloc::zero(self.ipc_buffer, PAGE_SIZE);
         boot_alloc::zero(self.bootinfo.0, PAGE_SIZE);
-        boot_alloc::copy_to(self.bootinfo.0, &(self.bootinfo.1.len() as u32).to_le_bytes());
+        boot_alloc::copy_to(
+            self.bootinfo.0,
+            &(self.bootinfo.1.len() as u32).to_le_bytes(),
+        );
         boot_alloc::copy_to(self.bootinfo.0 + 4, self.bootinfo.1);
     }
 

@@ -23,7 +23,10 @@ const STATUS_KERNEL_PANIC: u64 = 101;
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main() -> ! {
     Current::init_early();
-    kprintln!("hvkernel {} at EL2: capability microkernel hypervisor", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "hvkernel {} at EL2: capability microkernel hypervisor",
+        env!("CARGO_PKG_VERSION")
+    );
     Current::init();
     let mut memory = boot_alloc::BootAllocator::new();
     let kernel = boot::instantiate(&mut memory);

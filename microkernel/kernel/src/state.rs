@@ -25,8 +25,19 @@ pub struct Kernel {
 
 impl Kernel {
     /// Wraps the booted system.
-    pub fn new(system: System<'static>, images: &'static mut [ServerImage], name: &'static str, timeslice_us: u64) -> Self {
-        Self { system, images, name, timeslice_us, installed_vspace: 0 }
+    pub fn new(
+        system: System<'static>,
+        images: &'static mut [ServerImage],
+        name: &'static str,
+        timeslice_us: u64,
+    ) -> Self {
+        Self {
+            system,
+            images,
+            name,
+            timeslice_us,
+            installed_vspace: 0,
+        }
     }
 }
 

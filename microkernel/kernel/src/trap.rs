@@ -8,7 +8,7 @@ use abi::layout::STACK_TOP;
 use abi::message::IPC_BUFFER_WORDS;
 use abi::{FaultInfo, FaultKind};
 use kernel_core::queue::NONE;
-use kernel_core::system::{Effect, IpcMemory};
+use kernel_core::system::{Effect, FastpathOutcome, IpcMemory};
 use kernel_core::tcb::{PC, Tcb, UserContext};
 
 /// Exit status when a thread without a fault handler (the supervisor) faults.
@@ -32,7 +32,11 @@ impl IpcMemory for PhysicalIpcBuffers {
             return;
         }
         // SAFETY: as in `read_word`.
-        unsafe { (tcb.ipc_buffer as *mut u64).add(index).write_volatile(value) }
+        unsafe {
+            (tcb.ipc_buffer as *mut u64)
+                .add(index)
+                .write_volatile(value)
+        }
     }
 }
 
@@ -50,12 +54,28 @@ mod ec {
     pub const BRK64: u64 = 0x3C;
 }
 
-/// Called by the vectors for every exception from EL0.
+/// Called by the vectors for every exception from EL0. The IPC fast path is tried first and,
+/// when it switches, nothing else runs: no scheduler pass, no effects.
 #[unsafe(no_mangle)]
 extern "C" fn handle_lower_exception(kind: u64, _context: *mut UserContext) -> *mut UserContext {
     // SAFETY: boot initialised the kernel before the first return to EL0, and this entry is
     // not reentrant (interrupts are masked at EL2).
     let kernel = unsafe { KERNEL.get() };
+    if kind == crate::arch::aarch64::entry::KIND_SYNC {
+        let system = &mut kernel.system;
+        let number = system.tcb(system.current).context.x(7);
+        if Current::syndrome() >> 26 == ec::SVC64
+            && system.fastpath(number) == FastpathOutcome::Switched
+        {
+            return install(kernel, kernel.system.current);
+        }
+    }
+    slow_path(kernel, kind)
+}
+
+/// Everything but the fast path: full system calls, faults, interrupts, then a scheduler pass.
+#[inline(never)]
+fn slow_path(kernel: &mut Kernel, kind: u64) -> *mut UserContext {
     let effect = match kind {
         crate::arch::aarch64::entry::KIND_SYNC => handle_sync(kernel),
         crate::arch::aarch64::entry::KIND_IRQ => {
@@ -84,8 +104,12 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
         }
         ec::DATA_ABORT_LOWER => fault_current(kernel, FaultKind::DataAbort, far, esr),
         ec::INSTRUCTION_ABORT_LOWER => fault_current(kernel, FaultKind::InstructionAbort, far, esr),
-        ec::UNKNOWN | ec::FP_ACCESS | ec::SYSREG => fault_current(kernel, FaultKind::UndefinedInstruction, 0, esr),
-        ec::PC_ALIGNMENT | ec::SP_ALIGNMENT => fault_current(kernel, FaultKind::Alignment, far, esr),
+        ec::UNKNOWN | ec::FP_ACCESS | ec::SYSREG => {
+            fault_current(kernel, FaultKind::UndefinedInstruction, 0, esr)
+        }
+        ec::PC_ALIGNMENT | ec::SP_ALIGNMENT => {
+            fault_current(kernel, FaultKind::Alignment, far, esr)
+        }
         ec::BRK64 => fault_current(kernel, FaultKind::Panic, 0, esr),
         _ => fault_current(kernel, FaultKind::Unknown, far, esr),
     }
@@ -94,7 +118,15 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
 fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
     let system = &mut kernel.system;
     let pc = system.tcb(system.current).context.regs[PC];
-    system.handle_fault(&mut PhysicalIpcBuffers, FaultInfo { kind, pc, address, syndrome })
+    system.handle_fault(
+        &mut PhysicalIpcBuffers,
+        FaultInfo {
+            kind,
+            pc,
+            address,
+            syndrome,
+        },
+    )
 }
 
 /// Takes every pending interrupt: the tick preempts, device lines signal their notification
@@ -141,14 +173,15 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             let name = kernel.images[usize::from(tcb)].name;
             match fault {
                 Some(fault) => kprintln!(
-                    "KERNEL: server `{name}` has no fault handler and faulted: {} at pc {:#x}, address {:#x}, syndrome {:#x}; stopping the system",
+                    "KERNEL: server `{name}` has no fault handler and faulted: {} at pc {:#x}, address {:#x}, syndrome {:#x}",
                     fault.kind.name(),
                     fault.pc,
                     fault.address,
                     fault.syndrome
                 ),
-                None => kprintln!("KERNEL: server `{name}` faulted with no fault handler; stopping the system"),
+                None => kprintln!("KERNEL: server `{name}` faulted with no fault handler"),
             }
+            kprintln!("KERNEL: stopping the system (status {STATUS_UNHANDLED_FAULT})");
             Current::system_off(STATUS_UNHANDLED_FAULT);
         }
     }
@@ -174,6 +207,12 @@ fn next_context(kernel: &mut Kernel) -> *mut UserContext {
         handle_irqs(kernel);
         next = kernel.system.choose_next();
     }
+    install(kernel, next)
+}
+
+/// Installs `next`'s VSpace when it differs from the current one and returns its context.
+#[inline(always)]
+fn install(kernel: &mut Kernel, next: kernel_core::TcbId) -> *mut UserContext {
     let thread = kernel.system.tcb_mut(next);
     if thread.vspace_root != kernel.installed_vspace {
         kernel.installed_vspace = thread.vspace_root;

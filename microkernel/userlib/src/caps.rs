@@ -29,7 +29,9 @@ pub fn try_cap(name: &str) -> Option<CPtr> {
 
 /// This server's manifest name.
 pub fn server_name() -> &'static str {
-    bootdesc::bootinfo::header(bootinfo()).map(|(header, _)| header.name).unwrap_or("?")
+    bootdesc::bootinfo::header(bootinfo())
+        .map(|(header, _)| header.name)
+        .unwrap_or("?")
 }
 
 /// Fault injection (test systems): the request number at which to crash, if any.

@@ -13,7 +13,10 @@ pub struct Console {
 
 impl Console {
     const fn new() -> Self {
-        Self { bytes: [0; CAPACITY], len: 0 }
+        Self {
+            bytes: [0; CAPACITY],
+            len: 0,
+        }
     }
 
     fn flush(&mut self) {

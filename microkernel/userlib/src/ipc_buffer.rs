@@ -6,7 +6,10 @@ use abi::layout::IPC_BUFFER_VA;
 use abi::message::IPC_BUFFER_WORDS;
 
 fn word_pointer(index: usize) -> *mut u64 {
-    assert!(index < IPC_BUFFER_WORDS, "IPC buffer word {index} out of range");
+    assert!(
+        index < IPC_BUFFER_WORDS,
+        "IPC buffer word {index} out of range"
+    );
     (IPC_BUFFER_VA as *mut u64).wrapping_add(index)
 }
 

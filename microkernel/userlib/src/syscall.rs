@@ -74,7 +74,11 @@ pub fn yield_now() {
 }
 
 /// Invoke a kernel object: `label` selects the operation, `args` go in message registers.
-pub fn invoke(object: CPtr, label: abi::InvocationLabel, args: [u64; 4]) -> (MessageInfo, [u64; 4]) {
+pub fn invoke(
+    object: CPtr,
+    label: abi::InvocationLabel,
+    args: [u64; 4],
+) -> (MessageInfo, [u64; 4]) {
     call(object, MessageInfo::new(label as u64, 0, 4), args)
 }
 

@@ -11,7 +11,12 @@ fn load(message: &Encoded) -> [u64; 4] {
     for index in REGISTER_MESSAGE_WORDS..message.length {
         crate::ipc_buffer::write(index, message.words[index]);
     }
-    [message.words[0], message.words[1], message.words[2], message.words[3]]
+    [
+        message.words[0],
+        message.words[1],
+        message.words[2],
+        message.words[3],
+    ]
 }
 
 fn unload(info: MessageInfo, registers: [u64; 4]) -> [u64; MAX_MESSAGE_WORDS] {
@@ -27,14 +32,24 @@ fn unload(info: MessageInfo, registers: [u64; 4]) -> [u64; MAX_MESSAGE_WORDS] {
 }
 
 impl Transport for Kernel {
-    fn call(&mut self, endpoint: u64, message: &Encoded) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    fn call(
+        &mut self,
+        endpoint: u64,
+        message: &Encoded,
+    ) -> (MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         let (info, registers) = crate::syscall::call(endpoint, message.info(), load(message));
         (info, unload(info, registers))
     }
 
-    fn reply_recv(&mut self, endpoint: u64, message: Option<&Encoded>) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    fn reply_recv(
+        &mut self,
+        endpoint: u64,
+        message: Option<&Encoded>,
+    ) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
         let (badge, info, registers) = match message {
-            Some(message) => crate::syscall::reply_recv(endpoint, REPLY_SLOT, message.info(), load(message)),
+            Some(message) => {
+                crate::syscall::reply_recv(endpoint, REPLY_SLOT, message.info(), load(message))
+            }
             None => crate::syscall::recv(endpoint, REPLY_SLOT),
         };
         (badge, info, unload(info, registers))

@@ -11,6 +11,7 @@
 use super::System;
 use crate::cap::Cap;
 use crate::endpoint::EndpointState;
+use crate::queue::{Link, NONE, Queue};
 use crate::tcb::{OBJECT_LINK, ThreadState};
 use abi::message::REGISTER_MESSAGE_WORDS;
 use abi::{MessageInfo, Rights};
@@ -25,11 +26,40 @@ pub enum FastpathOutcome {
 }
 
 impl System<'_> {
+    /// Tries the fast path for system call `number`; on `Switched`, `current` is the thread to
+    /// run and no other scheduling decision is needed (the partner outranks every ready thread).
+    #[inline(always)]
+    pub fn fastpath(&mut self, number: u64) -> FastpathOutcome {
+        if number == abi::Syscall::Call as u64 {
+            self.fastpath_call()
+        } else if number == abi::Syscall::ReplyRecv as u64 {
+            self.fastpath_reply_recv()
+        } else {
+            FastpathOutcome::Fallback
+        }
+    }
+
     /// `Call` on an endpoint with a receiver waiting.
+    #[inline(always)]
     pub fn fastpath_call(&mut self) -> FastpathOutcome {
-        let me = self.current;
-        let context = &self.tcb(me).context;
-        let (cptr, info) = (context.x(0), MessageInfo::from_raw(context.x(1)));
+        // Disjoint borrows of the pools, so their bases stay in registers.
+        let System {
+            tcbs,
+            endpoints,
+            replies,
+            slots,
+            sched,
+            current,
+            ..
+        } = self;
+        let me = *current;
+        let Some(caller) = tcbs.get(usize::from(me)) else {
+            return FastpathOutcome::Fallback;
+        };
+        let (cptr, info) = (
+            caller.context.regs[0],
+            MessageInfo::from_raw(caller.context.regs[1]),
+        );
         if info.extra_caps() != 0 || info.length() > REGISTER_MESSAGE_WORDS {
             return FastpathOutcome::Fallback;
         }
@@ -38,11 +68,13 @@ impl System<'_> {
             badge,
             rights,
             generation,
-        }) = self.lookup(me, cptr)
+        }) = crate::cnode::lookup(slots, caller.cnode, cptr)
         else {
             return FastpathOutcome::Fallback;
         };
-        let endpoint = self.endpoints[usize::from(ep)];
+        let Some(endpoint) = endpoints.get_mut(usize::from(ep)) else {
+            return FastpathOutcome::Fallback;
+        };
         if !rights.contains(Rights::WRITE)
             || endpoint.down
             || endpoint.generation != generation
@@ -51,103 +83,130 @@ impl System<'_> {
             return FastpathOutcome::Fallback;
         }
         let receiver = endpoint.queue.head;
+        let Some(target) = tcbs.get(usize::from(receiver)) else {
+            return FastpathOutcome::Fallback;
+        };
         let ThreadState::BlockedOnReceive {
             reply: Some(reply), ..
-        } = self.tcb(receiver).state
+        } = target.state
         else {
             return FastpathOutcome::Fallback;
         };
-        if !self.outranks_ready(receiver) || self.replies[usize::from(reply)].caller.is_some() {
-            return FastpathOutcome::Fallback;
-        }
-
-        // Nothing can fail from here on.
-        let endpoint = &mut self.endpoints[usize::from(ep)];
-        endpoint.queue.remove(self.tcbs, OBJECT_LINK, receiver);
-        if endpoint.queue.is_empty() {
-            endpoint.state = EndpointState::Idle;
-        }
-        self.replies[usize::from(reply)].caller = Some(me);
-        self.tcb_mut(me).state = ThreadState::BlockedOnReply {
-            reply,
-            ep,
-            slot: cptr as u32,
-        };
-        self.copy_registers(me, receiver, badge, info);
-        self.tcb_mut(receiver).state = ThreadState::Running;
-        self.current = receiver;
-        FastpathOutcome::Switched
-    }
-
-    /// `ReplyRecv`: answer the caller waiting on the reply object, then wait on the endpoint,
-    /// when no sender is queued there.
-    pub fn fastpath_reply_recv(&mut self) -> FastpathOutcome {
-        let me = self.current;
-        let context = &self.tcb(me).context;
-        let (cptr, info, reply_cptr) = (
-            context.x(0),
-            MessageInfo::from_raw(context.x(1)),
-            context.x(6),
-        );
-        if info.extra_caps() != 0 || info.length() > REGISTER_MESSAGE_WORDS {
-            return FastpathOutcome::Fallback;
-        }
-        let Ok(Cap::Reply { reply }) = self.lookup(me, reply_cptr) else {
-            return FastpathOutcome::Fallback;
-        };
-        let Ok(Cap::Endpoint { ep, rights, .. }) = self.lookup(me, cptr) else {
-            return FastpathOutcome::Fallback;
-        };
-        let Some(caller) = self.replies[usize::from(reply)].caller else {
-            return FastpathOutcome::Fallback;
-        };
-        if !rights.contains(Rights::READ)
-            || self.endpoints[usize::from(ep)].state == EndpointState::Sending
-            || self.tcb(caller).fault.is_some()
-            || !self.outranks_ready(caller)
+        let next_waiter = target.links[OBJECT_LINK].next;
+        if sched
+            .highest_priority()
+            .is_some_and(|best| target.priority < best)
+            || next_waiter != NONE
+            || replies
+                .get(usize::from(reply))
+                .is_none_or(|r| r.caller.is_some())
         {
             return FastpathOutcome::Fallback;
         }
 
-        // Nothing can fail from here on.
-        self.replies[usize::from(reply)].caller = None;
-        self.tcb_mut(me).state = ThreadState::BlockedOnReceive {
-            ep,
-            reply: Some(reply),
+        // Nothing can fail from here on: the receiver was the only waiter.
+        endpoint.queue = Queue::EMPTY;
+        endpoint.state = EndpointState::Idle;
+        replies[usize::from(reply)].caller = Some(me);
+        let registers = {
+            let caller = &mut tcbs[usize::from(me)];
+            caller.state = ThreadState::BlockedOnReply {
+                reply,
+                ep,
+                slot: cptr as u32,
+            };
+            let r = &caller.context.regs;
+            [r[2], r[3], r[4], r[5]]
         };
-        let endpoint = &mut self.endpoints[usize::from(ep)];
-        endpoint.queue.push_back(self.tcbs, OBJECT_LINK, me);
-        endpoint.state = EndpointState::Receiving;
-        self.copy_registers(me, caller, 0, info);
-        self.tcb_mut(caller).state = ThreadState::Running;
-        self.current = caller;
+        let target = &mut tcbs[usize::from(receiver)];
+        target.links[OBJECT_LINK] = Link::EMPTY;
+        deliver(target, badge, info, registers);
+        *current = receiver;
         FastpathOutcome::Switched
     }
 
-    /// Whether `id` may run ahead of every ready thread.
-    fn outranks_ready(&self, id: crate::TcbId) -> bool {
-        self.sched
-            .highest_priority()
-            .is_none_or(|best| self.tcb(id).priority >= best)
-    }
+    /// `ReplyRecv`: answer the caller waiting on the reply object, then wait on the endpoint,
+    /// when nobody else waits there.
+    #[inline(always)]
+    pub fn fastpath_reply_recv(&mut self) -> FastpathOutcome {
+        let System {
+            tcbs,
+            endpoints,
+            replies,
+            slots,
+            sched,
+            current,
+            ..
+        } = self;
+        let me = *current;
+        let Some(server) = tcbs.get(usize::from(me)) else {
+            return FastpathOutcome::Fallback;
+        };
+        let context = &server.context;
+        let (cptr, info, reply_cptr) = (
+            context.regs[0],
+            MessageInfo::from_raw(context.regs[1]),
+            context.regs[6],
+        );
+        if info.extra_caps() != 0 || info.length() > REGISTER_MESSAGE_WORDS {
+            return FastpathOutcome::Fallback;
+        }
+        let Ok(Cap::Reply { reply }) = crate::cnode::lookup(slots, server.cnode, reply_cptr) else {
+            return FastpathOutcome::Fallback;
+        };
+        let Ok(Cap::Endpoint { ep, rights, .. }) = crate::cnode::lookup(slots, server.cnode, cptr)
+        else {
+            return FastpathOutcome::Fallback;
+        };
+        let Some(Some(caller)) = replies.get(usize::from(reply)).map(|r| r.caller) else {
+            return FastpathOutcome::Fallback;
+        };
+        let Some(endpoint) = endpoints.get_mut(usize::from(ep)) else {
+            return FastpathOutcome::Fallback;
+        };
+        let Some(target) = tcbs.get(usize::from(caller)) else {
+            return FastpathOutcome::Fallback;
+        };
+        if !rights.contains(Rights::READ)
+            || endpoint.state != EndpointState::Idle
+            || target.fault.is_some()
+            || sched
+                .highest_priority()
+                .is_some_and(|best| target.priority < best)
+        {
+            return FastpathOutcome::Fallback;
+        }
 
-    fn copy_registers(
-        &mut self,
-        from: crate::TcbId,
-        to: crate::TcbId,
-        badge: u64,
-        info: MessageInfo,
-    ) {
-        let context = &self.tcb(from).context;
-        let source = [
-            context.regs[2],
-            context.regs[3],
-            context.regs[4],
-            context.regs[5],
-        ];
-        let target = &mut self.tcb_mut(to).context.regs;
-        target[0] = badge;
-        target[1] = MessageInfo::new(info.label(), 0, info.length() as u64).raw();
-        target[2..6].copy_from_slice(&source);
+        // Nothing can fail from here on: the server becomes the endpoint's only waiter.
+        replies[usize::from(reply)].caller = None;
+        endpoint.queue = Queue { head: me, tail: me };
+        endpoint.state = EndpointState::Receiving;
+        let registers = {
+            let server = &mut tcbs[usize::from(me)];
+            server.state = ThreadState::BlockedOnReceive {
+                ep,
+                reply: Some(reply),
+            };
+            server.links[OBJECT_LINK] = Link {
+                prev: NONE,
+                next: NONE,
+                queued: true,
+            };
+            let r = &server.context.regs;
+            [r[2], r[3], r[4], r[5]]
+        };
+        deliver(&mut tcbs[usize::from(caller)], 0, info, registers);
+        *current = caller;
+        FastpathOutcome::Switched
     }
+}
+
+/// Hands a message to a thread that becomes runnable: badge, message info and four registers.
+#[inline(always)]
+fn deliver(target: &mut crate::tcb::Tcb, badge: u64, info: MessageInfo, registers: [u64; 4]) {
+    let regs = &mut target.context.regs;
+    regs[0] = badge;
+    regs[1] = MessageInfo::new(info.label(), 0, info.length() as u64).raw();
+    regs[2..6].copy_from_slice(&registers);
+    target.state = ThreadState::Running;
 }

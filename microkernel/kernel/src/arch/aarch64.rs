@@ -68,6 +68,11 @@ impl super::Arch for Aarch64 {
         aarch64_cpu::asm::wfi();
     }
 
+    #[inline(always)]
+    fn syndrome() -> u64 {
+        ESR_EL2.get()
+    }
+
     fn exception_syndrome() -> (u64, u64) {
         (ESR_EL2.get(), FAR_EL2.get())
     }

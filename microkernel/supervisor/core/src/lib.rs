@@ -35,7 +35,9 @@ pub struct Ledger {
 impl Ledger {
     /// An empty ledger.
     pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self {
+            entries: Vec::new(),
+        }
     }
 
     /// Decides for the server with fault badge `badge` faulting at `now_ms`, and records a
@@ -44,13 +46,19 @@ impl Ledger {
         match policy {
             RestartPolicy::Never => Decision::StayDownByPolicy,
             RestartPolicy::Always => Decision::Restart,
-            RestartPolicy::Budget { restarts, within_ms } => {
+            RestartPolicy::Budget {
+                restarts,
+                within_ms,
+            } => {
                 let allowed = (restarts as usize).min(MAX_BUDGET);
                 let Some(history) = self.history(badge) else {
                     // More servers than the ledger holds: be conservative.
                     return Decision::BudgetExhausted;
                 };
-                while history.front().is_some_and(|&at| now_ms.saturating_sub(at) >= u64::from(within_ms)) {
+                while history
+                    .front()
+                    .is_some_and(|&at| now_ms.saturating_sub(at) >= u64::from(within_ms))
+                {
                     history.pop_front();
                 }
                 if history.len() >= allowed {
@@ -82,15 +90,24 @@ mod tests {
     fn never_and_always_are_unconditional() {
         let mut ledger = Ledger::new();
         for now in [0, 1, 1_000_000] {
-            assert_eq!(ledger.decide(1, RestartPolicy::Never, now), Decision::StayDownByPolicy);
-            assert_eq!(ledger.decide(1, RestartPolicy::Always, now), Decision::Restart);
+            assert_eq!(
+                ledger.decide(1, RestartPolicy::Never, now),
+                Decision::StayDownByPolicy
+            );
+            assert_eq!(
+                ledger.decide(1, RestartPolicy::Always, now),
+                Decision::Restart
+            );
         }
     }
 
     #[test]
     fn a_budget_allows_n_restarts_per_window_then_refuses() {
         let mut ledger = Ledger::new();
-        let policy = RestartPolicy::Budget { restarts: 2, within_ms: 1000 };
+        let policy = RestartPolicy::Budget {
+            restarts: 2,
+            within_ms: 1000,
+        };
         assert_eq!(ledger.decide(7, policy, 0), Decision::Restart);
         assert_eq!(ledger.decide(7, policy, 10), Decision::Restart);
         assert_eq!(ledger.decide(7, policy, 20), Decision::BudgetExhausted);

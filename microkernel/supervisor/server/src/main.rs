@@ -24,7 +24,11 @@ fn find(badge: u64) -> Option<Supervised> {
     let mut found = None;
     bootdesc::bootinfo::for_each_supervised(userlib::caps::bootinfo(), |server| {
         if server.fault_badge == badge {
-            found = Some(Supervised { name: server.name, tcb_slot: u64::from(server.tcb_slot), restart: server.restart });
+            found = Some(Supervised {
+                name: server.name,
+                tcb_slot: u64::from(server.tcb_slot),
+                restart: server.restart,
+            });
             return false;
         }
         true
@@ -50,8 +54,12 @@ fn main() -> ! {
             println!("supervisor: injected fault at message {handled}");
             userlib::crash_with_bad_access();
         }
-        let Some(fault) = FaultInfo::from_message(info.label(), [words[0], words[1], words[2]]) else {
-            println!("supervisor: ignoring a message that is not a fault (label {})", info.label());
+        let Some(fault) = FaultInfo::from_message(info.label(), [words[0], words[1], words[2]])
+        else {
+            println!(
+                "supervisor: ignoring a message that is not a fault (label {})",
+                info.label()
+            );
             continue;
         };
         let Some(server) = find(badge) else {
@@ -59,20 +67,29 @@ fn main() -> ! {
             continue;
         };
         println!(
-            "supervisor: server `{}` faulted: {} at pc {:#x}, address {:#x}",
+            "supervisor: server `{}` faulted: {} at address {:#x} (pc {:#x})",
             server.name,
             fault.kind.name(),
-            fault.pc,
-            fault.address
+            fault.address,
+            fault.pc
         );
         match ledger.decide(badge, server.restart, now_ms()) {
             Decision::Restart => {
-                let (info, _) = syscall::invoke(server.tcb_slot, InvocationLabel::TcbRestart, [1, 0, 0, 0]);
-                let (_, state) = syscall::invoke(server.tcb_slot, InvocationLabel::TcbReadState, [0; 4]);
+                let (info, _) =
+                    syscall::invoke(server.tcb_slot, InvocationLabel::TcbRestart, [1, 0, 0, 0]);
+                let (_, state) =
+                    syscall::invoke(server.tcb_slot, InvocationLabel::TcbReadState, [0; 4]);
                 if info.is_error() {
-                    println!("supervisor: restarting `{}` failed (error {})", server.name, info.label());
+                    println!(
+                        "supervisor: restarting `{}` failed (error {})",
+                        server.name,
+                        info.label()
+                    );
                 } else {
-                    println!("supervisor: restarted `{}` (generation {})", server.name, state[0]);
+                    println!(
+                        "supervisor: restarted `{}` (generation {})",
+                        server.name, state[0]
+                    );
                 }
             }
             decision => {

@@ -15,7 +15,10 @@ fn main() -> ! {
         match ipc::call::<Test>(&mut userlib::Kernel, pong, &Request::Add { a: i, b: i + 1 }) {
             Ok(Response::Sum(sum)) if sum == 2 * i + 1 => {}
             other => {
-                println!("ping: round trip {i} got {other:?}, expected Sum({})", 2 * i + 1);
+                println!(
+                    "ping: round trip {i} got {other:?}, expected Sum({})",
+                    2 * i + 1
+                );
                 userlib::system_off(1);
             }
         }

@@ -19,7 +19,10 @@ fn main() -> ! {
     ipc::serve::<Test>(&mut userlib::Kernel, endpoint, |_badge, request| {
         served += 1;
         if crash_at == Some(served) {
-            println!("{}: injected fault at request {served}", userlib::server_name());
+            println!(
+                "{}: injected fault at request {served}",
+                userlib::server_name()
+            );
             userlib::crash_with_bad_access();
         }
         match request {

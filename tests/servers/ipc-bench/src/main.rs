@@ -22,7 +22,11 @@ fn main() -> ! {
     let slow = measure(endpoint, 5);
     println!("ipc round trip: {fast} instructions");
     println!("ipc round trip slow path: {slow} instructions");
-    println!("ipc slow/fast ratio: {}.{:02}", slow / fast, (slow % fast) * 100 / fast);
+    println!(
+        "ipc slow/fast ratio: {}.{:02}",
+        slow / fast,
+        (slow % fast) * 100 / fast
+    );
     userlib::system_off(0)
 }
 
@@ -31,7 +35,8 @@ fn serve(endpoint: u64) -> ! {
     let (_, _, mut words) = syscall::recv(endpoint, abi::REPLY_SLOT);
     loop {
         words[0] = words[0].wrapping_add(1);
-        let (_, _, next) = syscall::reply_recv(endpoint, abi::REPLY_SLOT, MessageInfo::new(0, 0, 1), words);
+        let (_, _, next) =
+            syscall::reply_recv(endpoint, abi::REPLY_SLOT, MessageInfo::new(0, 0, 1), words);
         words = next;
     }
 }

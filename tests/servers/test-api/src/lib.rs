@@ -50,13 +50,23 @@ mod tests {
 
     #[test]
     fn every_variant_round_trips() {
-        for request in [Request::Add { a: 1, b: u64::MAX }, Request::Increment, Request::Crash] {
+        for request in [
+            Request::Add { a: 1, b: u64::MAX },
+            Request::Increment,
+            Request::Crash,
+        ] {
             let encoded = ipc::encode(&request).unwrap();
-            assert_eq!(ipc::decode::<Request>(encoded.label, &encoded.words), Ok(request));
+            assert_eq!(
+                ipc::decode::<Request>(encoded.label, &encoded.words),
+                Ok(request)
+            );
         }
         for response in [Response::Sum(3), Response::Count(COUNTER_START)] {
             let encoded = ipc::encode(&response).unwrap();
-            assert_eq!(ipc::decode::<Response>(encoded.label, &encoded.words), Ok(response));
+            assert_eq!(
+                ipc::decode::<Response>(encoded.label, &encoded.words),
+                Ok(response)
+            );
         }
     }
 }

@@ -47,7 +47,8 @@ pub const HCR_NATIVE: u64 = hcr::VM
 /// VTCR_EL2 (ARM ARM D17.2.178): T0SZ = 25 (39-bit IPA), SL0 = 1 (start at level 1), inner and
 /// outer write-back write-allocate walks, inner shareable, 4 KiB granule, PS = 40-bit PA, RES1
 /// bit 31.
-pub const VTCR: u64 = 25 | (1 << 6) | (1 << 8) | (1 << 10) | (0b11 << 12) | (0b010 << 16) | (1 << 31);
+pub const VTCR: u64 =
+    25 | (1 << 6) | (1 << 8) | (1 << 10) | (0b11 << 12) | (0b010 << 16) | (1 << 31);
 
 /// CPTR_EL2 (non-VHE): RES1 bits [13:12] and [9:0], TFP (bit 10) set: servers are built
 /// soft-float, so an FP/SIMD instruction in one is a bug reported as a fault, and the kernel
@@ -101,6 +102,12 @@ pub fn switch_vspace(vttbr: u64) {
 pub fn invalidate_after_reload() {
     // SAFETY: TLB and cache maintenance has no memory-safety effect.
     unsafe {
-        core::arch::asm!("dsb ishst", "tlbi vmalls12e1is", "ic iallu", "dsb ish", "isb");
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "ic iallu",
+            "dsb ish",
+            "isb"
+        );
     }
 }

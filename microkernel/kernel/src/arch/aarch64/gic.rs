@@ -61,7 +61,11 @@ pub fn init() {
     while read32(GICD_BASE, GICD_CTLR) & GICD_CTLR_RWP != 0 {}
 
     // Wake the redistributor: clear ProcessorSleep, wait for ChildrenAsleep to clear.
-    write32(GICR_BASE, GICR_WAKER, read32(GICR_BASE, GICR_WAKER) & !(1 << 1));
+    write32(
+        GICR_BASE,
+        GICR_WAKER,
+        read32(GICR_BASE, GICR_WAKER) & !(1 << 1),
+    );
     while read32(GICR_BASE, GICR_WAKER) & (1 << 2) != 0 {}
     write32(GICR_BASE, GICR_ICENABLER0, u32::MAX);
     write32(GICR_BASE, GICR_IGROUPR0, u32::MAX);
