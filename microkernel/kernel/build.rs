@@ -10,6 +10,8 @@ fn main() {
         "cargo:rustc-link-arg-bins=-T{}",
         dir.join("kernel.ld").display()
     );
+    // defmt's own script: the (non-loaded) .defmt section with the log-string table.
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     println!("cargo:rerun-if-changed=kernel.ld");
     println!("cargo:rerun-if-env-changed=HV_BOOT_PAYLOAD");
     if std::env::var_os("HV_BOOT_PAYLOAD").is_none() {

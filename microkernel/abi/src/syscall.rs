@@ -36,6 +36,9 @@ pub enum Syscall {
     Poll = 8,
     /// Write bytes from the IPC buffer to the kernel console (`x0` = length).
     DebugWrite = 9,
+    /// Hand one encoded defmt frame from the IPC buffer (`x0` = length) to the kernel's log,
+    /// tagged with the caller's protection domain.
+    DebugLog = 10,
 }
 
 impl Syscall {
@@ -52,6 +55,7 @@ impl Syscall {
             7 => Self::Yield,
             8 => Self::Poll,
             9 => Self::DebugWrite,
+            10 => Self::DebugLog,
             _ => return None,
         })
     }

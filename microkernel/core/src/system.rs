@@ -48,6 +48,8 @@ pub enum Effect {
     UnmaskIrq { intid: u32 },
     /// Print `len` bytes from the current thread's IPC buffer.
     DebugWrite { len: usize },
+    /// Log one defmt frame of `len` bytes from the current thread's IPC buffer.
+    DebugLog { len: usize },
     /// A thread with no fault handler faulted (the supervisor): stop the system.
     UnhandledFault { tcb: TcbId },
 }
@@ -173,6 +175,12 @@ impl<'a> System<'a> {
             Syscall::DebugWrite => {
                 let len = self.tcb(me).context.x(0) as usize;
                 Effect::DebugWrite {
+                    len: len.min(abi::message::IPC_BUFFER_WORDS * 8),
+                }
+            }
+            Syscall::DebugLog => {
+                let len = self.tcb(me).context.x(0) as usize;
+                Effect::DebugLog {
                     len: len.min(abi::message::IPC_BUFFER_WORDS * 8),
                 }
             }

@@ -11,6 +11,7 @@ mod boot;
 mod boot_alloc;
 mod console;
 mod loader;
+mod log;
 mod plat;
 mod state;
 mod trap;
@@ -28,6 +29,7 @@ extern "C" fn kernel_main() -> ! {
         env!("CARGO_PKG_VERSION")
     );
     Current::init();
+    log::init();
     let mut memory = boot_alloc::BootAllocator::new();
     let kernel = boot::instantiate(&mut memory);
     kprintln!(
@@ -37,6 +39,12 @@ extern "C" fn kernel_main() -> ! {
         kernel.system.endpoints.len(),
         kernel.system.notifications.len(),
         memory.free_pages() * 4
+    );
+    defmt::info!(
+        "boot: {} servers, {} endpoints, {} free pages",
+        kernel.images.len(),
+        kernel.system.endpoints.len(),
+        memory.free_pages()
     );
     let kernel = state::KERNEL.init(kernel);
     trap::enter_first_thread(kernel)

@@ -118,6 +118,14 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
 fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
     let system = &mut kernel.system;
     let pc = system.tcb(system.current).context.regs[PC];
+    defmt::info!(
+        "fault: thread {=u16} {=str} at pc {=u64:#x} address {=u64:#x} esr {=u64:#x}",
+        system.current,
+        kind.name(),
+        pc,
+        address,
+        syndrome
+    );
     system.handle_fault(
         &mut PhysicalIpcBuffers,
         FaultInfo {
@@ -167,7 +175,14 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             Current::system_off(status);
         }
         Effect::UnmaskIrq { intid } => Current::unmask_irq(intid),
-        Effect::DebugWrite { len } => debug_write(kernel, len),
+        Effect::DebugWrite { len } => {
+            let (bytes, len) = ipc_buffer_bytes(kernel, len);
+            Current::console_write(&bytes[..len]);
+        }
+        Effect::DebugLog { len } => {
+            let (bytes, len) = ipc_buffer_bytes(kernel, len);
+            crate::log::write_record(kernel.system.current as u8 + 1, &bytes[..len]);
+        }
         Effect::UnhandledFault { tcb } => {
             let fault = kernel.system.tcb(tcb).fault;
             let name = kernel.images[usize::from(tcb)].name;
@@ -187,15 +202,17 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
     }
 }
 
-fn debug_write(kernel: &mut Kernel, len: usize) {
+/// The first `len` bytes of the current thread's IPC buffer (answering its call), and `len`
+/// bounded to the buffer.
+fn ipc_buffer_bytes(kernel: &mut Kernel, len: usize) -> ([u8; IPC_BUFFER_WORDS * 8], usize) {
     let current = kernel.system.current;
     let tcb = kernel.system.tcb(current);
-    let mut line = [0u8; IPC_BUFFER_WORDS * 8];
-    for (index, chunk) in line.chunks_mut(8).enumerate() {
+    let mut bytes = [0u8; IPC_BUFFER_WORDS * 8];
+    for (index, chunk) in bytes.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&PhysicalIpcBuffers.read_word(tcb, index).to_le_bytes());
     }
-    Current::console_write(&line[..len.min(line.len())]);
     kernel.system.set_result(current, &[]);
+    (bytes, len.min(IPC_BUFFER_WORDS * 8))
 }
 
 /// Chooses the next thread (idling until one is runnable), installs its VSpace, and returns

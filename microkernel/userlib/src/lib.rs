@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod console;
 pub mod ipc_buffer;
+mod log;
 pub mod syscall;
 pub mod transport;
 

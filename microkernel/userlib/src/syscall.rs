@@ -87,6 +87,11 @@ pub(crate) fn debug_write(len: usize) {
     svc(Syscall::DebugWrite, len as u64, 0, [0; 4], 0);
 }
 
+/// Hand one encoded defmt frame, already in the IPC buffer, to the kernel's log.
+pub(crate) fn debug_log(len: usize) {
+    svc(Syscall::DebugLog, len as u64, 0, [0; 4], 0);
+}
+
 /// The cycle counter (PMCCNTR_EL0, enabled for EL0 by the kernel). Under QEMU with
 /// `-icount shift=0` it counts instructions, kernel ones included.
 #[inline(always)]

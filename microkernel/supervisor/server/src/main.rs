@@ -73,6 +73,14 @@ fn main() -> ! {
             fault.address,
             fault.pc
         );
+        defmt::info!(
+            "fault {=str} in {=str}: pc {=u64:#x} address {=u64:#x} syndrome {=u64:#x}",
+            fault.kind.name(),
+            server.name,
+            fault.pc,
+            fault.address,
+            fault.syndrome
+        );
         match ledger.decide(badge, server.restart, now_ms()) {
             Decision::Restart => {
                 let (info, _) =
