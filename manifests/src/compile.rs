@@ -133,14 +133,22 @@ pub(crate) fn compile(
         let mut caps: Vec<(String, CapObject)> = Vec::new();
         for (e, (name, owner)) in endpoints.iter().enumerate() {
             if *owner == Some(index(s)) {
-                let object = CapObject::Endpoint { index: index(e), badge: 0, rights: Rights::READ };
+                let object = CapObject::Endpoint {
+                    index: index(e),
+                    badge: 0,
+                    rights: Rights::READ,
+                };
                 caps.push((name.clone(), object));
             }
         }
         for (e, endpoint) in def.endpoints.iter().enumerate() {
             for client in &endpoint.clients {
                 if names.server(&client.server)? == s {
-                    let grant = if client.grant { Rights::GRANT } else { Rights::NONE };
+                    let grant = if client.grant {
+                        Rights::GRANT
+                    } else {
+                        Rights::NONE
+                    };
                     let object = CapObject::Endpoint {
                         index: index(e),
                         badge: client_badge(client, s),
@@ -154,8 +162,11 @@ pub(crate) fn compile(
         for (n, notification) in def.notifications.iter().enumerate() {
             if names.server(&notification.waiter)? == s {
                 waited.push(n);
-                let object =
-                    CapObject::Notification { index: index(n), badge: 0, rights: Rights::READ };
+                let object = CapObject::Notification {
+                    index: index(n),
+                    badge: 0,
+                    rights: Rights::READ,
+                };
                 caps.push((notification.name.value.clone(), object));
             }
         }
@@ -235,8 +246,16 @@ pub(crate) fn compile(
             heap_bytes: server.heap,
             cnode_slots,
             restart: server.restart.value,
-            role: if is_supervisor { ServerRole::Supervisor } else { ServerRole::Ordinary },
-            fault_endpoint: if is_supervisor { None } else { Some(fault_endpoint) },
+            role: if is_supervisor {
+                ServerRole::Supervisor
+            } else {
+                ServerRole::Ordinary
+            },
+            fault_endpoint: if is_supervisor {
+                None
+            } else {
+                Some(fault_endpoint)
+            },
             fault_badge: s as u64 + 1,
             inject_fault_at_request: server.inject_fault.as_ref().map_or(0, |i| i.value),
             supervised: Vec::new(),
@@ -275,14 +294,20 @@ pub(crate) fn compile(
         test_system: def.system.test,
         servers,
         endpoints,
-        notifications: def.notifications.iter().map(|n| n.name.value.clone()).collect(),
+        notifications: def
+            .notifications
+            .iter()
+            .map(|n| n.name.value.clone())
+            .collect(),
         regions: def
             .regions
             .iter()
             .map(|region| RegionPlan {
                 name: region.name.value.clone(),
                 kind: match &region.base {
-                    Some(base) => RegionKind::Device { phys_base: base.value },
+                    Some(base) => RegionKind::Device {
+                        phys_base: base.value,
+                    },
                     None => RegionKind::Ram,
                 },
                 size: region.size,

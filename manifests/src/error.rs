@@ -56,7 +56,7 @@ impl ManifestError {
             .line_start(1)
             .origin(&self.file)
             .fold(true)
-            .annotation(Level::Error.span(start..end).label(&self.message));
+            .annotation(Level::Error.span(start..end));
         Renderer::plain()
             .render(Level::Error.title(&title).snippet(snippet))
             .to_string()

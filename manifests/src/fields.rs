@@ -200,18 +200,18 @@ impl<'a> Fields<'a> {
         range: RangeInclusive<i64>,
     ) -> Result<Option<Sp<u64>>, ManifestError> {
         let value = self.integer::<u64>(name, range, Radix::Hex)?;
-        if let Some(value) = &value {
-            if value.value % abi::layout::PAGE_SIZE != 0 {
-                return Err(self.error(
-                    &value.span,
-                    name,
-                    format!(
-                        "{name} {:#x} is not a multiple of the page size ({:#x})",
-                        value.value,
-                        abi::layout::PAGE_SIZE
-                    ),
-                ));
-            }
+        if let Some(value) = &value
+            && value.value % abi::layout::PAGE_SIZE != 0
+        {
+            return Err(self.error(
+                &value.span,
+                name,
+                format!(
+                    "{name} {:#x} is not a multiple of the page size ({:#x})",
+                    value.value,
+                    abi::layout::PAGE_SIZE
+                ),
+            ));
         }
         Ok(value)
     }

@@ -9,9 +9,7 @@
 use crate::compile::Plan;
 use anyhow::{Context, bail};
 use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer};
-use bootdesc::{
-    Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server,
-};
+use bootdesc::{Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server};
 use std::collections::BTreeMap;
 
 /// The first bytes of every ELF file.
@@ -26,7 +24,10 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
             let caps: Vec<CapName<'_>> = server
                 .caps
                 .iter()
-                .map(|cap| CapName { name: &cap.name, slot: cap.slot })
+                .map(|cap| CapName {
+                    name: &cap.name,
+                    slot: cap.slot,
+                })
                 .collect();
             let supervised: Vec<SupervisedServer<'_>> = server
                 .supervised
@@ -54,20 +55,36 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
 
 /// Builds the payload; `images` maps every server name to its ELF bytes.
 pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-    if let Some(extra) = images.keys().find(|name| !plan.servers.iter().any(|s| &s.name == *name)) {
-        bail!("an image was given for `{extra}`, which is not a server of system `{}`", plan.name);
+    if let Some(extra) = images
+        .keys()
+        .find(|name| !plan.servers.iter().any(|s| &s.name == *name))
+    {
+        bail!(
+            "an image was given for `{extra}`, which is not a server of system `{}`",
+            plan.name
+        );
     }
     let mut ordered: Vec<&[u8]> = Vec::new();
     for server in &plan.servers {
         let image = images.get(&server.name).with_context(|| {
-            format!("no image for server `{}` (binary `{}`)", server.name, server.binary)
+            format!(
+                "no image for server `{}` (binary `{}`)",
+                server.name, server.binary
+            )
         })?;
         if !image.starts_with(ELF_MAGIC) {
-            bail!("the image of server `{}` (binary `{}`) is not an ELF file", server.name, server.binary);
+            bail!(
+                "the image of server `{}` (binary `{}`) is not an ELF file",
+                server.name,
+                server.binary
+            );
         }
         ordered.push(image);
     }
-    let total: usize = ordered.iter().map(|image| image.len().next_multiple_of(bootdesc::IMAGE_ALIGN)).sum();
+    let total: usize = ordered
+        .iter()
+        .map(|image| image.len().next_multiple_of(bootdesc::IMAGE_ALIGN))
+        .sum();
     if u32::try_from(total).is_err() {
         bail!("the server images together are {total} bytes, more than a payload can address");
     }
@@ -115,7 +132,10 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
         }));
     }
     for (name, server) in &plan.endpoints {
-        records.push(Record::Endpoint(Endpoint { name, server: *server }));
+        records.push(Record::Endpoint(Endpoint {
+            name,
+            server: *server,
+        }));
     }
     for name in &plan.notifications {
         records.push(Record::Notification(Notification { name }));

@@ -76,7 +76,11 @@ fn read_region(
                 ),
             ));
         }
-        if base.value.checked_add(size).is_none_or(|end| end > i64::MAX as u64) {
+        if base
+            .value
+            .checked_add(size)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
             return Err(f.error(
                 &base.span,
                 "base",
@@ -100,7 +104,11 @@ fn read_maps(f: &Fields<'_>, device: bool, size: u64) -> Result<Vec<MapDef>, Man
         return Ok(Vec::new());
     };
     let NodeValue::Array(elements) = &node.value else {
-        return Err(f.wrong_type(&f.key("map"), node, "an array of { server, at, rights } tables"));
+        return Err(f.wrong_type(
+            &f.key("map"),
+            node,
+            "an array of { server, at, rights } tables",
+        ));
     };
     let mut maps = Vec::new();
     for (index, element) in elements.iter().enumerate() {
@@ -136,7 +144,7 @@ fn read_maps(f: &Fields<'_>, device: bool, size: u64) -> Result<Vec<MapDef>, Man
                 format!("at {:#x} is not page aligned ({PAGE_SIZE:#x})", at.value),
             ));
         }
-        let end = at.value.checked_add(size).unwrap_or(u64::MAX);
+        let end = at.value.saturating_add(size);
         if at.value < REGION_WINDOW_BASE || end > ADDRESS_SPACE_END {
             return Err(m.error(
                 &at.span,

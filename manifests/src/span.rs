@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(line_column(source, 4), (1, 5));
         assert_eq!(line_column(source, 6), (2, 1));
         // `=` after the two-byte `é` is the fourth character of line 2.
-        let equals = source.find('=').map(|_| source.rfind('=').unwrap_or(0)).unwrap_or(0);
+        let equals = source
+            .find('=')
+            .map(|_| source.rfind('=').unwrap_or(0))
+            .unwrap_or(0);
         assert_eq!(line_column(source, equals), (2, 4));
         assert_eq!(offset_of(source, 2, 4), equals);
         assert_eq!(line_column(source, source.len() + 10), (3, 1));

@@ -78,15 +78,25 @@ fn plan(text: &str) -> Plan {
 fn caps(plan: &Plan, server: &str) -> Vec<(String, u16, CapObject)> {
     let server = plan.servers.iter().find(|s| s.name == server);
     let caps: &[CapPlan] = server.map_or(&[], |s| &s.caps);
-    caps.iter().map(|c| (c.name.clone(), c.slot, c.object)).collect()
+    caps.iter()
+        .map(|c| (c.name.clone(), c.slot, c.object))
+        .collect()
 }
 
 fn ep(index: u16, badge: u64, rights: Rights) -> CapObject {
-    CapObject::Endpoint { index, badge, rights }
+    CapObject::Endpoint {
+        index,
+        badge,
+        rights,
+    }
 }
 
 fn note(index: u16, badge: u64, rights: Rights) -> CapObject {
-    CapObject::Notification { index, badge, rights }
+    CapObject::Notification {
+        index,
+        badge,
+        rights,
+    }
 }
 
 /// The first slot the compiler assigns (the tests state slots relative to it).
@@ -111,7 +121,11 @@ fn endpoints_get_the_fault_endpoint_last() {
     assert_eq!(names, ["uart", "boss", "app"]);
     assert_eq!(
         plan.endpoints,
-        [("console".to_string(), Some(0)), ("control".to_string(), Some(2)), ("faults".to_string(), Some(1))]
+        [
+            ("console".to_string(), Some(0)),
+            ("control".to_string(), Some(2)),
+            ("faults".to_string(), Some(1))
+        ]
     );
 }
 
@@ -153,7 +167,10 @@ fn cnode_size_defaults_to_needed_plus_spare() {
     let plan = plan(FULL);
     let slots: Vec<_> = plan.servers.iter().map(|s| s.cnode_slots).collect();
     // uart and boss need the reserved slots + 4 caps; app asked for 40.
-    assert_eq!(slots, [F + 4 + crate::SPARE_SLOTS, F + 4 + crate::SPARE_SLOTS, 40]);
+    assert_eq!(
+        slots,
+        [F + 4 + crate::SPARE_SLOTS, F + 4 + crate::SPARE_SLOTS, 40]
+    );
 }
 
 #[test]
@@ -184,10 +201,21 @@ fn defaults_apply_when_keys_are_absent() {
     assert_eq!(ping.restart, RestartPolicy::Never);
     assert_eq!(ping.inject_fault_at_request, 0);
     assert_eq!(plan.servers[1].restart, RestartPolicy::Always);
-    assert_eq!(plan.regions[0].kind, RegionKind::Device { phys_base: 0x0900_0000 });
+    assert_eq!(
+        plan.regions[0].kind,
+        RegionKind::Device {
+            phys_base: 0x0900_0000
+        }
+    );
     // The default client badge is the client's index + 1: ping is server 2.
-    assert_eq!(caps(&plan, "ping")[0], ("pong".into(), F, ep(0, 3, Rights::WRITE)));
-    assert_eq!(caps(&plan, "ping")[1], ("system".into(), F + 1, CapObject::SystemControl));
+    assert_eq!(
+        caps(&plan, "ping")[0],
+        ("pong".into(), F, ep(0, 3, Rights::WRITE))
+    );
+    assert_eq!(
+        caps(&plan, "ping")[1],
+        ("system".into(), F + 1, CapObject::SystemControl)
+    );
 }
 
 #[test]
@@ -224,14 +252,22 @@ fn bootinfo_blobs_name_every_cap_and_the_supervised_servers() {
     let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
     let (header, _) = bootinfo::header(&blobs[0]).unwrap_or_else(|| panic!("header"));
     assert_eq!((header.server_id, header.name, header.caps), (0, "uart", 4));
-    assert_eq!((header.heap_bytes, header.inject_fault_at_request), (8192, 5));
+    assert_eq!(
+        (header.heap_bytes, header.inject_fault_at_request),
+        (8192, 5)
+    );
     assert_eq!(bootinfo::find_cap(&blobs[0], "irq:uart"), Some(F + 3));
     assert_eq!(bootinfo::find_cap(&blobs[0], "system"), None);
     assert_eq!(bootinfo::find_cap(&blobs[2], "system"), Some(F + 3));
     assert_eq!(bootinfo::find_cap(&blobs[1], "faults"), Some(F));
     for (blob, server) in blobs.iter().zip(&plan.servers) {
         for cap in &server.caps {
-            assert_eq!(bootinfo::find_cap(blob, &cap.name), Some(cap.slot), "{}", cap.name);
+            assert_eq!(
+                bootinfo::find_cap(blob, &cap.name),
+                Some(cap.slot),
+                "{}",
+                cap.name
+            );
         }
     }
     let mut supervised = Vec::new();
@@ -240,10 +276,16 @@ fn bootinfo_blobs_name_every_cap_and_the_supervised_servers() {
         true
     })
     .unwrap_or_else(|| panic!("supervised list"));
-    let budget = RestartPolicy::Budget { restarts: 3, within_ms: 1000 };
+    let budget = RestartPolicy::Budget {
+        restarts: 3,
+        within_ms: 1000,
+    };
     assert_eq!(
         supervised,
-        [("uart".to_string(), 1, F + 2, budget), ("app".to_string(), 3, F + 3, RestartPolicy::Never)]
+        [
+            ("uart".to_string(), 1, F + 2, budget),
+            ("app".to_string(), 3, F + 3, RestartPolicy::Never)
+        ]
     );
     let mut none = 0;
     bootinfo::for_each_supervised(&blobs[0], |_| {
@@ -268,14 +310,24 @@ fn decode(payload: &[u8]) -> (PayloadHeader, Vec<Record<'_>>) {
 fn payload_round_trips_with_counts_order_and_indices() {
     let manifest = Manifest::from_str(FULL, "full.toml").unwrap_or_else(|e| panic!("{e}"));
     let images = images(&manifest.plan);
-    let payload = manifest.payload(&images).unwrap_or_else(|e| panic!("{e:#}"));
+    let payload = manifest
+        .payload(&images)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let (payload_header, records) = decode(&payload);
     let Some(Record::Header(header)) = records.first() else {
         panic!("no header first")
     };
     assert_eq!(header.version, bootdesc::FORMAT_VERSION);
-    assert_eq!((header.name, header.timeslice_us, header.test_system), ("full", 500, true));
-    let counts = (header.servers, header.endpoints, header.notifications, header.regions);
+    assert_eq!(
+        (header.name, header.timeslice_us, header.test_system),
+        ("full", 500, true)
+    );
+    let counts = (
+        header.servers,
+        header.endpoints,
+        header.notifications,
+        header.regions,
+    );
     assert_eq!(counts, (3, 3, 1, 2));
     assert_eq!((header.irqs, header.caps, header.mappings), (1, 12, 3));
     // Kinds appear in the required order, each exactly as often as the header says.
@@ -292,30 +344,87 @@ fn payload_round_trips_with_counts_order_and_indices() {
             Record::Mapping(_) => 7,
         })
         .collect();
-    let expected: Vec<u8> = [(0, 1), (1, 3), (2, 3), (3, 1), (4, 2), (5, 1), (6, 12), (7, 3)]
-        .iter()
-        .flat_map(|&(kind, count)| std::iter::repeat_n(kind, count))
-        .collect();
+    let expected: Vec<u8> = [
+        (0, 1),
+        (1, 3),
+        (2, 3),
+        (3, 1),
+        (4, 2),
+        (5, 1),
+        (6, 12),
+        (7, 3),
+    ]
+    .iter()
+    .flat_map(|&(kind, count)| std::iter::repeat_n(kind, count))
+    .collect();
     assert_eq!(kinds, expected);
 
-    let servers: Vec<_> = records.iter().filter_map(|r| match r { Record::Server(s) => Some(s), _ => None }).collect();
+    let servers: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Server(s) => Some(s),
+            _ => None,
+        })
+        .collect();
     for (server, name) in servers.iter().zip(["uart", "boss", "app"]) {
         assert_eq!(server.name, name);
-        let image = payload_header.image(&payload, server.image).unwrap_or_else(|| panic!("image"));
+        let image = payload_header
+            .image(&payload, server.image)
+            .unwrap_or_else(|| panic!("image"));
         assert_eq!(image, &images[name][..]);
-        assert_eq!(bootinfo::header(server.bootinfo).map(|(h, _)| h.name), Some(name));
+        assert_eq!(
+            bootinfo::header(server.bootinfo).map(|(h, _)| h.name),
+            Some(name)
+        );
     }
-    assert_eq!((servers[0].priority, servers[0].stack_bytes, servers[0].cnode_slots), (150, 8192, F + 4 + crate::SPARE_SLOTS));
-    assert!(matches!(records[4], Record::Endpoint(ref e) if e.name == "console" && e.server == Some(0)));
-    assert!(matches!(records[6], Record::Endpoint(ref e) if e.name == "faults" && e.server == Some(1)));
-    assert!(matches!(records[8], Record::Region(ref r) if r.kind == RegionKind::Device { phys_base: 0x0900_0000 } && r.size == 0x1000));
-    assert!(matches!(records[9], Record::Region(ref r) if r.kind == RegionKind::Ram && r.size == 0x2000));
-    assert!(matches!(records[10], Record::Irq(ref i) if (i.intid, i.notification, i.badge) == (33, 0, 2)));
-    let caps: Vec<_> = records.iter().filter_map(|r| match r { Record::Cap(c) => Some((c.server, c.slot)), _ => None }).collect();
-    let expected_caps: Vec<(u16, u16)> = (0..3).flat_map(|s| (F..F + 4).map(move |slot| (s, slot))).collect();
+    assert_eq!(
+        (
+            servers[0].priority,
+            servers[0].stack_bytes,
+            servers[0].cnode_slots
+        ),
+        (150, 8192, F + 4 + crate::SPARE_SLOTS)
+    );
+    assert!(
+        matches!(records[4], Record::Endpoint(ref e) if e.name == "console" && e.server == Some(0))
+    );
+    assert!(
+        matches!(records[6], Record::Endpoint(ref e) if e.name == "faults" && e.server == Some(1))
+    );
+    assert!(
+        matches!(records[8], Record::Region(ref r) if r.kind == RegionKind::Device { phys_base: 0x0900_0000 } && r.size == 0x1000)
+    );
+    assert!(
+        matches!(records[9], Record::Region(ref r) if r.kind == RegionKind::Ram && r.size == 0x2000)
+    );
+    assert!(
+        matches!(records[10], Record::Irq(ref i) if (i.intid, i.notification, i.badge) == (33, 0, 2))
+    );
+    let caps: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Cap(c) => Some((c.server, c.slot)),
+            _ => None,
+        })
+        .collect();
+    let expected_caps: Vec<(u16, u16)> = (0..3)
+        .flat_map(|s| (F..F + 4).map(move |slot| (s, slot)))
+        .collect();
     assert_eq!(caps, expected_caps);
-    let mappings: Vec<Mapping> = records.iter().filter_map(|r| match r { Record::Mapping(m) => Some(*m), _ => None }).collect();
-    let mapping = |server, region, va, writable, executable| Mapping { server, region, va, writable, executable };
+    let mappings: Vec<Mapping> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Mapping(m) => Some(*m),
+            _ => None,
+        })
+        .collect();
+    let mapping = |server, region, va, writable, executable| Mapping {
+        server,
+        region,
+        va,
+        writable,
+        executable,
+    };
     assert_eq!(
         mappings,
         [
@@ -342,7 +451,10 @@ fn payload_refuses_missing_foreign_and_non_elf_images() {
     assert!(error(&foreign).contains("`ghost`"));
     let mut not_elf = good;
     not_elf.insert("boss".into(), b"#!/bin/sh".to_vec());
-    assert_eq!(error(&not_elf), "the image of server `boss` (binary `supervisor`) is not an ELF file");
+    assert_eq!(
+        error(&not_elf),
+        "the image of server `boss` (binary `supervisor`) is not an ELF file"
+    );
 }
 
 #[test]

@@ -23,12 +23,16 @@ pub(crate) struct Names<'a> {
 impl<'a> Names<'a> {
     /// Indexes `def`'s servers and notifications (names are unique: TOML refuses duplicate keys).
     pub fn new(rep: &'a Reporter<'a>, def: &'a ManifestDef) -> Self {
-        let index = |names: Vec<&'a str>| names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        let index =
+            |names: Vec<&'a str>| names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
         Self {
             rep,
             servers: index(def.servers.iter().map(|s| s.name.value.as_str()).collect()),
             notifications: index(
-                def.notifications.iter().map(|n| n.name.value.as_str()).collect(),
+                def.notifications
+                    .iter()
+                    .map(|n| n.name.value.as_str())
+                    .collect(),
             ),
         }
     }
@@ -75,12 +79,28 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
     check_object_names(rep, def)?;
     for endpoint in &def.endpoints {
         let server = names.server(&endpoint.server)?;
-        check_peers(rep, &names, &endpoint.clients, server, "endpoint", &endpoint.name, true)?;
+        check_peers(
+            rep,
+            &names,
+            &endpoint.clients,
+            server,
+            "endpoint",
+            &endpoint.name,
+            true,
+        )?;
     }
     for notification in &def.notifications {
         let waiter = names.server(&notification.waiter)?;
         let name = &notification.name;
-        check_peers(rep, &names, &notification.signallers, waiter, "notification", name, false)?;
+        check_peers(
+            rep,
+            &names,
+            &notification.signallers,
+            waiter,
+            "notification",
+            name,
+            false,
+        )?;
     }
     check_regions(rep, &names, def)?;
     let mut intids: BTreeMap<u32, &str> = BTreeMap::new();
@@ -229,22 +249,20 @@ fn check_peers(
             ));
         }
         let badge = crate::compile::client_badge(peer, index);
-        if unique_badges {
-            if let Some(other) = badges.insert(badge, &server.value) {
-                let (span, key) = match &peer.badge {
-                    Some(explicit) => (&explicit.span, &explicit.key),
-                    None => (&server.span, &server.key),
-                };
-                return Err(rep.error(
-                    span,
-                    key,
-                    format!(
-                        "badge {badge} of client `{}` is already the badge of client `{other}` \
+        if unique_badges && let Some(other) = badges.insert(badge, &server.value) {
+            let (span, key) = match &peer.badge {
+                Some(explicit) => (&explicit.span, &explicit.key),
+                None => (&server.span, &server.key),
+            };
+            return Err(rep.error(
+                span,
+                key,
+                format!(
+                    "badge {badge} of client `{}` is already the badge of client `{other}` \
                          of endpoint `{}`; the server could not tell them apart",
-                        server.value, name.value
-                    ),
-                ));
-            }
+                    server.value, name.value
+                ),
+            ));
         }
     }
     Ok(())

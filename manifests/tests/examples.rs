@@ -34,7 +34,9 @@ fn assert_compiles(manifest: &Manifest) {
         .into_iter()
         .map(|(server, _)| (server, b"\x7fELF fake".to_vec()))
         .collect();
-    let payload = manifest.payload(&images).unwrap_or_else(|e| panic!("{e:#}"));
+    let payload = manifest
+        .payload(&images)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(bootdesc::PayloadHeader::parse(&payload).is_ok());
 }
 
@@ -43,7 +45,10 @@ fn every_checked_in_manifest_validates() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = tomls(crate_dir);
     files.extend(tomls(&crate_dir.join("../tests/manifests")));
-    assert!(files.iter().any(|f| f.ends_with("hello.toml")), "hello.toml is missing: {files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with("hello.toml")),
+        "hello.toml is missing: {files:?}"
+    );
     for path in files {
         assert_compiles(&load_or_render(&path));
     }
@@ -55,9 +60,15 @@ fn hello_has_the_agreed_shape() {
     let hello = load_or_render(&path);
     assert_eq!(hello.name(), "hello");
     assert!(!hello.is_test_system());
-    let pairs = [("supervisor", "supervisor"), ("pong", "hello-server"), ("ping", "hello-client")];
-    let expected: Vec<(String, String)> =
-        pairs.iter().map(|(s, b)| (s.to_string(), b.to_string())).collect();
+    let pairs = [
+        ("supervisor", "supervisor"),
+        ("pong", "hello-server"),
+        ("ping", "hello-client"),
+    ];
+    let expected: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(s, b)| (s.to_string(), b.to_string()))
+        .collect();
     assert_eq!(hello.binaries(), expected);
 }
 

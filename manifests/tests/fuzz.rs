@@ -24,7 +24,10 @@ fn fragment() -> impl Strategy<Value = String> {
 fn check(text: &str) {
     if let Err(error) = Manifest::from_str(text, "fuzz.toml") {
         let lines = text.split('\n').count();
-        assert!(error.line >= 1 && error.line <= lines, "{error} (lines: {lines})");
+        assert!(
+            error.line >= 1 && error.line <= lines,
+            "{error} (lines: {lines})"
+        );
         assert!(error.column >= 1, "{error}");
         let _ = error.render(text);
         let _ = error.to_string();
@@ -32,7 +35,7 @@ fn check(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {

@@ -25,16 +25,25 @@ fn corpus() -> Vec<PathBuf> {
 #[test]
 fn corpus_is_large_enough() {
     let count = corpus().len();
-    assert!(count >= MIN_CORPUS, "only {count} malformed manifests, want >= {MIN_CORPUS}");
+    assert!(
+        count >= MIN_CORPUS,
+        "only {count} malformed manifests, want >= {MIN_CORPUS}"
+    );
 }
 
 #[test]
 fn every_malformed_manifest_fails_with_its_expected_error() {
     let mut failures = Vec::new();
     for path in corpus() {
-        let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{base}: {e}"));
-        let Some(expected) = text.lines().next().and_then(|line| line.strip_prefix("# expect: "))
+        let Some(expected) = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# expect: "))
         else {
             failures.push(format!("{base}: first line is not `# expect: <error>`"));
             continue;
@@ -48,7 +57,9 @@ fn every_malformed_manifest_fails_with_its_expected_error() {
                 error.file = base.clone();
                 let actual = error.to_string();
                 if actual != expected {
-                    failures.push(format!("{base}:\n  expected: {expected}\n  actual:   {actual}"));
+                    failures.push(format!(
+                        "{base}:\n  expected: {expected}\n  actual:   {actual}"
+                    ));
                 }
                 // Rendering never panics and shows the position.
                 let rendered = error.render(&text);
@@ -59,13 +70,24 @@ fn every_malformed_manifest_fails_with_its_expected_error() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn unreadable_files_are_reported_with_the_path_as_given() {
     let error = Manifest::load(Path::new("no/such/manifest.toml")).err();
     let error = error.unwrap_or_else(|| panic!("a missing file loaded"));
-    assert_eq!((error.file.as_str(), error.line, error.column), ("no/such/manifest.toml", 0, 0));
-    assert!(error.message.starts_with("cannot read the manifest: "), "{error}");
+    assert_eq!(
+        (error.file.as_str(), error.line, error.column),
+        ("no/such/manifest.toml", 0, 0)
+    );
+    assert!(
+        error.message.starts_with("cannot read the manifest: "),
+        "{error}"
+    );
 }

@@ -111,6 +111,9 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
     for line in &summary {
         println!("{line}");
     }
+    if summary.is_empty() {
+        println!("(no figures)");
+    }
     Ok(all_ran)
 }
 
@@ -147,6 +150,7 @@ fn is_digits(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn collects_exactly_the_figure_lines() {
@@ -176,7 +180,9 @@ mod tests {
         let workspace = Workspace::locate();
         let path = workspace.root.join(TABLE);
         let table: BenchTable = load_table(&path).expect("tests/benches.toml");
-        assert!(table.bench.iter().any(|bench| bench.name == "ipc"
-            && bench.manifest == Path::new("manifests/ipc-bench.toml")));
+        assert!(
+            table.bench.iter().any(|bench| bench.name == "ipc"
+                && bench.manifest == Path::new("manifests/ipc-bench.toml"))
+        );
     }
 }

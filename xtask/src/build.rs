@@ -147,10 +147,18 @@ fn build_kernel(workspace: &Workspace, payload: &Path) -> anyhow::Result<PathBuf
     Ok(workspace.target_release_dir().join("kernel"))
 }
 
-/// `cargo build --release --target aarch64-unknown-none`, from the workspace root.
+/// defmt's compile-time log filter when the user set none: defmt's own default keeps only
+/// `error!` frames, which would leave the decoded log nearly empty.
+pub const DEFAULT_DEFMT_LOG: &str = "info";
+
+/// `cargo build --release --target aarch64-unknown-none`, from the workspace root, with
+/// `DEFMT_LOG` defaulted (a user's `DEFMT_LOG` wins).
 fn target_build(workspace: &Workspace) -> Command {
     let mut cargo = workspace.cargo();
     cargo.args(["build", "--release", "--target", TARGET]);
+    if std::env::var_os("DEFMT_LOG").is_none() {
+        cargo.env("DEFMT_LOG", DEFAULT_DEFMT_LOG);
+    }
     cargo
 }
 
@@ -178,16 +186,40 @@ pub struct ImageCache {
 impl ImageCache {
     /// The image of `manifest` (relative to the workspace root), built on first request; a
     /// refused manifest or a failed build comes back as the text to report.
+    ///
+    /// Two manifests with the same system name would share one image directory, so the
+    /// second one is refused before it can overwrite the first one's image.
     pub fn get(&mut self, workspace: &Workspace, manifest: &Path) -> Result<Image, String> {
         let path = workspace.root.join(manifest);
-        self.images
-            .entry(path.clone())
-            .or_insert_with(|| match build_image(workspace, &path) {
+        if let Some(image) = self.images.get(&path) {
+            return image.clone();
+        }
+        let image = match self.name_clash(&path) {
+            Some(clash) => Err(clash),
+            None => match build_image(workspace, &path) {
                 Ok(Ok(image)) => Ok(image),
                 Ok(Err(diagnostic)) => Err(diagnostic),
                 Err(error) => Err(format!("error: {error:#}")),
-            })
-            .clone()
+            },
+        };
+        self.images.insert(path, image.clone());
+        image
+    }
+
+    /// The error to report when `path` names its system like an already built image.
+    fn name_clash(&self, path: &Path) -> Option<String> {
+        let manifest = Manifest::load(path).ok()?;
+        let (other, _) = self.images.iter().find(|(_, built)| {
+            built
+                .as_ref()
+                .is_ok_and(|built| built.name == manifest.name())
+        })?;
+        Some(format!(
+            "error: {} and {} both name their system `{}`; images are stored by system name",
+            other.display(),
+            path.display(),
+            manifest.name()
+        ))
     }
 }
 

@@ -11,7 +11,6 @@ mod bench;
 mod build;
 mod defmt_log;
 mod install;
-mod manifest_api;
 mod qemu;
 mod test;
 
@@ -24,6 +23,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Build, run, test and benchmark the hypervisor"
 )]
 struct Cli {
@@ -125,14 +125,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 echo: true,
             };
             let outcome = qemu::run(&image, &options)?;
-            defmt_log::print(&image);
-            Ok(match outcome.status {
-                qemu::Status::Exited(code) => ExitCode::from(exit_byte(code)),
+            let code = match outcome.status {
+                qemu::Status::Exited(code) => exit_byte(code),
                 qemu::Status::TimedOut(after) => {
                     eprintln!("timeout after {} s", after.as_secs());
-                    ExitCode::from(124)
+                    124
                 }
-            })
+            };
+            defmt_log::print(&image);
+            Ok(ExitCode::from(code))
         }
         Command::Test {
             filter,

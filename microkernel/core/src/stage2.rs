@@ -126,7 +126,7 @@ pub fn map_page(
     pa: u64,
     attributes: Attributes,
 ) -> Result<(), MapError> {
-    if ipa % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || ipa >= IPA_LIMIT {
+    if !ipa.is_multiple_of(PAGE_SIZE) || !pa.is_multiple_of(PAGE_SIZE) || ipa >= IPA_LIMIT {
         return Err(MapError::BadAddress);
     }
     let mut table = root;

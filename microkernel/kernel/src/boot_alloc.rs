@@ -46,9 +46,10 @@ impl BootAllocator {
         let bytes = (core::mem::size_of::<T>() * count) as u64;
         let base = self.pages(bytes.div_ceil(PAGE).max(1)) as *mut T;
         for index in 0..count {
+            let value = make(index);
             // SAFETY: `base` is a fresh, page-aligned allocation of at least `count` values of
             // T inside RAM that the kernel's identity map covers; index < count.
-            unsafe { base.add(index).write(make(index)) };
+            unsafe { base.wrapping_add(index).write(value) };
         }
         // SAFETY: the `count` values were just initialised; the memory is never handed out
         // again, so the slice is the only reference to it.
@@ -77,12 +78,20 @@ pub fn copy_to(target: u64, bytes: &[u8]) {
 impl TableMemory for BootAllocator {
     fn read(&self, table: u64, index: usize) -> u64 {
         // SAFETY: `table` is a page-table page this allocator handed out; index < 512.
-        unsafe { (table as *const u64).add(index % 512).read_volatile() }
+        unsafe {
+            (table as *const u64)
+                .wrapping_add(index % 512)
+                .read_volatile()
+        }
     }
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
         // SAFETY: as in `read`.
-        unsafe { (table as *mut u64).add(index % 512).write_volatile(value) }
+        unsafe {
+            (table as *mut u64)
+                .wrapping_add(index % 512)
+                .write_volatile(value)
+        }
     }
 
     fn allocate_table(&mut self) -> Option<u64> {

@@ -108,8 +108,12 @@ defmt::timestamp!("{=u64:us}", {
     let frequency: u64;
     // SAFETY: reading the generic timer's counter and frequency has no side effect.
     unsafe {
-        core::arch::asm!("mrs {}, cntpct_el0", out(reg) ticks);
-        core::arch::asm!("mrs {}, cntfrq_el0", out(reg) frequency);
+        core::arch::asm!(
+            "mrs {ticks}, cntpct_el0",
+            "mrs {frequency}, cntfrq_el0",
+            ticks = out(reg) ticks,
+            frequency = out(reg) frequency,
+        );
     }
     ticks * 1_000_000 / frequency.max(1)
 });

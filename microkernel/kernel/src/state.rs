@@ -66,7 +66,9 @@ impl KernelCell {
     /// 2. The caller is a kernel entry point, and no other reference obtained from this cell is
     ///    live (kernel entries do not nest: the kernel runs with interrupts masked).
     pub unsafe fn get(&self) -> &'static mut Kernel {
-        // SAFETY: initialised (obligation 1) and exclusive (obligation 2).
-        unsafe { (*self.0.get()).assume_init_mut() }
+        // SAFETY: exclusive (obligation 2).
+        let cell = unsafe { &mut *self.0.get() };
+        // SAFETY: initialised (obligation 1).
+        unsafe { cell.assume_init_mut() }
     }
 }

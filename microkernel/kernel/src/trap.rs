@@ -24,7 +24,11 @@ impl IpcMemory for PhysicalIpcBuffers {
         }
         // SAFETY: `ipc_buffer` is the physical address of the thread's own IPC-buffer frame,
         // set at boot; index < IPC_BUFFER_WORDS keeps the access inside that 4 KiB frame.
-        unsafe { (tcb.ipc_buffer as *const u64).add(index).read_volatile() }
+        unsafe {
+            (tcb.ipc_buffer as *const u64)
+                .wrapping_add(index)
+                .read_volatile()
+        }
     }
 
     fn write_word(&mut self, tcb: &Tcb, index: usize, value: u64) {
@@ -34,7 +38,7 @@ impl IpcMemory for PhysicalIpcBuffers {
         // SAFETY: as in `read_word`.
         unsafe {
             (tcb.ipc_buffer as *mut u64)
-                .add(index)
+                .wrapping_add(index)
                 .write_volatile(value)
         }
     }

@@ -6,11 +6,10 @@ use abi::layout::BOOTINFO_VA;
 /// The boot-info blob (the kernel stores its length in the first four bytes of the page).
 pub fn bootinfo() -> &'static [u8] {
     // SAFETY: the boot-info page is mapped read-only at BOOTINFO_VA for the server's whole life
-    // and never changes while it runs; the length is bounded to the page.
-    unsafe {
-        let len = (BOOTINFO_VA as *const u32).read_volatile() as usize;
-        core::slice::from_raw_parts((BOOTINFO_VA + 4) as *const u8, len.min(4092))
-    }
+    // and never changes while it runs.
+    let len = unsafe { (BOOTINFO_VA as *const u32).read_volatile() } as usize;
+    // SAFETY: as above; the length is bounded to the page after the length word.
+    unsafe { core::slice::from_raw_parts((BOOTINFO_VA + 4) as *const u8, len.min(4092)) }
 }
 
 /// The slot of the capability the manifest calls `name`. A missing name is a manifest/server

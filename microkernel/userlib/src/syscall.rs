@@ -107,8 +107,14 @@ pub fn now_ticks() -> (u64, u64) {
     let (count, frequency): (u64, u64);
     // SAFETY: reading the generic timer's counter and frequency has no side effect.
     unsafe {
-        core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) count, options(nostack));
-        core::arch::asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nostack));
+        core::arch::asm!(
+            "isb",
+            "mrs {count}, cntvct_el0",
+            "mrs {frequency}, cntfrq_el0",
+            count = out(reg) count,
+            frequency = out(reg) frequency,
+            options(nostack),
+        );
     }
     (count, frequency)
 }

@@ -24,8 +24,14 @@ fn unload(info: MessageInfo, registers: [u64; 4]) -> [u64; MAX_MESSAGE_WORDS] {
     words[..REGISTER_MESSAGE_WORDS].copy_from_slice(&registers);
     // Error answers carry their details in registers only.
     if !info.is_error() {
-        for index in REGISTER_MESSAGE_WORDS..info.length().min(MAX_MESSAGE_WORDS) {
-            words[index] = crate::ipc_buffer::read(index);
+        let length = info.length().min(MAX_MESSAGE_WORDS);
+        for (index, word) in words
+            .iter_mut()
+            .enumerate()
+            .take(length)
+            .skip(REGISTER_MESSAGE_WORDS)
+        {
+            *word = crate::ipc_buffer::read(index);
         }
     }
     words

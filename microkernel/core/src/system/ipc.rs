@@ -127,10 +127,9 @@ impl System<'_> {
             generation,
             ..
         }) = self.slots.get_mut(index)
+            && *held == ep
         {
-            if *held == ep {
-                *generation = current;
-            }
+            *generation = current;
         }
     }
 

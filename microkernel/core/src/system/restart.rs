@@ -79,10 +79,10 @@ impl System<'_> {
         }
 
         // The client whose call the server was serving when it died.
-        if let Some(client) = self.replies[usize::from(id)].caller.take() {
-            if let ThreadState::BlockedOnReply { ep, slot, .. } = self.tcb(client).state {
-                self.answer_client(client, ep, slot);
-            }
+        if let Some(client) = self.replies[usize::from(id)].caller.take()
+            && let ThreadState::BlockedOnReply { ep, slot, .. } = self.tcb(client).state
+        {
+            self.answer_client(client, ep, slot);
         }
 
         if start {

@@ -131,7 +131,11 @@ mod tests {
             update_in_progress: true,
         };
         assert!(!m.is_current(busy));
-        assert_eq!(encode(Gfn(1), 0, busy), None, "never stored while in progress");
+        assert_eq!(
+            encode(Gfn(1), 0, busy),
+            None,
+            "never stored while in progress"
+        );
         assert_eq!(encode(Gfn(1 << 40), 0, generation(0)), None);
         assert!(!is_mmio(0));
         assert_eq!(decode(0), None);

@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn modes_are_decoded_per_table_4_1() {
-        assert_eq!(CpuMode::long_mode().paging_mode(), Ok(PagingMode::FourLevel));
+        assert_eq!(
+            CpuMode::long_mode().paging_mode(),
+            Ok(PagingMode::FourLevel)
+        );
         assert_eq!(CpuMode::paging_off().paging_mode(), Ok(PagingMode::Off));
         let mut m = CpuMode::long_mode();
         m.cr4_pae = false;

@@ -99,6 +99,11 @@ impl Role {
         self.0 & MODE_MASK != 0
     }
 
+    /// CR4.PSE (meaningful only for 32-bit paging, which is not shadowed yet; always clear now).
+    pub const fn cr4_pse(self) -> bool {
+        self.0 & CR4_PSE != 0
+    }
+
     /// EFER.NXE.
     pub const fn nxe(self) -> bool {
         self.0 & EFER_NX != 0
@@ -139,13 +144,21 @@ mod tests {
         let lm = CpuMode::long_mode();
         let mut pse = lm;
         pse.cr4_pse = true;
-        assert_eq!(Role::root(&lm), Role::root(&pse), "PSE is ignored in 4-level paging");
+        assert_eq!(
+            Role::root(&lm),
+            Role::root(&pse),
+            "PSE is ignored in 4-level paging"
+        );
         let mut off = CpuMode::paging_off();
         let off_role = Role::root(&off).unwrap();
         off.cr0_wp = !off.cr0_wp;
         off.cr4_smep = true;
         off.efer_nxe = false;
-        assert_eq!(Role::root(&off), Ok(off_role), "protection bits mean nothing without paging");
+        assert_eq!(
+            Role::root(&off),
+            Ok(off_role),
+            "protection bits mean nothing without paging"
+        );
         assert!(off_role.direct() && !off_role.paging());
         assert_ne!(Role::root(&lm), Ok(off_role));
     }

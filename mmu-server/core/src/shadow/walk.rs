@@ -149,9 +149,7 @@ pub fn walk<M: GuestMemory>(
                 _ => 0,
             };
         if entry & rsvd != 0 {
-            return Err(PfErrorCode(
-                err | PfErrorCode::PRESENT | PfErrorCode::RSVD,
-            ));
+            return Err(PfErrorCode(err | PfErrorCode::PRESENT | PfErrorCode::RSVD));
         }
         rights &= entry_access(entry, nxe);
         if is_leaf(entry, level) || level == 1 {

@@ -75,17 +75,25 @@ pub fn init() {
 /// in a server measures the kernel's work. Under QEMU with `-icount shift=0` it counts
 /// instructions.
 fn init_pmu() {
+    let pmcr: u64;
+    // SAFETY: reading PMCR_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
+    // MDCR_EL2.HPMN = every counter to EL0/EL1; TPM/TPMCR clear: no PMU traps to EL2.
+    let counters = (pmcr >> 11) & 0x1F;
     // SAFETY: PMU configuration registers only affect counting, not memory or control flow.
     unsafe {
-        let pmcr: u64;
-        core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr);
-        let counters = (pmcr >> 11) & 0x1F;
-        // MDCR_EL2.HPMN = all counters to EL0/EL1; TPM/TPMCR clear: no PMU traps to EL2.
-        core::arch::asm!("msr mdcr_el2, {}", in(reg) counters);
-        core::arch::asm!("msr pmccfiltr_el0, {}", in(reg) 1u64 << 27);
-        core::arch::asm!("msr pmuserenr_el0, {}", in(reg) 0b0101u64);
-        core::arch::asm!("msr pmcntenset_el0, {}", in(reg) 1u64 << 31);
-        core::arch::asm!("msr pmcr_el0, {}", in(reg) (pmcr & !0xFF) | 0b101);
+        core::arch::asm!(
+            "msr mdcr_el2, {counters}",
+            "msr pmccfiltr_el0, {filter}",
+            "msr pmuserenr_el0, {user}",
+            "msr pmcntenset_el0, {enable}",
+            "msr pmcr_el0, {control}",
+            counters = in(reg) counters,
+            filter = in(reg) 1u64 << 27,
+            user = in(reg) 0b0101u64,
+            enable = in(reg) 1u64 << 31,
+            control = in(reg) (pmcr & !0xFF) | 0b101,
+        );
     }
 }
 

@@ -71,13 +71,21 @@ pub fn init() {
     write32(GICR_BASE, GICR_IGROUPR0, u32::MAX);
 
     // SAFETY: the GIC CPU-interface system registers only configure interrupt delivery.
+    // ICC_SRE_EL2: SRE and Enable (lower ELs may use the system-register interface); every
+    // priority unmasked; no preemption groups; EOI also deactivates; Group 1 on.
     unsafe {
-        // ICC_SRE_EL2: SRE and Enable (lower ELs may use the system-register interface).
-        core::arch::asm!("msr icc_sre_el2, {}", "isb", in(reg) 0b1001u64);
-        core::arch::asm!("msr icc_pmr_el1, {}", in(reg) 0xFFu64);
-        core::arch::asm!("msr icc_bpr1_el1, {}", in(reg) 0u64);
-        core::arch::asm!("msr icc_ctlr_el1, {}", in(reg) 0u64);
-        core::arch::asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64);
+        core::arch::asm!(
+            "msr icc_sre_el2, {sre}",
+            "isb",
+            "msr icc_pmr_el1, {pmr}",
+            "msr icc_bpr1_el1, xzr",
+            "msr icc_ctlr_el1, xzr",
+            "msr icc_igrpen1_el1, {enable}",
+            "isb",
+            sre = in(reg) 0b1001u64,
+            pmr = in(reg) 0xFFu64,
+            enable = in(reg) 1u64,
+        );
     }
 }
 
