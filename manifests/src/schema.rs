@@ -320,9 +320,11 @@ fn read_restart(f: &Fields<'_>, node: &Node) -> Result<Sp<RestartPolicy>, Manife
                 &["budget", "within_ms"],
             )?;
             let range = 1..=i64::from(u32::MAX);
+            // The supervisor remembers one timestamp per allowed restart.
+            let restarts = 1..=supervisor_core::MAX_BUDGET as i64;
             RestartPolicy::Budget {
                 restarts: budget
-                    .required_integer("budget", range.clone(), Radix::Decimal)?
+                    .required_integer("budget", restarts, Radix::Decimal)?
                     .value,
                 within_ms: budget
                     .required_integer("within_ms", range, Radix::Decimal)?

@@ -1,6 +1,6 @@
 //! Installing what a fresh machine lacks, before any subcommand does real work.
 //!
-//! Two things are needed beyond the Rust toolchain itself: the `aarch64-unknown-none` standard
+//! Two things are needed beyond the Rust toolchain itself: the `aarch64-unknown-none-softfloat` standard
 //! library (from rustup) and `qemu-system-aarch64`. QEMU comes from Debian's `qemu-system-arm`
 //! package; the tests are known to pass on QEMU 7.2 (Debian 12), and another version is used but
 //! named in a warning. Installing QEMU needs root: as any other user we say what to install and
@@ -41,7 +41,7 @@ pub fn ensure_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rustup target add aarch64-unknown-none` unless `rustup target list --installed` has it.
+/// `rustup target add aarch64-unknown-none-softfloat` unless `rustup target list --installed` has it.
 fn ensure_rust_target() -> anyhow::Result<()> {
     let root = crate::Workspace::locate().root;
     // From the workspace root, so rustup picks the toolchain of rust-toolchain.toml.
