@@ -46,6 +46,9 @@ extern "C" fn kernel_main() -> ! {
         kernel.system.endpoints.len(),
         memory.free_pages()
     );
+    for line in kernel.system.irqs.iter() {
+        Current::unmask_irq(line.intid);
+    }
     let kernel = state::KERNEL.init(kernel);
     trap::enter_first_thread(kernel)
 }

@@ -68,6 +68,12 @@ pub fn wait(notification: CPtr) -> (u64, MessageInfo) {
     (word, info)
 }
 
+/// Poll a notification: returns its word (0 when nothing was signalled) without blocking.
+pub fn poll(notification: CPtr) -> (u64, MessageInfo) {
+    let (word, info, _) = svc(Syscall::Poll, notification, 0, [0; 4], 0);
+    (word, info)
+}
+
 /// Give the CPU to another thread of the same priority.
 pub fn yield_now() {
     svc(Syscall::Yield, 0, 0, [0; 4], 0);
