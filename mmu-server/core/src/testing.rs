@@ -5,7 +5,7 @@
 //!   and guest-memory reads (to prove the MMIO fast path uses neither), and a controllable
 //!   slot generation.
 //! * [`FakeTableStore`]: a pool of shadow tables at known host addresses.
-//! * [`reference`]: a straight SDM Vol. 3 §4.5/§4.6 walk, written separately from the engine's
+//! * [`reference`](mod@reference): a straight SDM Vol. 3 §4.5/§4.6 walk, written separately from the engine's
 //!   walker and permission code; also used to model the CPU walking the *shadow* tables.
 //! * [`Machine`]: guest memory, store and engine together, with `access` running one guest
 //!   access the way hardware and the port would: walk the shadow, fault to the engine, retry.

@@ -145,8 +145,11 @@ pub struct ShadowMmu<const PAGES: usize, const PARENTS: usize = 4> {
 
 impl<const PAGES: usize, const PARENTS: usize> ShadowMmu<PAGES, PARENTS> {
     /// Compile-time capacity check: a fault pins at most four pages (root + three levels), so
-    /// eight guarantee a victim; child indexes live in 11 spare bits of each link.
-    const CAPACITY_OK: () = assert!(PAGES >= 8 && PAGES <= MAX_POOL_PAGES && PARENTS >= 1);
+    /// eight guarantee a victim; child indexes live in 11 spare bits of each link; the parent
+    /// count is a `u8`.
+    const CAPACITY_OK: () = assert!(
+        PAGES >= 8 && PAGES <= MAX_POOL_PAGES && PARENTS >= 1 && PARENTS <= u8::MAX as usize
+    );
 
     /// Create an engine whose guest starts with `cr3` in `mode`.
     pub fn new<M: GuestMemory, S: ShadowTableStore>(

@@ -201,8 +201,8 @@ impl<const N: usize, const P: usize> Pool<N, P> {
     pub fn account(&mut self, id: u16, old: SpteClass, new: SpteClass) {
         if let Some(m) = self.get_mut(id) {
             let adj = |count: &mut u16, was: bool, is: bool| match (was, is) {
-                (false, true) => *count += 1,
-                (true, false) => *count -= 1,
+                (false, true) => *count = count.saturating_add(1),
+                (true, false) => *count = count.saturating_sub(1),
                 _ => {}
             };
             adj(&mut m.nonzero, old.nonzero, new.nonzero);

@@ -61,7 +61,7 @@ impl<const PAGES: usize, const PARENTS: usize> ShadowMmu<PAGES, PARENTS> {
             return out;
         }
         out.written = true;
-        let end = gpa.0 + bytes.len() as u64;
+        let end = gpa.0.saturating_add(bytes.len() as u64);
         let mut start = gpa.0;
         while start < end {
             let page_end = (start & !(PAGE_SIZE - 1)) + PAGE_SIZE;

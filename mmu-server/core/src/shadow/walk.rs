@@ -29,9 +29,9 @@ use super::role::Role;
 /// The guest CPU features that shape the walk (CPUID), fixed for a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestCpu {
-    /// MAXPHYADDR (CPUID.80000008H:EAX[7:0]), 32..=52: bits 51:MAXPHYADDR are reserved.
+    /// MAXPHYADDR (CPUID.80000008H:EAX bits 7:0), 32..=52: bits 51:MAXPHYADDR are reserved.
     pub maxphyaddr: u8,
-    /// 1 GiB pages supported (CPUID.80000001H:EDX[26]); without them PS in a PDPTE is reserved.
+    /// 1 GiB pages supported (CPUID.80000001H:EDX bit 26); without them PS in a PDPTE is reserved.
     pub gbpages: bool,
 }
 

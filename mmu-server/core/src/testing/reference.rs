@@ -131,7 +131,9 @@ pub fn walk(
             let allowed = if access.user {
                 us && (!write || rw) && (!fetch || !xd)
             } else if fetch {
-                !xd && !(c.smep && us)
+                // SMEP: no supervisor fetch from a user page.
+                let smep_blocks = c.smep && us;
+                !xd && !smep_blocks
             } else {
                 let smap_blocks = c.smap && us && !access.smap_override;
                 !smap_blocks && (!write || rw || !c.wp)

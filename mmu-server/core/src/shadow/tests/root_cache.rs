@@ -47,7 +47,8 @@ fn equal_configurations_hit_and_keep_their_shadow() {
 
 #[test]
 fn every_role_bit_change_misses() {
-    let flips: [(&str, fn(&mut CpuMode)); 5] = [
+    type Flip = (&'static str, fn(&mut CpuMode));
+    let flips: [Flip; 5] = [
         ("CR0.WP", |m| m.cr0_wp = !m.cr0_wp),
         ("CR4.SMEP", |m| m.cr4_smep = !m.cr4_smep),
         ("CR4.SMAP", |m| m.cr4_smap = !m.cr4_smap),
