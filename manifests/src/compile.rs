@@ -1,21 +1,29 @@
 //! From a validated manifest to a [`Plan`]: object indices, the implicit fault endpoint, every
-//! capability with its slot, rights and badge, and each server's CNode size.
+//! capability with its slot, rights and badge, each server's CNode size, and each VM's objects.
 //!
-//! Indices are positions in the file (servers, endpoints, notifications, regions, irqs each
-//! counted on their own); the implicit `faults` endpoint, served by the supervisor, comes after
-//! the manifest's endpoints. Slots are assigned from [`abi::FIRST_FREE_SLOT`] upwards, per
-//! server, in a fixed order of groups, each group in index order:
+//! Indices are positions in the file (servers, endpoints, notifications, regions, irqs, vms each
+//! counted on their own), with the compiler's objects after the manifest's: the endpoints are
+//! the manifest's, then `faults` (served by the supervisor), then `exits:<vm>` per VM (served by
+//! its vmm); the regions are the manifest's, then `ram:<vm>` per VM (RAM, the guest's size).
+//! Adding a VM therefore renumbers nothing. Slots are assigned from [`abi::FIRST_FREE_SLOT`]
+//! upwards, per server, in a fixed order of groups, each group in index order:
 //!
-//! 1. endpoints it serves (READ, badge 0) — `faults` last, for the supervisor;
+//! 1. endpoints it serves (READ, badge 0): its manifest endpoints, `faults` for the supervisor,
+//!    `exits:<vm>` for a vmm;
 //! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1);
 //! 3. notifications it waits on (READ, badge 0);
 //! 4. notifications it signals (WRITE; badge default 1);
 //! 5. `irq:<name>` handlers for irqs delivered to notifications it waits on;
 //! 6. `tcb:<server>` for every other server (the supervisor only);
-//! 7. `system` (SystemControl) when `system_control = true`.
+//! 7. `system` (SystemControl) when `system_control = true`;
+//! 8. per VM, in VM order: `tcb:<vm>` (GuestTcb) and `vcpu:<vm>` (Vcpu) for its vmm,
+//!    `vspace:<vm>` (GuestVSpace) for its mmu, `ram:<vm>` (Frame over its RAM region) for its
+//!    memory server.
 //!
-//! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>` or
-//! `system`; validation guarantees they are unique within a server.
+//! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>`,
+//! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>` or `ram:<vm>`; validation
+//! guarantees they are unique within a server (manifest names have no `:`, and a VM is never
+//! named like a server).
 
 use crate::error::{ManifestError, Reporter};
 use crate::schema::{ManifestDef, MapRights, PeerDef};
@@ -82,6 +90,19 @@ pub(crate) struct IrqPlan {
     pub badge: u64,
 }
 
+/// A VM as the boot description carries it (its image is given to the payload by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VmPlan {
+    pub name: String,
+    /// Cargo package of the guest ELF.
+    pub image: String,
+    pub ram_base: u64,
+    pub ram_region: u16,
+    pub priority: u8,
+    pub exit_endpoint: u16,
+    pub exit_badge: u64,
+}
+
 /// The compiled system: every record of the boot description except the images.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -89,12 +110,13 @@ pub(crate) struct Plan {
     pub timeslice_us: u32,
     pub test_system: bool,
     pub servers: Vec<ServerPlan>,
-    /// (name, serving server), the fault endpoint last.
+    /// (name, serving server): the manifest's, `faults`, then `exits:<vm>` per VM.
     pub endpoints: Vec<(String, Option<u16>)>,
     pub notifications: Vec<String>,
     pub regions: Vec<RegionPlan>,
     pub irqs: Vec<IrqPlan>,
     pub mappings: Vec<Mapping>,
+    pub vms: Vec<VmPlan>,
 }
 
 /// The badge of an endpoint client: as written, or its server index + 1.
@@ -127,6 +149,22 @@ pub(crate) fn compile(
         endpoints.push((endpoint.name.value.clone(), Some(index(server))));
     }
     endpoints.push((FAULT_ENDPOINT.to_string(), Some(index(supervisor))));
+    let first_exit_endpoint = endpoints.len();
+    let first_ram_region = def.regions.len();
+    let mut vms = Vec::new();
+    for (v, vm) in def.vms.iter().enumerate() {
+        let vmm = names.server(&vm.vmm)?;
+        endpoints.push((format!("exits:{}", vm.name.value), Some(index(vmm))));
+        vms.push(VmPlan {
+            name: vm.name.value.clone(),
+            image: vm.image.value.clone(),
+            ram_base: vm.ram_base,
+            ram_region: index(first_ram_region + v),
+            priority: vm.priority,
+            exit_endpoint: index(first_exit_endpoint + v),
+            exit_badge: v as u64 + 1,
+        });
+    }
 
     let mut servers = Vec::new();
     for (s, server) in def.servers.iter().enumerate() {
@@ -196,6 +234,23 @@ pub(crate) fn compile(
         }
         if server.system_control {
             caps.push(("system".to_string(), CapObject::SystemControl));
+        }
+        for (v, (vm, plan)) in def.vms.iter().zip(&vms).enumerate() {
+            let (name, vm_index) = (&vm.name.value, index(v));
+            if names.server(&vm.vmm)? == s {
+                caps.push((format!("tcb:{name}"), CapObject::GuestTcb { vm: vm_index }));
+                caps.push((format!("vcpu:{name}"), CapObject::Vcpu { vm: vm_index }));
+            }
+            if names.server(&vm.mmu)? == s {
+                let object = CapObject::GuestVSpace { vm: vm_index };
+                caps.push((format!("vspace:{name}"), object));
+            }
+            if names.server(&vm.memory)? == s {
+                let object = CapObject::Frame {
+                    region: plan.ram_region,
+                };
+                caps.push((format!("ram:{name}"), object));
+            }
         }
 
         let needed = abi::FIRST_FREE_SLOT as usize + caps.len();
@@ -312,9 +367,15 @@ pub(crate) fn compile(
                 },
                 size: region.size,
             })
+            .chain(def.vms.iter().map(|vm| RegionPlan {
+                name: format!("ram:{}", vm.name.value),
+                kind: RegionKind::Ram,
+                size: vm.ram_size,
+            }))
             .collect(),
         irqs,
         mappings,
+        vms,
     })
 }
 

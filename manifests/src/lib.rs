@@ -10,10 +10,12 @@
 //! The pipeline, one module per step:
 //!
 //! - `span`: parse with `toml_edit` (which keeps byte spans) into a small positioned tree;
-//! - `schema` (+ `fields`, `region`): read each table into typed definitions, checking keys,
-//!   types and ranges;
-//! - `validate`: cross-table checks (references, the supervisor, names, overlaps, duplicates);
-//! - `compile`: object indices, the implicit `faults` endpoint, capabilities and their slots;
+//! - `schema` (+ `fields`, `region`, `vm`): read each table into typed definitions, checking
+//!   keys, types and ranges;
+//! - `validate` (+ `vm`): cross-table checks (references, the supervisor, names, overlaps,
+//!   duplicates);
+//! - `compile`: object indices, the implicit `faults` endpoint, each VM's exit endpoint and RAM
+//!   region, capabilities and their slots;
 //! - `payload`: boot-info blobs and the `bootdesc` record stream.
 //!
 //! The schema is documented in `manifests/README.md`.
@@ -27,6 +29,7 @@ mod region;
 mod schema;
 mod span;
 mod validate;
+mod vm;
 
 #[cfg(test)]
 mod tests;
@@ -88,14 +91,25 @@ impl Manifest {
             .collect()
     }
 
+    /// (VM name, cargo package of its guest ELF) for every VM, in VM order. Guests are built for
+    /// `aarch64-unknown-none` (hard float), not the servers' target.
+    pub fn guests(&self) -> Vec<(String, String)> {
+        self.plan
+            .vms
+            .iter()
+            .map(|vm| (vm.name.clone(), vm.image.clone()))
+            .collect()
+    }
+
     /// Whether `[system] test = true`.
     pub fn is_test_system(&self) -> bool {
         self.plan.test_system
     }
 
     /// Builds the payload (`bootdesc::build_payload`) given each server's ELF bytes, keyed by
-    /// server name. Every server needs an image that starts with the ELF magic, and no image
-    /// may be given for a name that is not a server.
+    /// server name, and each VM's guest ELF bytes, keyed by VM name (no VM is named like a
+    /// server). Every server and every VM needs an image that starts with the ELF magic, and no
+    /// image may be given for a name that is neither.
     pub fn payload(&self, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
         payload::build(&self.plan, images)
     }

@@ -1,15 +1,18 @@
-//! From a [`Plan`] and the servers' ELF images to the boot payload the kernel reads.
+//! From a [`Plan`] and the servers' and guests' ELF images to the boot payload the kernel reads.
 //!
 //! Encodes one boot-info blob per server ([`bootdesc::bootinfo::encode`]), then the record
-//! stream in the order `bootdesc` requires — `Header`, `Server`s, `Endpoint`s (the fault
-//! endpoint last), `Notification`s, `Region`s, `Irq`s, `Cap`s (grouped by server, in slot
-//! order), `Mapping`s (in region order) — and hands it with the images, in server order, to
-//! [`bootdesc::build_payload`].
+//! stream in the order `bootdesc` requires — `Header`, `Server`s, `Endpoint`s (the manifest's,
+//! `faults`, then one `exits:<vm>` per VM), `Notification`s, `Region`s (the manifest's, then one
+//! `ram:<vm>` per VM), `Irq`s, `Cap`s (grouped by server, in slot order), `Mapping`s (in region
+//! order), `Vm`s — and hands it with the images, the servers' in server order then the guests'
+//! in VM order, to [`bootdesc::build_payload`].
 
 use crate::compile::Plan;
 use anyhow::{Context, bail};
 use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer};
-use bootdesc::{Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server};
+use bootdesc::{
+    Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server, Vm,
+};
 use std::collections::BTreeMap;
 
 /// The first bytes of every ELF file.
@@ -53,40 +56,50 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// Builds the payload; `images` maps every server name to its ELF bytes.
+/// Checks that `image` is there and is an ELF file. For messages: `what` is its owner
+/// ("server `ping`"), `key` the manifest key naming its cargo package and `package` its value.
+fn elf<'a>(
+    image: Option<&'a Vec<u8>>,
+    what: &str,
+    (key, package): (&str, &str),
+) -> anyhow::Result<&'a [u8]> {
+    let image = image.with_context(|| format!("no image for {what} ({key} `{package}`)"))?;
+    if !image.starts_with(ELF_MAGIC) {
+        bail!("the image of {what} ({key} `{package}`) is not an ELF file");
+    }
+    Ok(image)
+}
+
+/// Builds the payload; `images` maps every server name and every VM name to its ELF bytes.
 pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-    if let Some(extra) = images
-        .keys()
-        .find(|name| !plan.servers.iter().any(|s| &s.name == *name))
-    {
+    let known = |name: &String| {
+        plan.servers.iter().any(|s| &s.name == name) || plan.vms.iter().any(|v| &v.name == name)
+    };
+    if let Some(extra) = images.keys().find(|name| !known(name)) {
         bail!(
-            "an image was given for `{extra}`, which is not a server of system `{}`",
+            "an image was given for `{extra}`, which is neither a server nor a vm of system `{}`",
             plan.name
         );
     }
     let mut ordered: Vec<&[u8]> = Vec::new();
     for server in &plan.servers {
-        let image = images.get(&server.name).with_context(|| {
-            format!(
-                "no image for server `{}` (binary `{}`)",
-                server.name, server.binary
-            )
-        })?;
-        if !image.starts_with(ELF_MAGIC) {
-            bail!(
-                "the image of server `{}` (binary `{}`) is not an ELF file",
-                server.name,
-                server.binary
-            );
-        }
-        ordered.push(image);
+        let what = format!("server `{}`", server.name);
+        ordered.push(elf(
+            images.get(&server.name),
+            &what,
+            ("binary", &server.binary),
+        )?);
+    }
+    for vm in &plan.vms {
+        let what = format!("vm `{}`", vm.name);
+        ordered.push(elf(images.get(&vm.name), &what, ("image", &vm.image))?);
     }
     let total: usize = ordered
         .iter()
         .map(|image| image.len().next_multiple_of(bootdesc::IMAGE_ALIGN))
         .sum();
     if u32::try_from(total).is_err() {
-        bail!("the server images together are {total} bytes, more than a payload can address");
+        bail!("the images together are {total} bytes, more than a payload can address");
     }
     let refs = bootdesc::image_refs(&ordered);
     let blobs = bootinfo_blobs(plan)?;
@@ -113,10 +126,12 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
         irqs: u16::try_from(plan.irqs.len())?,
         caps: u32::try_from(caps.len())?,
         mappings: u32::try_from(plan.mappings.len())?,
+        vms: u16::try_from(plan.vms.len())?,
         timeslice_us: plan.timeslice_us,
         test_system: plan.test_system,
     })];
-    for ((server, image), blob) in plan.servers.iter().zip(refs).zip(&blobs) {
+    let (server_refs, guest_refs) = refs.split_at(plan.servers.len());
+    for ((server, &image), blob) in plan.servers.iter().zip(server_refs).zip(&blobs) {
         records.push(Record::Server(Server {
             name: &server.name,
             image,
@@ -157,5 +172,16 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
     }
     records.extend(caps.into_iter().map(Record::Cap));
     records.extend(plan.mappings.iter().copied().map(Record::Mapping));
+    for (vm, &image) in plan.vms.iter().zip(guest_refs) {
+        records.push(Record::Vm(Vm {
+            name: &vm.name,
+            image,
+            ram_base: vm.ram_base,
+            ram_region: vm.ram_region,
+            priority: vm.priority,
+            exit_endpoint: vm.exit_endpoint,
+            exit_badge: vm.exit_badge,
+        }));
+    }
     bootdesc::build_payload(&records, &ordered).context("encoding the boot description")
 }

@@ -12,6 +12,8 @@ use crate::span::{Entry, Node, NodeValue, join_key};
 use abi::layout;
 use bootdesc::RestartPolicy;
 
+pub(crate) use crate::vm::VmDef;
+
 /// `[system]`.
 #[derive(Clone, Debug)]
 pub(crate) struct SystemDef {
@@ -102,6 +104,7 @@ pub(crate) struct ManifestDef {
     pub notifications: Vec<NotificationDef>,
     pub regions: Vec<RegionDef>,
     pub irqs: Vec<IrqDef>,
+    pub vms: Vec<VmDef>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -111,6 +114,7 @@ const TOP_KEYS: &[&str] = &[
     "notifications",
     "regions",
     "irqs",
+    "vms",
 ];
 const SYSTEM_KEYS: &[&str] = &["name", "timeslice_us", "test"];
 const SERVER_KEYS: &[&str] = &[
@@ -153,6 +157,7 @@ pub(crate) fn read(rep: &Reporter<'_>, root: &Node) -> Result<ManifestDef, Manif
         notifications: section(rep, &top, "notifications", read_notification)?,
         regions: crate::region::read_regions(rep, &top)?,
         irqs: section(rep, &top, "irqs", read_irq)?,
+        vms: crate::vm::read_vms(rep, &top)?,
     })
 }
 
@@ -256,8 +261,7 @@ fn read_server(
 ) -> Result<ServerDef, ManifestError> {
     let f = fields(rep, entry, &name, "servers", SERVER_KEYS)?;
     let binary = f.required_string("binary")?;
-    let package_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if binary.value.is_empty() || !binary.value.chars().all(package_char) {
+    if !crate::vm::is_package_name(&binary.value) {
         return Err(f.error(
             &binary.span,
             "binary",

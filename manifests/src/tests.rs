@@ -10,6 +10,8 @@ use bootdesc::{
 };
 use std::collections::BTreeMap;
 
+mod vms;
+
 /// Uses every feature; the supervisor is deliberately not the first server.
 const FULL: &str = r#"
 [system]
@@ -330,6 +332,7 @@ fn payload_round_trips_with_counts_order_and_indices() {
     );
     assert_eq!(counts, (3, 3, 1, 2));
     assert_eq!((header.irqs, header.caps, header.mappings), (1, 12, 3));
+    assert_eq!(header.vms, 0);
     // Kinds appear in the required order, each exactly as often as the header says.
     let kinds: Vec<u8> = records
         .iter()
@@ -342,6 +345,7 @@ fn payload_round_trips_with_counts_order_and_indices() {
             Record::Irq(_) => 5,
             Record::Cap(_) => 6,
             Record::Mapping(_) => 7,
+            Record::Vm(_) => 8,
         })
         .collect();
     let expected: Vec<u8> = [

@@ -5,8 +5,8 @@
 //! exactly one supervisor (restart "never"), only references to objects that exist, no server
 //! listed twice on one endpoint or notification, distinct client badges per endpoint, no two
 //! device regions over the same physical page, no two mappings of one server over the same
-//! address, and unique interrupt ids. [`Names`] also serves `compile.rs` to turn names into
-//! indices.
+//! address, and unique interrupt ids. VMs are checked by `vm::check_vms` (last). [`Names`] also
+//! serves `compile.rs` to turn names into indices.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::Sp;
@@ -114,6 +114,7 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
             ));
         }
     }
+    crate::vm::check_vms(rep, &names, def)?;
     Ok(supervisor)
 }
 
@@ -121,10 +122,12 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
 fn check_counts(rep: &Reporter<'_>, def: &ManifestDef) -> Result<(), ManifestError> {
     let counts = [
         ("servers", def.servers.len()),
-        ("endpoints", def.endpoints.len() + 1),
+        // The fault endpoint, and one exit endpoint and one RAM region per VM.
+        ("endpoints", def.endpoints.len() + 1 + def.vms.len()),
         ("notifications", def.notifications.len()),
-        ("regions", def.regions.len()),
+        ("regions", def.regions.len() + def.vms.len()),
         ("irqs", def.irqs.len()),
+        ("vms", def.vms.len()),
     ];
     for (section, count) in counts {
         if count > usize::from(u16::MAX) {

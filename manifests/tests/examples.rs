@@ -27,12 +27,13 @@ fn load_or_render(path: &Path) -> Manifest {
     })
 }
 
-/// Compiles with a fake ELF image per server and checks the payload's header.
+/// Compiles with a fake ELF image per server and per VM and checks the payload's header.
 fn assert_compiles(manifest: &Manifest) {
     let images: BTreeMap<String, Vec<u8>> = manifest
         .binaries()
         .into_iter()
-        .map(|(server, _)| (server, b"\x7fELF fake".to_vec()))
+        .chain(manifest.guests())
+        .map(|(name, _)| (name, b"\x7fELF fake".to_vec()))
         .collect();
     let payload = manifest
         .payload(&images)
@@ -97,6 +98,11 @@ fn valid_edge_cases_are_accepted() {
          [irqs.last]\nintid = 1019\nnotification = \"dev\"\nbadge = 2\n",
         // Inline-table and dotted-key spellings of the same schema.
         "[servers]\nx = { binary = \"x\", priority = 3 }\ny.binary = \"y\"\ny.priority = 4\n",
+        // A VM whose vmm, mmu and memory are one server, named like an endpoint; the largest
+        // RAM ending exactly at the top of the guest physical address space.
+        "[endpoints.g]\nserver = \"boss\"\n\
+         [vms.g]\nimage = \"test-guest\"\nvmm = \"boss\"\nmmu = \"boss\"\nmemory = \"boss\"\n\
+         priority = 1\nram_base = 0x7f_c000_0000\nram_size = 0x4000_0000\n",
     ];
     for (i, extra) in cases.iter().enumerate() {
         let mut text = format!("{base}\n{extra}");

@@ -10,8 +10,8 @@ const HELLO: &str = include_str!("../hello.toml");
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("[system]\nname = \"s\"\n".to_string()),
-        "\\[(servers|endpoints|notifications|regions|irqs)\\.[a-zA-Z0-9_-]{0,5}\\]\n",
-        "(binary|priority|stack|heap|restart|supervisor|server|clients|waiter|signallers|kind|base|size|map|intid|notification|badge|cnode_slots|test|timeslice_us) = ",
+        "\\[(servers|endpoints|notifications|regions|irqs|vms)\\.[a-zA-Z0-9_-]{0,5}\\]\n",
+        "(binary|priority|stack|heap|restart|supervisor|server|clients|waiter|signallers|kind|base|size|map|intid|notification|badge|cnode_slots|test|timeslice_us|image|vmm|mmu|memory|ram_base|ram_size) = ",
         "-?[0-9]{1,20}\n",
         "0x[0-9a-f_]{1,18}\n",
         "\"[a-z -]{0,8}\"\n",

@@ -1,11 +1,14 @@
-//! `cargo xtask build`: manifest → servers → payload → kernel image.
+//! `cargo xtask build`: manifest → servers and guests → payload → kernel image.
 //!
 //! The order matters: the kernel `include_bytes!`s the payload named by `HV_BOOT_PAYLOAD`, so
-//! the servers are built first (all in one cargo invocation, so cargo can schedule them
-//! together), then packed by the manifest crate into `payload.bin`, then the kernel is built
-//! around it. Everything of one image lives under `<target>/images/<manifest name>/`:
-//! `payload.bin`, one `<server>.elf` copy per server (for defmt decoding and gdb), and QEMU's
-//! working files (`defmt.log`, `qemu.log`); the bootable ELF itself is `<name>.elf` beside it.
+//! the servers are built first (all in one cargo invocation for [`TARGET`], so cargo can
+//! schedule them together), then the guests of the manifest's VMs (one invocation for
+//! [`GUEST_TARGET`]: guests are ordinary EL1 programs with floating point), then everything is
+//! packed by the manifest crate into `payload.bin`, then the kernel is built around it.
+//! Everything of one image lives under `<target>/images/<manifest name>/`: `payload.bin`, one
+//! `<server>.elf` copy per server (for defmt decoding and gdb), one `<vm>.elf` copy per VM (for
+//! gdb), and QEMU's working files (`defmt.log`, `qemu.log`); the bootable ELF itself is
+//! `<name>.elf` beside it. Servers and VMs never share a name (the manifest refuses it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -19,6 +22,9 @@ use manifest::Manifest;
 
 /// The Rust target of the kernel and the servers.
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// The Rust target of guest images (hard float: a guest owns its FP/SIMD state).
+pub const GUEST_TARGET: &str = "aarch64-unknown-none";
 
 /// Environment variable through which the kernel build finds the payload.
 pub const PAYLOAD_ENV: &str = "HV_BOOT_PAYLOAD";
@@ -69,7 +75,9 @@ pub fn build_image(
     );
 
     let binaries = manifest.binaries();
-    let elves = build_servers(workspace, &binaries)?;
+    let mut elves = build_packages(workspace, TARGET, &binaries, "server")?;
+    let guests = manifest.guests();
+    let guest_elves = build_packages(workspace, GUEST_TARGET, &guests, "vm")?;
 
     let dir = workspace.images_dir().join(&name);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -81,6 +89,12 @@ pub fn build_image(
             .with_context(|| format!("no ELF was built for server `{server}`"))?;
         fs::write(&copy, bytes).with_context(|| format!("writing {}", copy.display()))?;
         servers.push((server.clone(), copy));
+    }
+    for (vm, bytes) in guest_elves {
+        let copy = dir.join(format!("{vm}.elf"));
+        fs::write(&copy, &bytes).with_context(|| format!("writing {}", copy.display()))?;
+        // The manifest refuses a VM named like a server, so nothing is replaced here.
+        elves.insert(vm, bytes);
     }
 
     let payload = manifest
@@ -111,51 +125,55 @@ fn load_manifest(path: &Path) -> Result<Manifest, Diagnostic> {
     Manifest::load(path).map_err(|error| error.render(&source))
 }
 
-/// Builds every distinct server package in one cargo invocation; returns server name → ELF.
-fn build_servers(
+/// Builds every distinct package of `programs` ((server or VM name, cargo package)) for
+/// `target` in one cargo invocation; returns name → ELF. `kind` ("server", "vm") is for
+/// messages. Nothing is built when `programs` is empty.
+fn build_packages(
     workspace: &Workspace,
-    binaries: &[(String, String)],
+    target: &str,
+    programs: &[(String, String)],
+    kind: &str,
 ) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let packages: BTreeSet<&str> = binaries
+    let packages: BTreeSet<&str> = programs
         .iter()
         .map(|(_, package)| package.as_str())
         .collect();
     if packages.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let mut cargo = target_build(workspace);
+    let mut cargo = target_build(workspace, target);
     for package in &packages {
         cargo.args(["-p", package]);
     }
-    run_cargo(cargo, "the servers")?;
-    let release = workspace.target_release_dir();
+    run_cargo(cargo, &format!("the {kind}s ({target})"))?;
+    let release = workspace.release_dir(target);
     let mut elves = BTreeMap::new();
-    for (server, package) in binaries {
+    for (name, package) in programs {
         let path = release.join(package);
         let bytes = fs::read(&path)
-            .with_context(|| format!("reading {} (server `{server}`)", path.display()))?;
-        elves.insert(server.clone(), bytes);
+            .with_context(|| format!("reading {} ({kind} `{name}`)", path.display()))?;
+        elves.insert(name.clone(), bytes);
     }
     Ok(elves)
 }
 
 /// Builds the kernel around `payload` (an absolute path); returns the path of its ELF.
 fn build_kernel(workspace: &Workspace, payload: &Path) -> anyhow::Result<PathBuf> {
-    let mut cargo = target_build(workspace);
+    let mut cargo = target_build(workspace, TARGET);
     cargo.args(["-p", "kernel"]).env(PAYLOAD_ENV, payload);
     run_cargo(cargo, "the kernel")?;
-    Ok(workspace.target_release_dir().join("kernel"))
+    Ok(workspace.release_dir(TARGET).join("kernel"))
 }
 
 /// defmt's compile-time log filter when the user set none: defmt's own default keeps only
 /// `error!` frames, which would leave the decoded log nearly empty.
 pub const DEFAULT_DEFMT_LOG: &str = "info";
 
-/// `cargo build --release --target aarch64-unknown-none`, from the workspace root, with
-/// `DEFMT_LOG` defaulted (a user's `DEFMT_LOG` wins).
-fn target_build(workspace: &Workspace) -> Command {
+/// `cargo build --release --target <target>`, from the workspace root, with `DEFMT_LOG`
+/// defaulted (a user's `DEFMT_LOG` wins).
+fn target_build(workspace: &Workspace, target: &str) -> Command {
     let mut cargo = workspace.cargo();
-    cargo.args(["build", "--release", "--target", TARGET]);
+    cargo.args(["build", "--release", "--target", target]);
     if std::env::var_os("DEFMT_LOG").is_none() {
         cargo.env("DEFMT_LOG", DEFAULT_DEFMT_LOG);
     }
@@ -234,6 +252,31 @@ mod tests {
         assert!(!is_file_name(""));
         assert!(!is_file_name(".."));
         assert!(!is_file_name("a/b"));
+    }
+
+    #[test]
+    fn guests_build_for_the_hard_float_target() {
+        let workspace = Workspace::locate();
+        let args = |target| {
+            let cargo = target_build(&workspace, target);
+            let args: Vec<String> = cargo
+                .get_args()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect();
+            args.join(" ")
+        };
+        assert_eq!(
+            args(GUEST_TARGET),
+            "build --release --target aarch64-unknown-none"
+        );
+        assert_eq!(
+            args(TARGET),
+            "build --release --target aarch64-unknown-none-softfloat"
+        );
+        assert_eq!(
+            workspace.release_dir(GUEST_TARGET),
+            workspace.target_dir.join("aarch64-unknown-none/release")
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Installing what a fresh machine lacks, before any subcommand does real work.
 //!
-//! Two things are needed beyond the Rust toolchain itself: the `aarch64-unknown-none-softfloat` standard
-//! library (from rustup) and `qemu-system-aarch64`. QEMU comes from Debian's `qemu-system-arm`
+//! Two things are needed beyond the Rust toolchain itself: the standard libraries of
+//! `aarch64-unknown-none-softfloat` (kernel and servers) and `aarch64-unknown-none` (guests), from
+//! rustup, and `qemu-system-aarch64`. QEMU comes from Debian's `qemu-system-arm`
 //! package; the tests are known to pass on QEMU 7.2 (Debian 12), and another version is used but
 //! named in a warning. Installing QEMU needs root: as any other user we say what to install and
 //! stop, rather than prompting for a password in the middle of a test run.
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::build::TARGET;
+use crate::build::{GUEST_TARGET, TARGET};
 
 /// The QEMU binary every subcommand runs.
 pub const QEMU: &str = "qemu-system-aarch64";
@@ -18,10 +19,13 @@ pub const QEMU: &str = "qemu-system-aarch64";
 /// The QEMU version the QEMU tests and benchmark figures are known to be right on.
 pub const QEMU_PINNED: &str = "7.2";
 
-/// Makes sure the Rust target and QEMU are installed, installing them when we can; prints the
+/// Every Rust target a build needs.
+pub const RUST_TARGETS: [&str; 2] = [TARGET, GUEST_TARGET];
+
+/// Makes sure the Rust targets and QEMU are installed, installing them when we can; prints the
 /// QEMU version in use.
 pub fn ensure_tools() -> anyhow::Result<()> {
-    ensure_rust_target()?;
+    ensure_rust_targets()?;
     let version = match qemu_version() {
         Some(version) => version,
         None => {
@@ -41,8 +45,9 @@ pub fn ensure_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rustup target add aarch64-unknown-none-softfloat` unless `rustup target list --installed` has it.
-fn ensure_rust_target() -> anyhow::Result<()> {
+/// `rustup target add` for every target of [`RUST_TARGETS`] that `rustup target list
+/// --installed` lacks (one invocation for all of them).
+fn ensure_rust_targets() -> anyhow::Result<()> {
     let root = crate::Workspace::locate().root;
     // From the workspace root, so rustup picks the toolchain of rust-toolchain.toml.
     let listed = Command::new("rustup")
@@ -57,24 +62,37 @@ fn ensure_rust_target() -> anyhow::Result<()> {
             output.status
         ),
         Err(_) => {
-            eprintln!("xtask: rustup not found; assuming the toolchain has {TARGET}");
+            eprintln!(
+                "xtask: rustup not found; assuming the toolchain has {}",
+                RUST_TARGETS.join(" and ")
+            );
             return Ok(());
         }
     };
-    let installed = String::from_utf8_lossy(&listed.stdout);
-    if installed.lines().any(|line| line.trim() == TARGET) {
+    let missing = missing_targets(&String::from_utf8_lossy(&listed.stdout));
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing the Rust target {TARGET}");
+    let missing = missing.join(" ");
+    eprintln!("xtask: installing the Rust targets {missing}");
     let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add"])
+        .args(missing.split(' '))
         .current_dir(&root)
         .status()
         .context("running rustup target add")?;
     if !status.success() {
-        bail!("`rustup target add {TARGET}` failed ({status})");
+        bail!("`rustup target add {missing}` failed ({status})");
     }
     Ok(())
+}
+
+/// The targets of [`RUST_TARGETS`] that `rustup target list --installed` output lacks.
+fn missing_targets(installed: &str) -> Vec<&'static str> {
+    RUST_TARGETS
+        .into_iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+        .collect()
 }
 
 /// The first line of `qemu-system-aarch64 --version`, or `None` when it does not run.
@@ -154,6 +172,22 @@ fn running_as_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_targets_are_required() {
+        assert_eq!(
+            missing_targets("aarch64-unknown-none-softfloat\nx86_64-unknown-linux-gnu\n"),
+            ["aarch64-unknown-none"]
+        );
+        assert_eq!(
+            missing_targets("aarch64-unknown-none\n"),
+            ["aarch64-unknown-none-softfloat"]
+        );
+        assert!(
+            missing_targets("aarch64-unknown-none\naarch64-unknown-none-softfloat\n").is_empty()
+        );
+        assert_eq!(missing_targets("").len(), 2);
+    }
 
     #[test]
     fn recognises_the_pinned_version() {

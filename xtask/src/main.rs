@@ -211,8 +211,9 @@ impl Workspace {
         self.target_dir.join("images")
     }
 
-    /// Cargo's output directory for target (aarch64) release builds.
-    pub fn target_release_dir(&self) -> PathBuf {
-        self.target_dir.join(build::TARGET).join("release")
+    /// Cargo's output directory for release builds for `target` (`build::TARGET` for the
+    /// kernel and the servers, `build::GUEST_TARGET` for guests).
+    pub fn release_dir(&self, target: &str) -> PathBuf {
+        self.target_dir.join(target).join("release")
     }
 }

@@ -20,6 +20,8 @@ pub enum FaultKind {
     Panic = 5,
     /// Anything else the kernel could not attribute (the syndrome is in the message).
     Unknown = 6,
+    /// A guest exit (a VCPU thread's "fault"): the message is a [`crate::vm::VmExit`].
+    VmExit = 7,
 }
 
 impl FaultKind {
@@ -32,6 +34,7 @@ impl FaultKind {
             4 => Self::Alignment,
             5 => Self::Panic,
             6 => Self::Unknown,
+            7 => Self::VmExit,
             _ => return None,
         })
     }
@@ -45,6 +48,7 @@ impl FaultKind {
             Self::Alignment => "alignment fault",
             Self::Panic => "panic",
             Self::Unknown => "unknown fault",
+            Self::VmExit => "guest exit",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod message;
 pub mod rights;
 pub mod syscall;
+pub mod vm;
 
 pub use error::KernelError;
 pub use fault::{FaultInfo, FaultKind};

@@ -85,6 +85,19 @@ pub enum InvocationLabel {
     IrqAck = 8,
     /// System control: stop the whole system with an exit status (MR0).
     SystemOff = 9,
+    /// VSpace: map a frame (MR0 frame slot, MR1 IPA, MR2 [`crate::vm::MapAttributes`] bits)
+    /// through the stage-2 mapping path (same mapping: no-op; permissions only: in place;
+    /// anything else: break-before-make). Answers MR0 = [`crate::vm::MapAction`].
+    VSpaceMap = 10,
+    /// VSpace: remove the mapping at MR0 (IPA), size MR1 (4 KiB or 2 MiB).
+    VSpaceUnmap = 11,
+    /// VSpace: make every mapping in MR0 (IPA) .. MR0 + MR1 read-only (dirty logging).
+    VSpaceWriteProtect = 12,
+    /// Frame: carve a 4 KiB or 2 MiB frame capability (MR1 bytes) at byte offset MR0 of this
+    /// frame range into the caller's empty slot MR2.
+    FrameCarve = 13,
+    /// Frame: revoke every capability carved from this frame range, unmapping each first.
+    FrameRevoke = 14,
 }
 
 impl InvocationLabel {
@@ -100,6 +113,11 @@ impl InvocationLabel {
             7 => Self::CNodeDelete,
             8 => Self::IrqAck,
             9 => Self::SystemOff,
+            10 => Self::VSpaceMap,
+            11 => Self::VSpaceUnmap,
+            12 => Self::VSpaceWriteProtect,
+            13 => Self::FrameCarve,
+            14 => Self::FrameRevoke,
             _ => return None,
         })
     }

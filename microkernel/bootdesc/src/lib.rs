@@ -11,7 +11,7 @@
 //! The description is a *stream* of records rather than one structure so the kernel can decode
 //! it one record at a time, with no allocation and no fixed ceiling on any count. Records come
 //! in this order: one `Header`, then `Server` × header.servers, `Endpoint` × header.endpoints,
-//! `Notification` × ..., `Region` × ..., `Irq` × ..., `Cap` × ..., `Mapping` × .... Indices in a
+//! `Notification` × ..., `Region` × ..., `Irq` × ..., `Cap` × ..., `Mapping` × ..., `Vm` × .... Indices in a
 //! record refer to the position of the object among records of its kind. The kernel checks the
 //! order, every count and every index: a payload it cannot fully validate does not boot.
 //!
@@ -28,7 +28,7 @@ pub use records::*;
 /// The first bytes of a payload.
 pub const PAYLOAD_MAGIC: [u8; 8] = *b"HVBOOT01";
 /// Version of the record format; the kernel refuses any other.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Size of the fixed payload header.
 pub const PAYLOAD_HEADER_LEN: usize = 16;
 /// Alignment of the image area and of every image inside it.

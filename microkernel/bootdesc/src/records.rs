@@ -28,6 +28,9 @@ pub enum Record<'a> {
     Cap(Cap),
     /// A region mapped into a server's VSpace.
     Mapping(Mapping),
+    /// A virtual machine: a VCPU thread, its own VSpace, RAM preloaded with its image.
+    #[serde(borrow)]
+    Vm(Vm<'a>),
 }
 
 /// Counts of every kind of record, and system-wide settings.
@@ -51,6 +54,8 @@ pub struct Header<'a> {
     pub caps: u32,
     /// Number of `Mapping` records.
     pub mappings: u32,
+    /// Number of `Vm` records.
+    pub vms: u16,
     /// Round-robin time slice within a priority, in microseconds.
     pub timeslice_us: u32,
     /// A test manifest: fault-injection hooks and cycle counting are allowed.
@@ -194,8 +199,16 @@ pub enum CapObject {
     Tcb { server: u16 },
     /// The right to acknowledge an interrupt.
     IrqHandler { irq: u16 },
-    /// The right to stop the system (and, in test systems, read cycle counts).
+    /// The right to stop the system.
     SystemControl,
+    /// A VM's VCPU thread: suspend, resume, read state (like a server's TCB).
+    GuestTcb { vm: u16 },
+    /// A VM's VCPU (virtual interrupts, EL1 state).
+    Vcpu { vm: u16 },
+    /// A VM's stage-2 address space: map, unmap, write-protect.
+    GuestVSpace { vm: u16 },
+    /// A RAM region as a frame range: carve 4 KiB / 2 MiB frames from it, revoke them.
+    Frame { region: u16 },
 }
 
 /// A region mapped into a server's address space.
@@ -211,4 +224,23 @@ pub struct Mapping {
     pub writable: bool,
     /// Executable (never for device regions).
     pub executable: bool,
+}
+
+/// A virtual machine with one VCPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm<'a> {
+    /// Its manifest name.
+    pub name: &'a str,
+    /// The guest's ELF image (loaded into `ram_region` at boot: "preloaded" memory).
+    pub image: ImageRef,
+    /// Guest-physical base of its RAM (2 MiB aligned).
+    pub ram_base: u64,
+    /// The RAM region (kind `Ram`, the same size as the guest's RAM) backing it.
+    pub ram_region: u16,
+    /// Scheduling priority of the VCPU thread, 1..=254.
+    pub priority: u8,
+    /// The endpoint its exits are sent to (served by its vmm), and the badge they carry.
+    pub exit_endpoint: u16,
+    /// The badge of its exit messages.
+    pub exit_badge: u64,
 }

@@ -13,6 +13,7 @@ fn sample_records() -> Vec<Record<'static>> {
             irqs: 0,
             caps: 1,
             mappings: 0,
+            vms: 0,
             timeslice_us: 2000,
             test_system: false,
         }),

@@ -36,6 +36,68 @@ pub enum Cap {
     IrqHandler { irq: u16 },
     /// The right to stop the system.
     SystemControl,
+    /// A VM's VCPU.
+    Vcpu { vcpu: u16 },
+    /// A VM's stage-2 address space.
+    VSpace { vspace: u16 },
+    /// Physical memory: a whole RAM region as booted (a frame range), or a 4 KiB / 2 MiB frame
+    /// carved from one.
+    Frame(FrameCap),
+}
+
+/// A frame capability: which pages, and where (if anywhere) this capability maps them.
+///
+/// Plain integers only (no `bool`, no `Option`): a field with spare bit patterns would let the
+/// compiler hide `Cap`'s discriminant inside it, and every capability lookup, the IPC fast
+/// path's included, would pay for decoding that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCap {
+    /// The boot region the pages belong to (revocation finds carved frames by it).
+    pub region: u16,
+    /// The VSpace this capability maps the frame in, or [`FrameCap::UNMAPPED`].
+    pub mapped_vspace: u16,
+    /// First physical page number (physical address / 4096).
+    pub first_page: u32,
+    /// Number of pages (1 or 512 for carved frames).
+    pub pages: u32,
+    /// The IPA page number of the mapping (meaningful when mapped).
+    pub mapped_page: u32,
+    /// 1 when carved from a range (mappable); 0 for the region's range capability itself.
+    pub carved: u8,
+}
+
+impl FrameCap {
+    /// `mapped_vspace` of an unmapped frame.
+    pub const UNMAPPED: u16 = u16::MAX;
+
+    /// A frame capability over `pages` pages from `first_page`, unmapped.
+    pub const fn new(region: u16, first_page: u32, pages: u32, carved: bool) -> Self {
+        Self { region, mapped_vspace: Self::UNMAPPED, first_page, pages, mapped_page: 0, carved: carved as u8 }
+    }
+
+    /// Whether it was carved from a range.
+    pub const fn is_carved(&self) -> bool {
+        self.carved != 0
+    }
+
+    /// Where it is mapped: VSpace and IPA page number.
+    pub const fn mapping(&self) -> Option<(u16, u32)> {
+        if self.mapped_vspace == Self::UNMAPPED { None } else { Some((self.mapped_vspace, self.mapped_page)) }
+    }
+
+    /// Records (or clears) its mapping.
+    pub fn set_mapping(&mut self, mapping: Option<(u16, u32)>) {
+        (self.mapped_vspace, self.mapped_page) = mapping.unwrap_or((Self::UNMAPPED, 0));
+    }
+    /// Physical address of the first page.
+    pub const fn base(&self) -> u64 {
+        (self.first_page as u64) << 12
+    }
+
+    /// Size in bytes.
+    pub const fn size(&self) -> u64 {
+        (self.pages as u64) << 12
+    }
 }
 
 /// Why a derivation was refused.
@@ -91,6 +153,11 @@ impl Cap {
                 badge: merge_badge(old, badge)?,
                 rights: have.intersection(rights),
             }),
+            Self::Frame(frame) => match badge {
+                // A copy starts unmapped: a mapping belongs to one capability (seL4's rule).
+                None => Ok(Self::Frame(FrameCap { mapped_vspace: FrameCap::UNMAPPED, mapped_page: 0, ..frame })),
+                Some(_) => Err(DeriveError::NotBadgeable),
+            },
             other => match badge {
                 Some(_) => Err(DeriveError::NotBadgeable),
                 None => Ok(other),
@@ -106,6 +173,10 @@ fn merge_badge(old: u64, new: Option<u64>) -> Result<u64, DeriveError> {
         Some(_) => Err(DeriveError::AlreadyBadged),
     }
 }
+
+// Capabilities are copied on every lookup, the IPC fast path included: keep them small.
+const _: () = assert!(core::mem::size_of::<Cap>() <= 24);
+const _: () = assert!(core::mem::size_of::<FrameCap>() <= 20);
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,8 @@ pub enum Invocation {
     IrqAck { intid: u32 },
     /// Stop the system.
     SystemOff { status: u64 },
+    /// Carve, revoke or map memory.
+    Memory(crate::memory::MemoryInvocation),
 }
 
 /// Decodes an invocation of `cap` (held in `cptr` by `caller`) with `label` and message
@@ -43,6 +45,10 @@ pub fn decode(
     match (cap, operation) {
         (Cap::Tcb { tcb }, InvocationLabel::TcbSuspend) => Ok(Invocation::TcbSuspend { tcb }),
         (Cap::Tcb { tcb }, InvocationLabel::TcbResume) => Ok(Invocation::TcbResume { tcb }),
+        (Cap::Tcb { tcb }, InvocationLabel::TcbRestart) if system.tcb(tcb).vcpu.is_some() => {
+            // A VM restarts through its vmm (PSCI SYSTEM_RESET), not from a server image.
+            Err(KernelError::IllegalOperation { label })
+        }
         (Cap::Tcb { tcb }, InvocationLabel::TcbRestart) => match args[0] {
             0 | 1 => Ok(Invocation::TcbRestart {
                 tcb,
@@ -90,6 +96,9 @@ pub fn decode(
         (Cap::SystemControl, InvocationLabel::SystemOff) => {
             Ok(Invocation::SystemOff { status: args[0] })
         }
+        (Cap::Frame(_) | Cap::VSpace { .. }, _) => {
+            crate::memory::decode(system, caller, cap, operation, args).map(Invocation::Memory)
+        }
         _ => Err(KernelError::IllegalOperation { label }),
     }
 }
@@ -112,6 +121,7 @@ impl System<'_> {
             Invocation::CNodeDelete { index } => self.slots[index] = Cap::Null,
             Invocation::IrqAck { intid } => return Effect::UnmaskIrq { intid },
             Invocation::SystemOff { status } => return Effect::SystemOff { status },
+            Invocation::Memory(memory) => return self.perform_memory(memory),
         }
         Effect::None
     }

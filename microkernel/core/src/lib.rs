@@ -18,6 +18,7 @@ pub mod cnode;
 pub mod elf;
 pub mod endpoint;
 pub mod invocation;
+pub mod memory;
 pub mod notification;
 pub mod queue;
 pub mod sched;

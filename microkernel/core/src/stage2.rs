@@ -1,13 +1,37 @@
 //! Stage-2 translation tables (ARM ARM D8, VMSAv8-64 stage 2, 4 KiB granule, 39-bit IPA,
-//! starting at level 1): descriptor encoding and the page-mapping walk, over a trait that gives
-//! access to table memory so the logic is host-tested.
+//! starting at level 1): descriptor encoding, the walks that map and unmap, and the seed-002
+//! prejudgement that decides how a change to a live table is made safely.
 //!
 //! Every address space in the system is one of these tables: servers' VSpaces (stage 1 off, so
-//! VA = IPA) and, later, guests' (DESIGN §3). The kernel's boot-time loader maps server images
-//! through [`map_page`]; the mmu-server's fault path will use the same encoder.
+//! VA = IPA) and guests' (DESIGN §3). The kernel's boot-time loader maps server images through
+//! [`map_page`] into fresh tables, where nothing can be cached yet. Changes to live tables go
+//! through [`map`], [`unmap`] and [`write_protect`]: each walks and decides without touching a
+//! live descriptor's TLB-visible state, and returns a [`Plan`] of writes, barriers and TLB
+//! invalidations in the order the architecture requires, which the kernel runs with [`apply`]
+//! (a step that cannot fail). Host tests run the same plans over in-memory tables.
+//!
+//! Submodules: [`descriptor`] (levels, sizes, block and table descriptors, decoding),
+//! [`prejudge`] (the action table and TLB plans), [`walk`] (map, unmap, write-protect).
+//!
+//! Invariants: no allocation, no `unsafe`; table pages are only ever allocated through
+//! [`TableMemory::allocate_table`] and handed back to the caller for freeing, never freed here;
+//! a descriptor that may be cached in a TLB is never overwritten with a different output address
+//! or memory type without break-before-make (ARM ARM D8.14.1).
+
+pub mod descriptor;
+pub mod prejudge;
+pub mod walk;
+
+pub use descriptor::{Entry, Level, PageSize, block_descriptor, decode, leaf_descriptor};
+pub use prejudge::{Action, Plan, Step, TlbOp, prejudge};
+pub use walk::{
+    MapOutcome, UnmapOutcome, WriteProtectOutcome, apply, map, tables_under, unmap, write_protect,
+};
 
 /// Bits of a stage-2 leaf descriptor (ARM ARM D8.3, "Stage 2 attributes").
 mod bits {
+    /// Bits [1:0] of a descriptor: valid, and table-or-page (1) versus block (0).
+    pub const TYPE: u64 = 0b11;
     pub const VALID: u64 = 1 << 0;
     /// Table descriptor at levels 0-2, page descriptor at level 3.
     pub const TABLE_OR_PAGE: u64 = 1 << 1;
@@ -24,6 +48,11 @@ mod bits {
     pub const AF: u64 = 1 << 10;
     /// XN (stage 2, ARMv8.0: bit 54): not executable.
     pub const XN: u64 = 1 << 54;
+    /// The permission fields: S2AP[7:6] and XN[54:53] (bit 53 is XN[0] with FEAT_XNX, RES0
+    /// before). A change confined to these may be made in place (ARM ARM D8.14.1).
+    pub const PERMISSIONS: u64 = S2AP_READ | S2AP_WRITE | (0b11 << 53);
+    /// MemAttr[3:0] at [5:2].
+    pub const MEMATTR: u64 = 0b1111 << 2;
     /// Output address bits [47:12].
     pub const ADDRESS: u64 = 0x0000_FFFF_FFFF_F000;
 }
@@ -63,6 +92,11 @@ pub trait TableMemory {
     fn write(&mut self, table: u64, index: usize, value: u64);
     /// A zeroed, page-aligned table, or `None` when memory is exhausted.
     fn allocate_table(&mut self) -> Option<u64>;
+    /// Takes back a table that was allocated but never linked into a table (a walk that ran out
+    /// of memory half-way). The default keeps it allocated: a leak, harmless at boot.
+    fn free_table(&mut self, table: u64) {
+        let _ = table;
+    }
 }
 
 /// Why a mapping could not be made.
@@ -74,6 +108,8 @@ pub enum MapError {
     OutOfTables,
     /// Something else is already mapped there.
     AlreadyMapped,
+    /// A larger block covers the range, and the operation would have to split it.
+    WouldSplitBlock,
 }
 
 /// Encodes a level-3 page descriptor.
@@ -98,7 +134,7 @@ pub const fn decode_page(descriptor: u64) -> Option<(u64, Attributes)> {
     if descriptor & (bits::VALID | bits::TABLE_OR_PAGE) != (bits::VALID | bits::TABLE_OR_PAGE) {
         return None;
     }
-    let kind = if descriptor & (0b1111 << 2) == bits::MEMATTR_NORMAL_WB {
+    let kind = if descriptor & bits::MEMATTR == bits::MEMATTR_NORMAL_WB {
         MemoryKind::Normal
     } else {
         MemoryKind::Device
@@ -155,135 +191,26 @@ pub fn map_page(
     }
 }
 
-/// Walks the table at `root` for `ipa`: the PA of the page and its attributes.
+/// Walks the table at `root` for `ipa`: the PA of the byte at `ipa` and the attributes of the
+/// page or block that maps it.
 pub fn translate(memory: &impl TableMemory, root: u64, ipa: u64) -> Option<(u64, Attributes)> {
     if ipa >= IPA_LIMIT {
         return None;
     }
     let mut table = root;
-    for level in 1..3 {
-        let entry = memory.read(table, index_at(ipa, level));
-        if entry & (bits::VALID | bits::TABLE_OR_PAGE) != (bits::VALID | bits::TABLE_OR_PAGE) {
-            return None;
+    for level in Level::ALL {
+        match decode(memory.read(table, index_at(ipa, level as u32)), level) {
+            Entry::Invalid => return None,
+            Entry::Table(next) => table = next,
+            Entry::Leaf {
+                pa,
+                size,
+                attributes,
+            } => return Some((pa + ipa % size.bytes(), attributes)),
         }
-        table = entry & bits::ADDRESS;
     }
-    decode_page(memory.read(table, index_at(ipa, 3)))
-        .map(|(pa, attributes)| (pa + ipa % PAGE_SIZE, attributes))
+    None
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct Tables {
-        entries: HashMap<(u64, usize), u64>,
-        next: u64,
-        limit: u64,
-    }
-
-    impl TableMemory for Tables {
-        fn read(&self, table: u64, index: usize) -> u64 {
-            self.entries.get(&(table, index)).copied().unwrap_or(0)
-        }
-        fn write(&mut self, table: u64, index: usize, value: u64) {
-            self.entries.insert((table, index), value);
-        }
-        fn allocate_table(&mut self) -> Option<u64> {
-            (self.next < self.limit).then(|| {
-                self.next += 1;
-                0x8000_0000 + self.next * PAGE_SIZE
-            })
-        }
-    }
-
-    const RW_DATA: Attributes = Attributes {
-        writable: true,
-        executable: false,
-        kind: MemoryKind::Normal,
-    };
-    const CODE: Attributes = Attributes {
-        writable: false,
-        executable: true,
-        kind: MemoryKind::Normal,
-    };
-    const DEVICE: Attributes = Attributes {
-        writable: true,
-        executable: true,
-        kind: MemoryKind::Device,
-    };
-
-    #[test]
-    fn descriptors_encode_the_architected_bits() {
-        // Normal RW data: valid page, MemAttr 1111, S2AP 11, SH 11, AF, XN.
-        assert_eq!(page_descriptor(0x4123_4000, RW_DATA), 0x0040_0000_4123_47FF);
-        // Code: read-only, executable.
-        assert_eq!(page_descriptor(0x4000_0000, CODE), 0x0000_0000_4000_077F);
-        // Device: MemAttr 0001, never executable, not shareable-encoded.
-        assert_eq!(page_descriptor(0x0900_0000, DEVICE), 0x0040_0000_0900_04C7);
-        for attributes in [
-            RW_DATA,
-            CODE,
-            Attributes {
-                executable: false,
-                ..DEVICE
-            },
-        ] {
-            assert_eq!(
-                decode_page(page_descriptor(0x1000, attributes)),
-                Some((0x1000, attributes))
-            );
-        }
-    }
-
-    #[test]
-    fn map_then_translate_and_refuse_conflicts() {
-        let mut tables = Tables {
-            limit: 8,
-            ..Default::default()
-        };
-        let root = tables.allocate_table().unwrap();
-        map_page(&mut tables, root, 0x20_0000, 0x4100_0000, CODE).unwrap();
-        map_page(&mut tables, root, 0x20_1000, 0x4100_5000, RW_DATA).unwrap();
-        assert_eq!(
-            translate(&tables, root, 0x20_0123),
-            Some((0x4100_0123, CODE))
-        );
-        assert_eq!(
-            translate(&tables, root, 0x20_1008),
-            Some((0x4100_5008, RW_DATA))
-        );
-        assert_eq!(translate(&tables, root, 0x20_2000), None);
-        assert_eq!(
-            map_page(&mut tables, root, 0x20_0000, 0x4100_0000, CODE),
-            Ok(()),
-            "same mapping again"
-        );
-        assert_eq!(
-            map_page(&mut tables, root, 0x20_0000, 0x4100_1000, CODE),
-            Err(MapError::AlreadyMapped)
-        );
-        assert_eq!(
-            map_page(&mut tables, root, 0x20_0800, 0x4100_1000, CODE),
-            Err(MapError::BadAddress)
-        );
-        assert_eq!(
-            map_page(&mut tables, root, IPA_LIMIT, 0x4100_1000, CODE),
-            Err(MapError::BadAddress)
-        );
-        // one root + one L2 + one L3 so far; a far IPA needs two more tables
-        map_page(&mut tables, root, 0x40_0000_0000, 0x4200_0000, RW_DATA).unwrap();
-        assert_eq!(tables.next, 5);
-        let mut exhausted = Tables {
-            limit: 1,
-            ..Default::default()
-        };
-        let root = exhausted.allocate_table().unwrap();
-        assert_eq!(
-            map_page(&mut exhausted, root, 0, 0, CODE),
-            Err(MapError::OutOfTables)
-        );
-    }
-}
+mod tests;

@@ -52,6 +52,18 @@ pub enum Effect {
     DebugLog { len: usize },
     /// A thread with no fault handler faulted (the supervisor): stop the system.
     UnhandledFault { tcb: TcbId },
+    /// Map `size` bytes at `pa` at `ipa` of guest VSpace `vspace` (the stage-2 mapping path),
+    /// answering the caller with the action taken.
+    Map { vspace: u16, pa: u64, ipa: u64, size: u64, attributes: abi::vm::MapAttributes },
+    /// Remove the mapping of `size` at `ipa`.
+    Unmap { vspace: u16, ipa: u64, size: u64 },
+    /// Make `ipa .. ipa + len` of `vspace` read-only.
+    WriteProtect { vspace: u16, ipa: u64, len: u64 },
+    /// Revoke carved frames (see [`System::revoke_frames`]).
+    Revoke { region: u16, first_page: u32, pages: u32 },
+    /// Inject a synchronous exception into the guest of VCPU thread `tcb` at EL1: an external
+    /// data abort at `address`, or an undefined instruction.
+    InjectException { tcb: TcbId, abort: bool, address: u64 },
 }
 
 /// Every kernel object and the scheduler.
@@ -68,6 +80,8 @@ pub struct System<'a> {
     pub slots: &'a mut [Cap],
     /// Interrupt lines.
     pub irqs: &'a mut [IrqLine],
+    /// Guest VSpaces' bookkeeping (set by the boot code; empty without VMs).
+    pub vspaces: &'a mut [crate::memory::VSpaceInfo],
     /// Ready queues.
     pub sched: Scheduler,
     /// The running thread, or [`NONE`] when idle.
@@ -94,6 +108,7 @@ impl<'a> System<'a> {
             replies,
             slots,
             irqs,
+            vspaces: &mut [],
             sched: Scheduler::new(),
             current: NONE,
             rotate: false,
@@ -151,10 +166,11 @@ impl<'a> System<'a> {
                 Effect::None
             }
             Syscall::ReplyRecv => {
-                if self.sys_reply(memory) {
+                let (go_on, effect) = self.sys_reply(memory);
+                if go_on {
                     self.sys_recv(memory);
                 }
-                Effect::None
+                effect
             }
             Syscall::Signal => {
                 self.sys_signal();

@@ -122,6 +122,10 @@ pub struct Tcb {
     pub generation: u32,
     /// Ticks left in its time slice.
     pub timeslice_left: u32,
+    /// The VCPU bound to this thread: it runs a guest at EL1 instead of a server at EL0.
+    pub vcpu: Option<u16>,
+    /// The guest exit being delivered, while a VCPU thread waits for its vmm.
+    pub vm_exit: Option<abi::vm::VmExit>,
 }
 
 /// Index into [`Tcb::links`] of the scheduler queue link.
@@ -144,6 +148,8 @@ impl Tcb {
             ipc_buffer: 0,
             generation: 0,
             timeslice_left: 0,
+            vcpu: None,
+            vm_exit: None,
         }
     }
 }

@@ -8,6 +8,25 @@ pub use aarch64::Aarch64 as Current;
 
 /// What the portable kernel needs from the architecture.
 pub trait Arch {
+    /// A VCPU's architectural state beyond its general registers.
+    type VcpuState;
+    /// A VCPU out of reset.
+    fn new_vcpu_state() -> Self::VcpuState;
+    /// The PSTATE a guest starts with (EL1, interrupts masked).
+    fn guest_entry_pstate() -> u64;
+    /// Configures the CPU to run a guest (`true`) or servers (`false`); `vcpu` is the guest's
+    /// state (the loaded VCPU), updated with what leaving it must keep.
+    fn set_guest_mode(guest: bool, vcpu: &mut Self::VcpuState);
+    /// Saves the loaded VCPU (when there is one) and loads another.
+    fn switch_loaded_vcpu(old: Option<&mut Self::VcpuState>, new: &Self::VcpuState);
+    /// Decodes the exit just taken from a guest with general registers `context`.
+    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> abi::vm::VmExit;
+    /// Injects an abort at `address` (or an undefined instruction) into the loaded guest.
+    fn inject_guest_exception(
+        context: &mut kernel_core::tcb::UserContext,
+        abort: bool,
+        address: u64,
+    );
     /// The kernel's own address space; first thing at boot.
     fn init_early();
     /// Exception vectors, hypervisor configuration, interrupt controller.
@@ -20,6 +39,12 @@ pub trait Arch {
     fn switch_vspace(root: u64);
     /// Drops cached translations and instructions after a server's memory was reloaded.
     fn invalidate_after_reload();
+    /// Break-before-make TLB maintenance for one stage-2 entry of the VSpace `vttbr` that was
+    /// just invalidated or had its permissions reduced: the IPA's stage-2 entries, then every
+    /// stage-1 entry of the VMID (they may hold the combined translation).
+    fn invalidate_guest_ipa(vttbr: u64, ipa: u64);
+    /// Drops every stage-1 and stage-2 TLB entry of the VSpace `vttbr`'s VMID.
+    fn invalidate_guest_all(vttbr: u64);
     /// Arms the preemption timer.
     fn arm_timer(microseconds: u64);
     /// The preemption timer's interrupt id.

@@ -5,13 +5,15 @@
 //! pools, the second builds. Every index in a record is checked; a payload the kernel cannot
 //! fully validate stops the boot with the reason (nothing half-valid runs).
 
+use crate::arch::{Arch, Current};
 use crate::boot_alloc::BootAllocator;
 use crate::loader::{self, ServerImage};
 use crate::state::Kernel;
+use crate::vspace::GuestVSpace;
 use abi::layout::{PAGE_SIZE, REGION_WINDOW_BASE, STACK_TOP};
 use abi::{CNODE_SLOT, REPLY_SLOT};
 use bootdesc::{CapObject, Header, PayloadHeader, Record, RecordReader, RegionKind};
-use kernel_core::cap::Cap;
+use kernel_core::cap::{Cap, FrameCap};
 use kernel_core::endpoint::{Endpoint, Reply};
 use kernel_core::notification::{IrqLine, Notification};
 use kernel_core::stage2::{Attributes, MemoryKind};
@@ -54,8 +56,9 @@ fn census(description: &'static [u8]) -> Census<'static> {
         u64::from(header.irqs),
         u64::from(header.caps),
         u64::from(header.mappings),
+        u64::from(header.vms),
     ];
-    let mut seen = [0u64; 7];
+    let mut seen = [0u64; 8];
     let mut kind_so_far = 0;
     let mut slots = 0u64;
     loop {
@@ -76,6 +79,7 @@ fn census(description: &'static [u8]) -> Census<'static> {
             Record::Irq(_) => 4,
             Record::Cap(_) => 5,
             Record::Mapping(_) => 6,
+            Record::Vm(_) => 7,
         };
         if kind < kind_so_far {
             fail(format_args!("records out of order: {record:?}"));
@@ -88,10 +92,10 @@ fn census(description: &'static [u8]) -> Census<'static> {
             "record counts {seen:?} differ from the header's {expected:?}"
         ));
     }
-    if header.servers == 0 || header.servers > 255 {
+    if header.servers == 0 || u32::from(header.servers) + u32::from(header.vms) > 255 {
         fail(format_args!(
-            "{} servers (1..=255: one VMID each)",
-            header.servers
+            "{} servers and {} VMs (at most 255 address spaces: one VMID each)",
+            header.servers, header.vms
         ));
     }
     Census { header, slots }
@@ -118,8 +122,12 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let Census { header, slots } = census(description);
     let servers = usize::from(header.servers);
 
-    let tcbs = memory.array(servers, |_| Tcb::new(1));
-    let replies = memory.array(servers, |_| Reply::default());
+    let vms = usize::from(header.vms);
+    let tcbs = memory.array(servers + vms, |_| Tcb::new(1));
+    let replies = memory.array(servers + vms, |_| Reply::default());
+    let vcpus = memory.array(vms, |_| Current::new_vcpu_state());
+    let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
+    let vm_names = memory.array(vms, |_| "");
     let endpoints = memory.array(usize::from(header.endpoints), |_| Endpoint::new(None));
     let notifications = memory.array(usize::from(header.notifications), |_| {
         Notification::default()
@@ -140,9 +148,39 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let (mut server_index, mut endpoint_index, mut ntfn_index, mut region_index, mut irq_index) =
         (0, 0, 0, 0, 0);
     let mut slot_base = 0u32;
+    let mut vm_index = 0usize;
     while let Ok(Some(record)) = reader.next_record() {
         match record {
             Record::Header(_) => {}
+            Record::Vm(vm) => {
+                let id = servers + vm_index;
+                let (ram, ram_size, _) =
+                    regions[index(vm.ram_region, regions.len(), "vm ram region")];
+                let file = payload_header.image(PAYLOAD, vm.image).unwrap_or_else(|| {
+                    fail(format_args!("vm `{}`: image outside the payload", vm.name))
+                });
+                let entry = crate::guest::preload(vm.name, file, vm.ram_base, ram, ram_size);
+                let exit_endpoint = index(
+                    vm.exit_endpoint,
+                    usize::from(header.endpoints),
+                    "vm exit endpoint",
+                ) as u16;
+                if !(1..=254).contains(&vm.priority) {
+                    fail(format_args!("vm `{}`: priority {}", vm.name, vm.priority));
+                }
+                let space =
+                    GuestVSpace::new(memory, id as u16 + 1, crate::guest::tables_for(ram_size));
+                let tcb = &mut tcbs[id];
+                tcb.priority = vm.priority;
+                tcb.context = UserContext::new(entry, 0);
+                tcb.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
+                tcb.vspace_root = space.vttbr;
+                tcb.vcpu = Some(vm_index as u16);
+                tcb.fault_handler = Some((exit_endpoint, vm.exit_badge));
+                guest_spaces[vm_index] = Some(space);
+                vm_names[vm_index] = vm.name;
+                vm_index += 1;
+            }
             Record::Server(server) => {
                 let id = server_index;
                 server_index += 1;
@@ -302,6 +340,28 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                         irq: index(irq, irqs.len(), "irq") as u16,
                     },
                     CapObject::SystemControl => Cap::SystemControl,
+                    CapObject::GuestTcb { vm } => Cap::Tcb {
+                        tcb: (servers + index(vm, vms, "vm")) as u16,
+                    },
+                    CapObject::Vcpu { vm } => Cap::Vcpu {
+                        vcpu: index(vm, vms, "vm") as u16,
+                    },
+                    CapObject::GuestVSpace { vm } => Cap::VSpace {
+                        vspace: index(vm, vms, "vm") as u16,
+                    },
+                    CapObject::Frame { region } => {
+                        let (base, size, kind) =
+                            regions[index(region, regions.len(), "frame region")];
+                        if kind != MemoryKind::Normal {
+                            fail(format_args!("frame capability to device region {region}"));
+                        }
+                        Cap::Frame(FrameCap::new(
+                            region,
+                            (base >> 12) as u32,
+                            (size >> 12) as u32,
+                            false,
+                        ))
+                    }
                 };
             }
             Record::Mapping(mapping) => {
@@ -328,9 +388,21 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         }
     }
     let _ = ntfn_index;
+    if vm_index != vms {
+        fail(format_args!("{vm_index} VM records for {vms} VMs"));
+    }
 
+    let vspaces = memory.array(vms, |vm| {
+        guest_spaces[vm]
+            .take()
+            .unwrap_or_else(|| fail(format_args!("vm {vm} missing")))
+    });
+    let vspace_info = memory.array(vms, |vm| kernel_core::memory::VSpaceInfo {
+        free_tables: vspaces[vm].free_tables,
+    });
     let mut system = System::new(tcbs, endpoints, notifications, replies, slot_pool, irqs);
-    for id in 0..servers as u16 {
+    system.vspaces = vspace_info;
+    for id in 0..(servers + vms) as u16 {
         system.tcb_mut(id).timeslice_left = 1;
         system.make_runnable(id);
     }
@@ -339,5 +411,9 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
             .take()
             .unwrap_or_else(|| fail(format_args!("server {id} missing")))
     });
-    Kernel::new(system, images, header.name, u64::from(header.timeslice_us))
+    let mut kernel = Kernel::new(system, images, header.name, u64::from(header.timeslice_us));
+    kernel.vcpus = vcpus;
+    kernel.vspaces = vspaces;
+    kernel.vm_names = vm_names;
+    kernel
 }

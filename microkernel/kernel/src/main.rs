@@ -10,11 +10,13 @@ mod arch;
 mod boot;
 mod boot_alloc;
 mod console;
+mod guest;
 mod loader;
 mod log;
 mod plat;
 mod state;
 mod trap;
+mod vspace;
 
 use arch::{Arch, Current};
 

@@ -4,7 +4,9 @@
 //! (system call, fault, interrupt) runs to completion before returning to a thread, so at most
 //! one `&mut Kernel` is ever live. [`KernelCell::get`] is the single unsafe door to it.
 
+use crate::arch::{Arch, Current};
 use crate::loader::ServerImage;
+use crate::vspace::GuestVSpace;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use kernel_core::system::System;
@@ -21,6 +23,16 @@ pub struct Kernel {
     pub timeslice_us: u64,
     /// The VTTBR value currently installed.
     pub installed_vspace: u64,
+    /// Each VM's VCPU state, by VM index.
+    pub vcpus: &'static mut [<Current as Arch>::VcpuState],
+    /// Each VM's stage-2 address space, by VM index.
+    pub vspaces: &'static mut [GuestVSpace],
+    /// Each VM's manifest name.
+    pub vm_names: &'static mut [&'static str],
+    /// The VCPU the CPU is configured to run (HCR_VCPU), or `None` when it runs servers.
+    pub world: Option<u16>,
+    /// The VCPU whose EL1 and FP state is in the registers.
+    pub loaded_vcpu: Option<u16>,
 }
 
 impl Kernel {
@@ -37,6 +49,11 @@ impl Kernel {
             name,
             timeslice_us,
             installed_vspace: 0,
+            vcpus: &mut [],
+            vspaces: &mut [],
+            vm_names: &mut [],
+            world: None,
+            loaded_vcpu: None,
         }
     }
 }

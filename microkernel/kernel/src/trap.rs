@@ -93,8 +93,13 @@ fn slow_path(kernel: &mut Kernel, kind: u64) -> *mut UserContext {
 }
 
 fn handle_sync(kernel: &mut Kernel) -> Effect {
-    let (esr, far) = Current::exception_syndrome();
     let system = &mut kernel.system;
+    let current = system.current;
+    if system.tcb(current).vcpu.is_some() {
+        let exit = Current::decode_guest_exit(&system.tcb(current).context);
+        return system.handle_vm_exit(&mut PhysicalIpcBuffers, exit);
+    }
+    let (esr, far) = Current::exception_syndrome();
     match esr >> 26 {
         ec::SVC64 => {
             let number = system.tcb(system.current).context.x(7);
@@ -187,9 +192,68 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             let (bytes, len) = ipc_buffer_bytes(kernel, len);
             crate::log::write_record(kernel.system.current as u8 + 1, &bytes[..len]);
         }
+        Effect::Map {
+            vspace,
+            pa,
+            ipa,
+            size,
+            attributes,
+        } => {
+            let caller = kernel.system.current;
+            let space = &mut kernel.vspaces[usize::from(vspace)];
+            let action = crate::vspace::map(space, ipa, pa, size, attributes);
+            kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
+            kernel.system.set_result(caller, &[action as u64]);
+        }
+        Effect::Unmap { vspace, ipa, size } => {
+            let space = &mut kernel.vspaces[usize::from(vspace)];
+            crate::vspace::unmap(space, ipa, size);
+            kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
+        }
+        Effect::WriteProtect { vspace, ipa, len } => {
+            crate::vspace::write_protect(&mut kernel.vspaces[usize::from(vspace)], ipa, len);
+        }
+        Effect::Revoke {
+            region,
+            first_page,
+            pages,
+        } => {
+            let spaces = &mut *kernel.vspaces;
+            kernel
+                .system
+                .revoke_frames(region, first_page, pages, |vspace, ipa, size| {
+                    if let Some(space) = spaces.get_mut(usize::from(vspace)) {
+                        crate::vspace::unmap(space, ipa, size);
+                    }
+                });
+            for (info, space) in kernel.system.vspaces.iter_mut().zip(kernel.vspaces.iter()) {
+                info.free_tables = space.free_tables;
+            }
+        }
+        Effect::InjectException {
+            tcb,
+            abort,
+            address,
+        } => {
+            if let Some(vcpu) = kernel.system.tcb(tcb).vcpu {
+                ensure_loaded(kernel, vcpu);
+                Current::inject_guest_exception(
+                    &mut kernel.system.tcb_mut(tcb).context,
+                    abort,
+                    address,
+                );
+            }
+        }
         Effect::UnhandledFault { tcb } => {
             let fault = kernel.system.tcb(tcb).fault;
-            let name = kernel.images[usize::from(tcb)].name;
+            let name = match kernel.images.get(usize::from(tcb)) {
+                Some(image) => image.name,
+                None => kernel
+                    .vm_names
+                    .get(usize::from(tcb) - kernel.images.len())
+                    .copied()
+                    .unwrap_or("?"),
+            };
             match fault {
                 Some(fault) => kprintln!(
                     "KERNEL: server `{name}` has no fault handler and faulted: {} at pc {:#x}, address {:#x}, syndrome {:#x}",
@@ -231,15 +295,57 @@ fn next_context(kernel: &mut Kernel) -> *mut UserContext {
     install(kernel, next)
 }
 
-/// Installs `next`'s VSpace when it differs from the current one and returns its context.
+/// Installs `next`'s VSpace when it differs from the current one, switching between server and
+/// guest configuration when that changes too (a guest and a server never share a VSpace, so
+/// the check costs nothing on a switch between two servers' IPC beyond the VSpace switch it
+/// already needs), and returns its context.
 #[inline(always)]
 fn install(kernel: &mut Kernel, next: kernel_core::TcbId) -> *mut UserContext {
     let thread = kernel.system.tcb_mut(next);
+    let context: *mut UserContext = &mut thread.context;
     if thread.vspace_root != kernel.installed_vspace {
-        kernel.installed_vspace = thread.vspace_root;
-        Current::switch_vspace(thread.vspace_root);
+        let (root, vcpu) = (thread.vspace_root, thread.vcpu);
+        kernel.installed_vspace = root;
+        Current::switch_vspace(root);
+        if vcpu != kernel.world {
+            switch_mode(kernel, vcpu);
+        }
     }
-    &mut thread.context
+    context
+}
+
+/// Reconfigures the CPU between servers and guests (the world switch), loading another VCPU's
+/// EL1 and FP state only when a different VCPU is to run.
+#[inline(never)]
+fn switch_mode(kernel: &mut Kernel, vcpu: Option<u16>) {
+    if let Some(running) = kernel.world.take() {
+        Current::set_guest_mode(false, &mut kernel.vcpus[usize::from(running)]);
+    }
+    if let Some(vcpu) = vcpu {
+        ensure_loaded(kernel, vcpu);
+        Current::set_guest_mode(true, &mut kernel.vcpus[usize::from(vcpu)]);
+        kernel.world = Some(vcpu);
+    }
+}
+
+/// Makes `vcpu`'s EL1 and FP state the live one (called in server mode).
+fn ensure_loaded(kernel: &mut Kernel, vcpu: u16) {
+    if kernel.loaded_vcpu == Some(vcpu) {
+        return;
+    }
+    let (new, old) = (usize::from(vcpu), kernel.loaded_vcpu.map(usize::from));
+    match old {
+        Some(old) if old < new => {
+            let (low, high) = kernel.vcpus.split_at_mut(new);
+            Current::switch_loaded_vcpu(Some(&mut low[old]), &high[0]);
+        }
+        Some(old) => {
+            let (low, high) = kernel.vcpus.split_at_mut(old);
+            Current::switch_loaded_vcpu(Some(&mut high[0]), &low[new]);
+        }
+        None => Current::switch_loaded_vcpu(None, &kernel.vcpus[new]),
+    }
+    kernel.loaded_vcpu = Some(vcpu);
 }
 
 /// Returns to EL0 for the first time.

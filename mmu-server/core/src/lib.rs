@@ -17,6 +17,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod shadow;
+pub mod stage2;
 
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

@@ -11,7 +11,8 @@ use crate::{EndpointId, NotificationId, ReplyId, TcbId};
 use abi::message::{
     IPC_BUFFER_RECEIVE_SLOT, IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS, REGISTER_MESSAGE_WORDS,
 };
-use abi::{FaultInfo, KernelError, MessageInfo, Rights};
+use abi::vm::{VmExit, VmReply};
+use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, Rights};
 
 /// Slot recorded for a fault message (no capability slot to refresh).
 pub(super) const FAULT_SLOT: u32 = u32::MAX;
@@ -275,30 +276,74 @@ impl System<'_> {
     }
 
     /// The reply half of ReplyRecv. Returns whether the receive half should go on (false when
-    /// `x6` named no reply object: the error is the answer).
-    pub(super) fn sys_reply(&mut self, memory: &mut impl IpcMemory) -> bool {
+    /// `x6` named no reply object: the error is the answer), and what the arch layer must do
+    /// (a guest exception to inject).
+    pub(super) fn sys_reply(&mut self, memory: &mut impl IpcMemory) -> (bool, Effect) {
         let me = self.current;
         let reply_cptr = self.tcb(me).context.x(6);
         let reply = match self.lookup(me, reply_cptr) {
             Ok(Cap::Reply { reply }) => reply,
             Ok(_) => {
                 self.set_error(me, KernelError::WrongObjectType { slot: reply_cptr });
-                return false;
+                return (false, Effect::None);
             }
             Err(error) => {
                 self.set_error(me, error);
-                return false;
+                return (false, Effect::None);
             }
         };
         let Some(caller) = self.replies[usize::from(reply)].caller.take() else {
-            return true;
+            return (true, Effect::None);
         };
-        if self.tcb_mut(caller).fault.take().is_none() {
-            self.transfer(memory, me, caller, 0, false);
+        let mut effect = Effect::None;
+        match self.tcb_mut(caller).fault.take() {
+            // A reply may carry a capability: the caller opted in by naming a receive slot in
+            // its IPC buffer before calling (how the memory server lends frames).
+            None => self.transfer(memory, me, caller, 0, true),
+            Some(fault) if fault.kind == FaultKind::VmExit => {
+                effect = self.resume_guest(memory, me, caller);
+            }
+            // A reply to a fault message resumes the faulting thread where it stopped.
+            Some(_) => {}
         }
-        // A reply to a fault message resumes the faulting thread where it stopped.
         self.make_runnable(caller);
-        true
+        (true, effect)
+    }
+
+    /// Applies a vmm's reply to a guest exit: step over the instruction, write back an emulated
+    /// load, set hypercall results, or ask for an exception to be injected (docs/GUEST-ABI.md).
+    fn resume_guest(&mut self, memory: &mut impl IpcMemory, vmm: TcbId, guest: TcbId) -> Effect {
+        let exit = self.tcb_mut(guest).vm_exit.take();
+        let context = &self.tcb(vmm).context;
+        let action = VmReply(MessageInfo::from_raw(context.x(1)).label());
+        let words = [
+            context.x(2),
+            context.x(3),
+            context.x(4),
+            context.x(5),
+            memory.read_word(self.tcb(vmm), 4),
+            memory.read_word(self.tcb(vmm), 5),
+        ];
+        let context = &mut self.tcb_mut(guest).context;
+        if action.contains(VmReply::WRITE_REGISTER) && words[0] < 31 {
+            context.set_x(words[0] as usize, words[1]);
+        }
+        if action.contains(VmReply::SET_RESULTS) {
+            for (register, value) in words[2..6].iter().enumerate() {
+                context.set_x(register, *value);
+            }
+        }
+        if action.contains(VmReply::ADVANCE_PC) {
+            context.regs[crate::tcb::PC] = context.regs[crate::tcb::PC].wrapping_add(4);
+        }
+        let address = exit.map_or(0, |exit| exit.words[1]);
+        if action.contains(VmReply::INJECT_UNDEFINED) {
+            Effect::InjectException { tcb: guest, abort: false, address }
+        } else if action.contains(VmReply::INJECT_ABORT) {
+            Effect::InjectException { tcb: guest, abort: true, address }
+        } else {
+            Effect::None
+        }
     }
 
     /// Copies a message (or a pending fault) from `from` to `to`: registers, buffer words, and
@@ -312,6 +357,9 @@ impl System<'_> {
         can_grant: bool,
     ) {
         if let Some(fault) = self.tcb(from).fault {
+            if let (FaultKind::VmExit, Some(exit)) = (fault.kind, self.tcb(from).vm_exit) {
+                return self.deliver_vm_exit(memory, to, badge, exit);
+            }
             return self.deliver_fault_message(to, badge, fault);
         }
         let info = MessageInfo::from_raw(self.tcb(from).context.x(1));
@@ -373,6 +421,33 @@ impl System<'_> {
         for (index, value) in words.iter().enumerate() {
             context.set_x(2 + index, *value);
         }
+    }
+
+    /// Hands a guest exit to the vmm: badge, label `VmExit`, nine words (four in registers,
+    /// the rest in its IPC buffer).
+    fn deliver_vm_exit(&mut self, memory: &mut impl IpcMemory, to: TcbId, badge: u64, exit: VmExit) {
+        let words = exit.to_words();
+        for (index, value) in words.iter().enumerate().skip(REGISTER_MESSAGE_WORDS) {
+            memory.write_word(self.tcb(to), index, *value);
+        }
+        let context = &mut self.tcb_mut(to).context;
+        context.set_x(0, badge);
+        context.set_x(1, MessageInfo::new(FaultKind::VmExit as u64, 0, words.len() as u64).raw());
+        for (index, value) in words.iter().take(REGISTER_MESSAGE_WORDS).enumerate() {
+            context.set_x(2 + index, *value);
+        }
+    }
+
+    /// The current thread, a VCPU thread, left its guest: deliver the exit to its vmm as a
+    /// call, whose reply resumes the guest.
+    pub fn handle_vm_exit(&mut self, memory: &mut impl IpcMemory, exit: VmExit) -> Effect {
+        let me = self.current;
+        if me == NONE {
+            return Effect::None;
+        }
+        self.tcb_mut(me).vm_exit = Some(exit);
+        let fault = FaultInfo { kind: FaultKind::VmExit, pc: exit.pc, address: exit.words[1], syndrome: exit.esr };
+        self.handle_fault(memory, fault)
     }
 
     /// The current thread faulted: send the fault to its handler as a call, so that the

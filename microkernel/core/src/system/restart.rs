@@ -96,7 +96,15 @@ impl System<'_> {
         let endpoint = self.endpoints[usize::from(ep)];
         let generation = u64::from(endpoint.generation);
         if self.tcb_mut(client).fault.take().is_some() {
-            // A faulting thread whose handler died: it retries the faulting access when resumed.
+            // A faulting thread whose handler died: it retries the faulting access when resumed,
+            // and faults again to the restarted handler. A guest whose hypercall was lost is
+            // put back on its `hvc` (the exit was taken with the PC already past it).
+            if let Some(exit) = self.tcb_mut(client).vm_exit.take() {
+                const HVC64: u64 = 0x16;
+                if exit.kind == abi::vm::VmExitKind::Hypercall && exit.esr >> 26 == HVC64 {
+                    self.tcb_mut(client).context.regs[crate::tcb::PC] = exit.pc.wrapping_sub(4);
+                }
+            }
         } else if endpoint.down {
             self.set_error(client, KernelError::ServerDown { generation });
         } else {

@@ -3,11 +3,13 @@
 
 pub mod cpu;
 pub mod entry;
+pub mod exit;
 pub mod gic;
 pub mod mmu;
 pub mod semihosting;
 pub mod timer;
 pub mod uart;
+pub mod vcpu;
 
 use aarch64_cpu::registers::*;
 
@@ -15,12 +17,43 @@ use aarch64_cpu::registers::*;
 pub struct Aarch64;
 
 impl super::Arch for Aarch64 {
+    type VcpuState = vcpu::VcpuState;
+
+    fn new_vcpu_state() -> vcpu::VcpuState {
+        vcpu::VcpuState::new()
+    }
+
+    fn guest_entry_pstate() -> u64 {
+        0x3C5 // EL1h, D, A, I, F masked (ARM ARM C5.2.19 SPSR_EL2)
+    }
+
+    fn set_guest_mode(guest: bool, state: &mut vcpu::VcpuState) {
+        vcpu::set_guest_mode(guest, &mut state.el1[vcpu::el1::CNTKCTL]);
+    }
+
+    fn switch_loaded_vcpu(old: Option<&mut vcpu::VcpuState>, new: &vcpu::VcpuState) {
+        vcpu::switch_loaded(old, new);
+    }
+
+    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> abi::vm::VmExit {
+        exit::decode(ESR_EL2.get(), FAR_EL2.get(), context)
+    }
+
+    fn inject_guest_exception(
+        context: &mut kernel_core::tcb::UserContext,
+        abort: bool,
+        address: u64,
+    ) {
+        exit::inject(context, abort, address);
+    }
+
     fn init_early() {
         mmu::init();
     }
 
     fn init() {
         cpu::init();
+        vcpu::init_identity();
         gic::init();
     }
 
@@ -38,6 +71,14 @@ impl super::Arch for Aarch64 {
 
     fn invalidate_after_reload() {
         cpu::invalidate_after_reload();
+    }
+
+    fn invalidate_guest_ipa(vttbr: u64, ipa: u64) {
+        cpu::invalidate_guest_ipa(vttbr, ipa);
+    }
+
+    fn invalidate_guest_all(vttbr: u64) {
+        cpu::invalidate_guest_all(vttbr);
     }
 
     fn arm_timer(microseconds: u64) {

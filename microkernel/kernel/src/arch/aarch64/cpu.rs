@@ -119,3 +119,47 @@ pub fn invalidate_after_reload() {
         );
     }
 }
+
+/// TLBI IPAS2E1IS for `ipa`, then VMALLE1IS, for the VMID of `vttbr` (ARM ARM D8.13.4: TLB
+/// maintenance acts on the VMID in VTTBR_EL2, so it is installed for the duration and the
+/// previous value put back).
+pub fn invalidate_guest_ipa(vttbr: u64, ipa: u64) {
+    let previous = VTTBR_EL2.get();
+    // SAFETY: switching VTTBR_EL2 only selects which VMID the TLB operations target; the kernel
+    // runs with its own EL2 translation and restores the value before returning to EL0.
+    unsafe {
+        core::arch::asm!(
+            "msr vttbr_el2, {guest}",
+            "isb",
+            "dsb ishst",
+            "tlbi ipas2e1is, {page}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "msr vttbr_el2, {previous}",
+            "isb",
+            guest = in(reg) vttbr,
+            page = in(reg) (ipa >> 12) & 0xF_FFFF_FFFF,
+            previous = in(reg) previous,
+        );
+    }
+}
+
+/// TLBI VMALLS12E1IS for the VMID of `vttbr`: every stage-1 and stage-2 entry of the guest.
+pub fn invalidate_guest_all(vttbr: u64) {
+    let previous = VTTBR_EL2.get();
+    // SAFETY: as in `invalidate_guest_ipa`.
+    unsafe {
+        core::arch::asm!(
+            "msr vttbr_el2, {guest}",
+            "isb",
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "msr vttbr_el2, {previous}",
+            "isb",
+            guest = in(reg) vttbr,
+            previous = in(reg) previous,
+        );
+    }
+}

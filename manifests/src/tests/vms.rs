@@ -1,0 +1,400 @@
+//! Unit tests of virtual machines: the exit endpoints and RAM regions the compiler adds, each
+//! VM's capabilities and their names and slots, the `Vm` records' indices, a payload round trip
+//! with guest images, and file-order determinism.
+
+use super::{F, caps, decode, ep, fake_elf, plan};
+use crate::Manifest;
+use crate::compile::{Plan, VmPlan};
+use abi::Rights;
+use bootdesc::{CapObject, Record, RegionKind, Vm, bootinfo};
+use std::collections::BTreeMap;
+
+/// Two VMs on one vmm and one mmu; the second VM's RAM is held by its vmm. The supervisor is
+/// first so the fault endpoint and the exit endpoints have distinct servers.
+const VIRT: &str = r#"
+[system]
+name = "virt"
+
+[servers.boss]
+binary = "supervisor"
+priority = 200
+supervisor = true
+
+[servers.vmm]
+binary = "vmm"
+priority = 120
+
+[servers.mmu]
+binary = "mmu"
+priority = 130
+
+[servers.memory]
+binary = "memory"
+priority = 140
+
+[endpoints.map]
+server = "mmu"
+clients = ["vmm"]
+
+[regions.uart]
+kind = "device"
+base = 0x0900_0000
+size = 0x1000
+map = [{ server = "vmm", at = 0x4000_0000, rights = "rw" }]
+
+[vms.guest]
+image = "test-guest"
+vmm = "vmm"
+mmu = "mmu"
+memory = "memory"
+priority = 80
+ram_size = 0x400_0000
+
+[vms.second]
+image = "other-guest"
+vmm = "vmm"
+mmu = "mmu"
+memory = "vmm"
+priority = 70
+ram_base = 0x8000_0000
+ram_size = 0x20_0000
+"#;
+
+/// A fake ELF for every server and every VM, each of a different length.
+fn all_images(manifest: &Manifest) -> BTreeMap<String, Vec<u8>> {
+    let names = manifest.binaries().into_iter().chain(manifest.guests());
+    names
+        .enumerate()
+        .map(|(i, (name, _))| (name, fake_elf(i as u8 + 1, 300 + 4500 * i)))
+        .collect()
+}
+
+#[test]
+fn exit_endpoints_follow_the_fault_endpoint_and_ram_regions_the_manifest_regions() {
+    let plan = plan(VIRT);
+    let endpoints: Vec<_> = plan
+        .endpoints
+        .iter()
+        .map(|(n, s)| (n.as_str(), *s))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("map", Some(2)),
+            ("faults", Some(0)),
+            ("exits:guest", Some(1)),
+            ("exits:second", Some(1)),
+        ]
+    );
+    let regions: Vec<_> = plan
+        .regions
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind, r.size))
+        .collect();
+    assert_eq!(
+        regions,
+        [
+            (
+                "uart",
+                RegionKind::Device {
+                    phys_base: 0x0900_0000
+                },
+                0x1000
+            ),
+            ("ram:guest", RegionKind::Ram, 0x400_0000),
+            ("ram:second", RegionKind::Ram, 0x20_0000),
+        ]
+    );
+    // The fault endpoint keeps its index: VMs renumber nothing.
+    assert!(
+        plan.servers[1..]
+            .iter()
+            .all(|s| s.fault_endpoint == Some(1))
+    );
+    // RAM regions are never mapped into a server.
+    assert!(plan.mappings.iter().all(|m| m.region == 0));
+}
+
+#[test]
+fn vm_caps_come_after_the_existing_groups_in_vm_order() {
+    let plan = plan(VIRT);
+    assert_eq!(
+        caps(&plan, "vmm"),
+        [
+            ("exits:guest".into(), F, ep(2, 0, Rights::READ)),
+            ("exits:second".into(), F + 1, ep(3, 0, Rights::READ)),
+            ("map".into(), F + 2, ep(0, 2, Rights::WRITE)),
+            ("tcb:guest".into(), F + 3, CapObject::GuestTcb { vm: 0 }),
+            ("vcpu:guest".into(), F + 4, CapObject::Vcpu { vm: 0 }),
+            ("tcb:second".into(), F + 5, CapObject::GuestTcb { vm: 1 }),
+            ("vcpu:second".into(), F + 6, CapObject::Vcpu { vm: 1 }),
+            ("ram:second".into(), F + 7, CapObject::Frame { region: 2 }),
+        ]
+    );
+    assert_eq!(
+        caps(&plan, "mmu"),
+        [
+            ("map".into(), F, ep(0, 0, Rights::READ)),
+            (
+                "vspace:guest".into(),
+                F + 1,
+                CapObject::GuestVSpace { vm: 0 }
+            ),
+            (
+                "vspace:second".into(),
+                F + 2,
+                CapObject::GuestVSpace { vm: 1 }
+            ),
+        ]
+    );
+    assert_eq!(
+        caps(&plan, "memory"),
+        [("ram:guest".into(), F, CapObject::Frame { region: 1 })]
+    );
+    // The supervisor gets TCBs of servers only, never of VCPUs.
+    let boss: Vec<_> = caps(&plan, "boss").into_iter().map(|c| c.0).collect();
+    assert_eq!(boss, ["faults", "tcb:vmm", "tcb:mmu", "tcb:memory"]);
+    let vmm = plan
+        .servers
+        .iter()
+        .find(|s| s.name == "vmm")
+        .map(|s| s.cnode_slots);
+    assert_eq!(vmm, Some(F + 8 + crate::SPARE_SLOTS));
+}
+
+#[test]
+fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
+    let plan = plan(VIRT);
+    let vm =
+        |name: &str, image: &str, ram_base, ram_region, priority, exit_endpoint, badge| VmPlan {
+            name: name.into(),
+            image: image.into(),
+            ram_base,
+            ram_region,
+            priority,
+            exit_endpoint,
+            exit_badge: badge,
+        };
+    assert_eq!(
+        plan.vms,
+        [
+            vm("guest", "test-guest", 0x4000_0000, 1, 80, 2, 1),
+            vm("second", "other-guest", 0x8000_0000, 2, 70, 3, 2),
+        ]
+    );
+    let manifest = Manifest::from_str(VIRT, "virt.toml").unwrap_or_else(|e| panic!("{e}"));
+    let guests = manifest.guests();
+    assert_eq!(
+        guests,
+        [
+            ("guest".to_string(), "test-guest".to_string()),
+            ("second".to_string(), "other-guest".to_string())
+        ]
+    );
+}
+
+#[test]
+fn bootinfo_blobs_name_the_vm_caps() {
+    let plan = plan(VIRT);
+    let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bootinfo::find_cap(&blobs[1], "exits:guest"), Some(F));
+    assert_eq!(bootinfo::find_cap(&blobs[1], "vcpu:second"), Some(F + 6));
+    assert_eq!(bootinfo::find_cap(&blobs[2], "vspace:guest"), Some(F + 1));
+    assert_eq!(bootinfo::find_cap(&blobs[3], "ram:guest"), Some(F));
+    assert_eq!(bootinfo::find_cap(&blobs[3], "ram:second"), None);
+    for (blob, server) in blobs.iter().zip(&plan.servers) {
+        for cap in &server.caps {
+            assert_eq!(
+                bootinfo::find_cap(blob, &cap.name),
+                Some(cap.slot),
+                "{}",
+                cap.name
+            );
+        }
+    }
+}
+
+#[test]
+fn payload_round_trips_vm_records_and_guest_images() {
+    let manifest = Manifest::from_str(VIRT, "virt.toml").unwrap_or_else(|e| panic!("{e}"));
+    let images = all_images(&manifest);
+    let payload = manifest
+        .payload(&images)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (payload_header, records) = decode(&payload);
+    let Some(Record::Header(header)) = records.first() else {
+        panic!("no header first")
+    };
+    let counts = (header.servers, header.endpoints, header.regions, header.vms);
+    assert_eq!(counts, (4, 4, 3, 2));
+    assert_eq!((header.caps, header.mappings), (16, 1));
+    // The Vm records close the stream, after the only Mapping.
+    let n = records.len();
+    assert!(matches!(records[n - 3], Record::Mapping(_)));
+    let vms: Vec<&Vm<'_>> = records[n - 2..]
+        .iter()
+        .filter_map(|r| match r {
+            Record::Vm(vm) => Some(vm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vms.len(), 2);
+    let fields: Vec<_> = vms
+        .iter()
+        .map(|v| {
+            let f = (
+                v.ram_base,
+                v.ram_region,
+                v.priority,
+                v.exit_endpoint,
+                v.exit_badge,
+            );
+            (v.name, f)
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("guest", (0x4000_0000, 1, 80, 2, 1)),
+            ("second", (0x8000_0000, 2, 70, 3, 2)),
+        ]
+    );
+    let server_ends: Vec<u32> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Server(s) => Some(s.image.offset + s.image.len),
+            _ => None,
+        })
+        .collect();
+    for vm in &vms {
+        let image = payload_header.image(&payload, vm.image);
+        assert_eq!(image, Some(&images[vm.name][..]), "{}", vm.name);
+        // Guest images follow every server image.
+        assert!(server_ends.iter().all(|&end| end <= vm.image.offset));
+    }
+    // Every index a record holds points at a record of the right kind.
+    let endpoint_names: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Endpoint(e) => Some(e.name),
+            _ => None,
+        })
+        .collect();
+    let region_names: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Region(r) => Some(r.name),
+            _ => None,
+        })
+        .collect();
+    for vm in &vms {
+        let exits = format!("exits:{}", vm.name);
+        let ram = format!("ram:{}", vm.name);
+        assert_eq!(endpoint_names[usize::from(vm.exit_endpoint)], exits);
+        assert_eq!(region_names[usize::from(vm.ram_region)], ram);
+    }
+}
+
+#[test]
+fn payload_needs_every_guest_image_and_only_known_names() {
+    let manifest = Manifest::from_str(VIRT, "virt.toml").unwrap_or_else(|e| panic!("{e}"));
+    let good = all_images(&manifest);
+    let error = |images: &BTreeMap<String, Vec<u8>>| match manifest.payload(images) {
+        Ok(_) => panic!("payload accepted"),
+        Err(error) => error.to_string(),
+    };
+    let mut missing = good.clone();
+    missing.remove("second");
+    assert_eq!(
+        error(&missing),
+        "no image for vm `second` (image `other-guest`)"
+    );
+    let mut not_elf = good.clone();
+    not_elf.insert("guest".into(), b"MZ".to_vec());
+    assert_eq!(
+        error(&not_elf),
+        "the image of vm `guest` (image `test-guest`) is not an ELF file"
+    );
+    let mut foreign = good;
+    foreign.insert("test-guest".into(), fake_elf(9, 10));
+    assert_eq!(
+        error(&foreign),
+        "an image was given for `test-guest`, which is neither a server nor a vm of system `virt`"
+    );
+}
+
+#[test]
+fn vm_index_is_file_order_however_tables_interleave() {
+    let text = r#"
+[system]
+name = "order"
+[vms.zeta]
+image = "z"
+vmm = "boss"
+mmu = "boss"
+memory = "boss"
+priority = 9
+ram_size = 0x20_0000
+[servers.boss]
+binary = "b"
+priority = 2
+supervisor = true
+[vms]
+alpha = { image = "a", vmm = "boss", mmu = "boss", memory = "boss", priority = 8, ram_size = 0x40_0000 }
+"#;
+    let manifest = Manifest::from_str(text, "order.toml").unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = manifest.guests().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["zeta", "alpha"]);
+    let plan: &Plan = &manifest.plan;
+    let indices: Vec<_> = plan
+        .vms
+        .iter()
+        .map(|v| (v.exit_endpoint, v.ram_region, v.exit_badge))
+        .collect();
+    assert_eq!(indices, [(1, 0, 1), (2, 1, 2)]);
+    let boss: Vec<_> = caps(plan, "boss").into_iter().map(|c| c.0).collect();
+    assert_eq!(
+        boss,
+        [
+            "faults",
+            "exits:zeta",
+            "exits:alpha",
+            "tcb:zeta",
+            "vcpu:zeta",
+            "vspace:zeta",
+            "ram:zeta",
+            "tcb:alpha",
+            "vcpu:alpha",
+            "vspace:alpha",
+            "ram:alpha",
+        ]
+    );
+    // Loading twice gives the same plan and the same payload bytes.
+    let again = Manifest::from_str(text, "order.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, manifest);
+    let images = all_images(&manifest);
+    let payload = |m: &Manifest| m.payload(&images).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(payload(&again), payload(&manifest));
+}
+
+#[test]
+fn ram_window_edges_are_accepted() {
+    let base = "[system]\nname = \"edge\"\n[servers.boss]\nbinary = \"b\"\npriority = 1\n\
+                supervisor = true\n[vms.g]\nimage = \"g\"\nvmm = \"boss\"\nmmu = \"boss\"\n\
+                memory = \"boss\"\npriority = 254\n";
+    let cases = [
+        ("ram_size = 0x20_0000\nram_base = 0\n", 0, 0x20_0000),
+        (
+            "ram_size = 0x4000_0000\nram_base = 0x7f_c000_0000\n",
+            0x7f_c000_0000,
+            0x4000_0000,
+        ),
+        ("ram_size = 0x4000_0000\n", 0x4000_0000, 0x4000_0000),
+    ];
+    for (extra, ram_base, ram_size) in cases {
+        let text = format!("{base}{extra}");
+        let plan = plan(&text);
+        assert_eq!(plan.vms[0].ram_base, ram_base, "{extra}");
+        assert_eq!(plan.regions[0].size, ram_size, "{extra}");
+    }
+}

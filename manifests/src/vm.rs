@@ -1,0 +1,171 @@
+//! `[vms.<name>]`: virtual machines, each with one VCPU, its RAM and the servers that run it.
+//!
+//! The reader checks what one table can tell: the keys, the guest image's package name, the
+//! priority, and the RAM window — `ram_size` a multiple of 2 MiB in 2 MiB..=1 GiB, `ram_base`
+//! (default [`DEFAULT_RAM_BASE`]) 2 MiB aligned, and the RAM inside the 39-bit guest physical
+//! address space ([`IPA_END`]). [`check_vms`] does the cross-table checks: a VM's name is not
+//! reserved and is not a server's (images are keyed and stored by name, servers' and VMs' side
+//! by side), and its `vmm`, `mmu` and `memory` are servers.
+
+use crate::error::{ManifestError, Reporter};
+use crate::fields::{Fields, Radix, Sp};
+use crate::schema::{ManifestDef, fields, section};
+use crate::span::Entry;
+use crate::validate::Names;
+
+/// Guest-physical base of a VM's RAM when the manifest gives none (docs/GUEST-ABI.md).
+pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;
+/// The granule of guest RAM: stage-2 2 MiB blocks.
+pub const RAM_GRANULE: u64 = 0x20_0000;
+/// The largest guest RAM.
+pub const MAX_RAM_SIZE: u64 = 0x4000_0000;
+/// The end of the guest physical address space (a 39-bit IPA).
+pub const IPA_END: u64 = 1 << 39;
+
+const VM_KEYS: &[&str] = &[
+    "image", "vmm", "mmu", "memory", "priority", "ram_base", "ram_size",
+];
+
+/// Names a VM may not take: the compiler's own, as for endpoints and notifications.
+const RESERVED: &[&str] = &["faults", "system"];
+
+/// `[vms.<name>]`.
+#[derive(Clone, Debug)]
+pub(crate) struct VmDef {
+    pub name: Sp<String>,
+    /// Cargo package of the guest ELF.
+    pub image: Sp<String>,
+    /// The server that receives its exits.
+    pub vmm: Sp<String>,
+    /// The server that holds its stage-2 VSpace.
+    pub mmu: Sp<String>,
+    /// The server that holds its RAM as a frame range.
+    pub memory: Sp<String>,
+    pub priority: u8,
+    pub ram_base: u64,
+    pub ram_size: u64,
+}
+
+/// Reads every VM, in file order.
+pub(crate) fn read_vms(rep: &Reporter<'_>, top: &Fields<'_>) -> Result<Vec<VmDef>, ManifestError> {
+    section(rep, top, "vms", read_vm)
+}
+
+/// Whether `name` is a cargo package name (letters, digits, `-` and `_`).
+pub(crate) fn is_package_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef, ManifestError> {
+    let f = fields(rep, entry, &name, "vms", VM_KEYS)?;
+    let image = f.required_string("image")?;
+    if !is_package_name(&image.value) {
+        return Err(f.error(
+            &image.span,
+            "image",
+            format!(
+                "image {:?} is not a cargo package name (letters, digits, `-` and `_`)",
+                image.value
+            ),
+        ));
+    }
+    let vmm = f.required_string("vmm")?;
+    let mmu = f.required_string("mmu")?;
+    let memory = f.required_string("memory")?;
+    let priority = f.required_integer::<u8>("priority", 1..=254, Radix::Decimal)?;
+    let ram_base = f.integer::<u64>("ram_base", 0..=i64::MAX, Radix::Hex)?;
+    let ram_size = f.required_integer::<u64>(
+        "ram_size",
+        RAM_GRANULE as i64..=MAX_RAM_SIZE as i64,
+        Radix::Hex,
+    )?;
+    if ram_size.value % RAM_GRANULE != 0 {
+        return Err(f.error(
+            &ram_size.span,
+            "ram_size",
+            format!(
+                "ram_size {:#x} is not a multiple of 2 MiB ({RAM_GRANULE:#x})",
+                ram_size.value
+            ),
+        ));
+    }
+    let ram_base_value = match &ram_base {
+        Some(base) if base.value % RAM_GRANULE != 0 => {
+            return Err(f.error(
+                &base.span,
+                "ram_base",
+                format!(
+                    "ram_base {:#x} is not 2 MiB aligned ({RAM_GRANULE:#x})",
+                    base.value
+                ),
+            ));
+        }
+        Some(base) => base.value,
+        None => DEFAULT_RAM_BASE,
+    };
+    let end = ram_base_value.saturating_add(ram_size.value);
+    if end > IPA_END {
+        let (span, key) = match &ram_base {
+            Some(base) => (&base.span, "ram_base"),
+            None => (&ram_size.span, "ram_size"),
+        };
+        return Err(f.error(
+            span,
+            key,
+            format!(
+                "guest RAM {ram_base_value:#x}..{end:#x} runs past the end of the guest \
+                 physical address space ({IPA_END:#x})"
+            ),
+        ));
+    }
+    Ok(VmDef {
+        image,
+        vmm,
+        mmu,
+        memory,
+        priority: priority.value,
+        ram_base: ram_base_value,
+        ram_size: ram_size.value,
+        name,
+    })
+}
+
+/// Cross-table checks of every VM: its name, then its `vmm`, `mmu` and `memory` servers.
+pub(crate) fn check_vms(
+    rep: &Reporter<'_>,
+    names: &Names<'_>,
+    def: &ManifestDef,
+) -> Result<(), ManifestError> {
+    for vm in &def.vms {
+        let name = &vm.name;
+        if RESERVED.contains(&name.value.as_str()) {
+            return Err(rep.error(
+                &name.span,
+                &name.key,
+                format!(
+                    "vm name `{}` is reserved: `faults` (the fault endpoint) and `system` (the \
+                     SystemControl capability) are taken in every namespace",
+                    name.value
+                ),
+            ));
+        }
+        if def.servers.iter().any(|s| s.name.value == name.value) {
+            return Err(rep.error(
+                &name.span,
+                &name.key,
+                format!(
+                    "vm `{0}` has the same name as server `{0}`; servers and VMs share one \
+                     namespace because their images are keyed and stored by name",
+                    name.value
+                ),
+            ));
+        }
+        names.server(&vm.vmm)?;
+        names.server(&vm.mmu)?;
+        names.server(&vm.memory)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! Virtual machines: the exit messages a VCPU thread's fault handler (the vmm-server) receives,
+//! the replies that resume the guest, and the attributes of stage-2 mappings.
+//!
+//! A guest exit the kernel does not handle itself is delivered like a fault: a Call from the
+//! VCPU thread to its fault endpoint, label [`crate::FaultKind::VmExit`], message words
+//! [`VmExit::to_words`]. The handler's reply (label = [`VmReply`] bits, words as documented
+//! there) says how the guest resumes.
+
+/// Why the guest stopped.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmExitKind {
+    /// A stage-2 data or instruction abort: an IPA with no mapping, or a write to a read-only
+    /// one. `words = [ipa, far, write_value]`; `write_value` is the source register of a write
+    /// whose syndrome is valid (ESR ISV), else 0.
+    Stage2Abort = 1,
+    /// `hvc` (PC already past it) or `smc` (PC at it). `words = [x0, x1, x2, x3, x4, x5]`.
+    Hypercall = 2,
+    /// WFI or WFE (PC at it). `words = []`.
+    WaitForInterrupt = 3,
+    /// A trapped system-register access (PC at it). `words = [value of Rt for a write]`.
+    SystemRegister = 4,
+    /// Anything else. `words = [far]`.
+    Other = 5,
+}
+
+impl VmExitKind {
+    /// Decodes the first word of an exit message.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => Self::Stage2Abort,
+            2 => Self::Hypercall,
+            3 => Self::WaitForInterrupt,
+            4 => Self::SystemRegister,
+            5 => Self::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// Words of an exit message: kind, pc, esr, then six kind-specific words.
+pub const VM_EXIT_WORDS: usize = 9;
+
+/// One guest exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmExit {
+    /// Why.
+    pub kind: VmExitKind,
+    /// The guest PC (ELR_EL2) at the exit.
+    pub pc: u64,
+    /// The exception syndrome (ESR_EL2).
+    pub esr: u64,
+    /// Kind-specific words (see [`VmExitKind`]).
+    pub words: [u64; 6],
+}
+
+impl VmExit {
+    /// The message words.
+    pub const fn to_words(&self) -> [u64; VM_EXIT_WORDS] {
+        let w = self.words;
+        [
+            self.kind as u64,
+            self.pc,
+            self.esr,
+            w[0],
+            w[1],
+            w[2],
+            w[3],
+            w[4],
+            w[5],
+        ]
+    }
+
+    /// Rebuilds an exit from message words.
+    pub const fn from_words(words: [u64; VM_EXIT_WORDS]) -> Option<Self> {
+        match VmExitKind::from_raw(words[0]) {
+            Some(kind) => Some(Self {
+                kind,
+                pc: words[1],
+                esr: words[2],
+                words: [words[3], words[4], words[5], words[6], words[7], words[8]],
+            }),
+            None => None,
+        }
+    }
+}
+
+/// How the guest resumes: bits of the reply label. Reply words: `[register, value, x0, x1, x2,
+/// x3]`, read only when the matching bit asks for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VmReply(pub u64);
+
+impl VmReply {
+    /// Resume at the same PC.
+    pub const RESUME: Self = Self(0);
+    /// Step over the exiting instruction (4 bytes).
+    pub const ADVANCE_PC: Self = Self(1 << 0);
+    /// Write reply word 1 to guest register x<word 0> (an emulated load; 31 = xzr, ignored).
+    pub const WRITE_REGISTER: Self = Self(1 << 1);
+    /// Write reply words 2..6 to guest x0..x3 (hypercall results).
+    pub const SET_RESULTS: Self = Self(1 << 2);
+    /// Inject a synchronous external abort for the exit's address into the guest at EL1.
+    pub const INJECT_ABORT: Self = Self(1 << 3);
+    /// Inject an undefined-instruction exception into the guest at EL1.
+    pub const INJECT_UNDEFINED: Self = Self(1 << 4);
+
+    /// Both sets of actions.
+    pub const fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every action of `other` is requested.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// Attributes of a stage-2 mapping requested through `VSpaceMap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapAttributes(pub u64);
+
+impl MapAttributes {
+    /// Readable only.
+    pub const READ_ONLY: Self = Self(0);
+    /// Writable.
+    pub const WRITE: Self = Self(1 << 0);
+    /// Executable.
+    pub const EXECUTE: Self = Self(1 << 1);
+}
+
+/// What a `VSpaceMap` did (reply MR0): the seed-002 prejudgement outcome.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapAction {
+    /// The slot was empty: descriptor written.
+    Installed = 0,
+    /// The same frame with the same attributes was already there: nothing written.
+    NoOp = 1,
+    /// Only the permissions changed: rewritten in place, no break-before-make.
+    UpdatedInPlace = 2,
+    /// Something else was there: break-before-make with TLB invalidation.
+    Replaced = 3,
+}
+
+impl MapAction {
+    /// Decodes reply MR0.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            0 => Self::Installed,
+            1 => Self::NoOp,
+            2 => Self::UpdatedInPlace,
+            3 => Self::Replaced,
+            _ => return None,
+        })
+    }
+}
+
+/// SMCCC / PSCI function ids the vmm implements (Arm DEN 0028, DEN 0022; docs/GUEST-ABI.md).
+pub mod hypercall {
+    /// PSCI_VERSION.
+    pub const PSCI_VERSION: u64 = 0x8400_0000;
+    /// PSCI SYSTEM_OFF (x1 = verdict, our extension).
+    pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+    /// PSCI SYSTEM_RESET.
+    pub const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
+    /// Vendor hypervisor service: enable dirty logging over x1 .. x1 + x2.
+    pub const HV_DIRTY_LOG_ENABLE: u64 = 0xC600_0010;
+    /// Vendor hypervisor service: read and clear the dirty bitmap over x1 .. x1 + x2.
+    pub const HV_DIRTY_LOG_GET_AND_CLEAR: u64 = 0xC600_0011;
+    /// Vendor hypervisor service: stage-2 fault counters.
+    pub const HV_STAGE2_FAULTS: u64 = 0xC600_0012;
+    /// SMCCC NOT_SUPPORTED.
+    pub const NOT_SUPPORTED: u64 = u64::MAX;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_round_trip_through_words() {
+        let exit = VmExit {
+            kind: VmExitKind::Stage2Abort,
+            pc: 0x4008_0000,
+            esr: 0x9300_0046,
+            words: [0x2000_0000, 0x2000_0000, 7, 0, 0, 0],
+        };
+        assert_eq!(VmExit::from_words(exit.to_words()), Some(exit));
+        assert_eq!(VmExit::from_words([0; VM_EXIT_WORDS]), None);
+    }
+
+    #[test]
+    fn reply_bits_combine() {
+        let reply = VmReply::ADVANCE_PC.with(VmReply::SET_RESULTS);
+        assert!(reply.contains(VmReply::ADVANCE_PC));
+        assert!(!reply.contains(VmReply::INJECT_ABORT));
+    }
+}

@@ -1,0 +1,290 @@
+//! The VCPU world switch: EL1 state of a guest, and the switch between running servers
+//! (native threads, `HCR_NATIVE`) and running a guest (`HCR_VCPU`).
+//!
+//! The guest's general registers live in its thread's `UserContext` like any thread's; what a
+//! VCPU adds is its EL1 system registers and FP/SIMD registers. Servers run at EL0 with
+//! `HCR_EL2.TGE` set, which makes the EL1 translation regime and exception vectors irrelevant to
+//! them, and they are built soft-float with FP trapped, so a guest's EL1 and FP state can stay
+//! in the registers while servers run (the vmm handling its exits, say). It is saved and
+//! reloaded only when a *different* VCPU runs. Switching the mode itself is three register
+//! writes: HCR_EL2, CPTR_EL2 and CNTKCTL_EL1 (the one EL1 register that also governs EL0 under
+//! TGE: counter access).
+
+use super::cpu::HCR_NATIVE;
+use core::arch::global_asm;
+
+/// HCR_EL2 bits (ARM ARM D17.2.48) for a guest: stage 2 on, interrupts to EL2, WFI/WFE and SMC
+/// trapped, EL1 is AArch64. No TGE, no DC: the guest runs its own stage 1.
+pub const HCR_VCPU: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 13)
+    | (1 << 14)
+    | (1 << 19)
+    | (1 << 31);
+
+/// CPTR_EL2 for a guest: RES1 bits only, FP/SIMD not trapped.
+const CPTR_GUEST: u64 = 0x33FF;
+/// CPTR_EL2 for servers: FP/SIMD trapped (see cpu.rs).
+const CPTR_NATIVE: u64 = 0x33FF | (1 << 10);
+/// CNTKCTL_EL1 for servers: EL0 may read both counters.
+const CNTKCTL_NATIVE: u64 = 0b11;
+/// SCTLR_EL1 at reset as the guest sees it: MMU and caches off, RES1 bits set.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// Indices into [`VcpuState::el1`], in the order of the save/restore assembly below (all are
+/// listed to document the layout; only some are touched by name).
+#[allow(dead_code)]
+pub mod el1 {
+    pub const SCTLR: usize = 0;
+    pub const TTBR0: usize = 1;
+    pub const TTBR1: usize = 2;
+    pub const TCR: usize = 3;
+    pub const MAIR: usize = 4;
+    pub const AMAIR: usize = 5;
+    pub const VBAR: usize = 6;
+    pub const CONTEXTIDR: usize = 7;
+    pub const TPIDR: usize = 8;
+    pub const TPIDR_EL0: usize = 9;
+    pub const TPIDRRO_EL0: usize = 10;
+    pub const SP: usize = 11;
+    pub const ELR: usize = 12;
+    pub const SPSR: usize = 13;
+    pub const ESR: usize = 14;
+    pub const FAR: usize = 15;
+    pub const AFSR0: usize = 16;
+    pub const AFSR1: usize = 17;
+    pub const PAR: usize = 18;
+    pub const CPACR: usize = 19;
+    pub const CSSELR: usize = 20;
+    pub const CNTV_CTL: usize = 21;
+    pub const CNTV_CVAL: usize = 22;
+    pub const CNTKCTL: usize = 23;
+    /// Number of registers.
+    pub const COUNT: usize = 24;
+}
+
+/// A VCPU's state while it is not loaded.
+#[repr(C, align(16))]
+pub struct VcpuState {
+    /// EL1 (and EL0 thread-pointer, virtual-timer) system registers.
+    pub el1: [u64; el1::COUNT],
+    /// q0..q31, then FPCR and FPSR.
+    pub fp: [u128; 33],
+}
+
+impl VcpuState {
+    /// A VCPU out of reset.
+    pub const fn new() -> Self {
+        let mut el1 = [0; el1::COUNT];
+        el1[el1::SCTLR] = SCTLR_EL1_RESET;
+        el1[el1::CPACR] = 0b11 << 20; // FP/SIMD enabled at EL1 and EL0 (docs/GUEST-ABI.md)
+        Self { el1, fp: [0; 33] }
+    }
+}
+
+// Save and restore of EL1 state and FP/SIMD registers. The kernel is built soft-float; these
+// routines enable the FP instructions for the assembler only, and run with CPTR_EL2.TFP clear.
+global_asm!(
+    r#"
+    .arch_extension fp
+    .arch_extension simd
+    .macro el1_regs op
+    \op sctlr_el1, 0
+    \op ttbr0_el1, 1
+    \op ttbr1_el1, 2
+    \op tcr_el1, 3
+    \op mair_el1, 4
+    \op amair_el1, 5
+    \op vbar_el1, 6
+    \op contextidr_el1, 7
+    \op tpidr_el1, 8
+    \op tpidr_el0, 9
+    \op tpidrro_el0, 10
+    \op sp_el1, 11
+    \op elr_el1, 12
+    \op spsr_el1, 13
+    \op esr_el1, 14
+    \op far_el1, 15
+    \op afsr0_el1, 16
+    \op afsr1_el1, 17
+    \op par_el1, 18
+    \op cpacr_el1, 19
+    \op csselr_el1, 20
+    \op cntv_ctl_el0, 21
+    \op cntv_cval_el0, 22
+    \op cntkctl_el1, 23
+    .endm
+    .macro save_one reg, index
+    mrs     x1, \reg
+    str     x1, [x0, #(\index * 8)]
+    .endm
+    .macro load_one reg, index
+    ldr     x1, [x0, #(\index * 8)]
+    msr     \reg, x1
+    .endm
+
+    .global vcpu_save_state
+vcpu_save_state:
+    el1_regs save_one
+    add     x0, x0, #(24 * 8)
+    stp     q0, q1, [x0, #(16 * 0)]
+    stp     q2, q3, [x0, #(16 * 2)]
+    stp     q4, q5, [x0, #(16 * 4)]
+    stp     q6, q7, [x0, #(16 * 6)]
+    stp     q8, q9, [x0, #(16 * 8)]
+    stp     q10, q11, [x0, #(16 * 10)]
+    stp     q12, q13, [x0, #(16 * 12)]
+    stp     q14, q15, [x0, #(16 * 14)]
+    stp     q16, q17, [x0, #(16 * 16)]
+    stp     q18, q19, [x0, #(16 * 18)]
+    stp     q20, q21, [x0, #(16 * 20)]
+    stp     q22, q23, [x0, #(16 * 22)]
+    stp     q24, q25, [x0, #(16 * 24)]
+    stp     q26, q27, [x0, #(16 * 26)]
+    stp     q28, q29, [x0, #(16 * 28)]
+    stp     q30, q31, [x0, #(16 * 30)]
+    mrs     x1, fpcr
+    mrs     x2, fpsr
+    add     x0, x0, #(16 * 32)
+    stp     x1, x2, [x0]
+    ret
+
+    .global vcpu_load_state
+vcpu_load_state:
+    el1_regs load_one
+    add     x0, x0, #(24 * 8)
+    ldp     q0, q1, [x0, #(16 * 0)]
+    ldp     q2, q3, [x0, #(16 * 2)]
+    ldp     q4, q5, [x0, #(16 * 4)]
+    ldp     q6, q7, [x0, #(16 * 6)]
+    ldp     q8, q9, [x0, #(16 * 8)]
+    ldp     q10, q11, [x0, #(16 * 10)]
+    ldp     q12, q13, [x0, #(16 * 12)]
+    ldp     q14, q15, [x0, #(16 * 14)]
+    ldp     q16, q17, [x0, #(16 * 16)]
+    ldp     q18, q19, [x0, #(16 * 18)]
+    ldp     q20, q21, [x0, #(16 * 20)]
+    ldp     q22, q23, [x0, #(16 * 22)]
+    ldp     q24, q25, [x0, #(16 * 24)]
+    ldp     q26, q27, [x0, #(16 * 26)]
+    ldp     q28, q29, [x0, #(16 * 28)]
+    ldp     q30, q31, [x0, #(16 * 30)]
+    add     x0, x0, #(16 * 32)
+    ldp     x1, x2, [x0]
+    msr     fpcr, x1
+    msr     fpsr, x2
+    isb
+    ret
+"#
+);
+
+unsafe extern "C" {
+    /// Stores the live EL1 and FP/SIMD registers into `state`.
+    ///
+    /// # Safety
+    /// 1. `state` points at a writable `VcpuState`.
+    /// 2. CPTR_EL2.TFP is clear (FP registers accessible at EL2).
+    fn vcpu_save_state(state: *mut VcpuState);
+    /// Loads EL1 and FP/SIMD registers from `state`.
+    ///
+    /// # Safety
+    /// As for `vcpu_save_state`; the loaded state takes effect for the guest only once
+    /// HCR_EL2 is switched to `HCR_VCPU`.
+    fn vcpu_load_state(state: *const VcpuState);
+}
+
+/// Switches the CPU's configuration to run guests (`true`) or servers (`false`). `cntkctl` is
+/// the guest's CNTKCTL_EL1 to install (when entering) or the place to keep it (when leaving).
+pub fn set_guest_mode(guest: bool, cntkctl: &mut u64) {
+    if guest {
+        // SAFETY: HCR_EL2, CPTR_EL2 and CNTKCTL_EL1 configure how the next eret runs; the kernel
+        // itself is unaffected (it runs at EL2 with its own translation regime).
+        unsafe {
+            core::arch::asm!(
+                "msr cntkctl_el1, {cntkctl}",
+                "msr cptr_el2, {cptr}",
+                "msr hcr_el2, {hcr}",
+                "isb",
+                cntkctl = in(reg) *cntkctl,
+                cptr = in(reg) CPTR_GUEST,
+                hcr = in(reg) HCR_VCPU,
+            );
+        }
+    } else {
+        let saved: u64;
+        // SAFETY: as above.
+        unsafe {
+            core::arch::asm!(
+                "mrs {saved}, cntkctl_el1",
+                "msr cntkctl_el1, {cntkctl}",
+                "msr cptr_el2, {cptr}",
+                "msr hcr_el2, {hcr}",
+                "isb",
+                saved = out(reg) saved,
+                cntkctl = in(reg) CNTKCTL_NATIVE,
+                cptr = in(reg) CPTR_NATIVE,
+                hcr = in(reg) HCR_NATIVE,
+            );
+        }
+        *cntkctl = saved;
+    }
+}
+
+/// Saves the loaded VCPU's registers into `old` and loads `new`'s. Runs in server mode; FP
+/// access is opened for the copy and closed again.
+pub fn switch_loaded(old: Option<&mut VcpuState>, new: &VcpuState) {
+    // SAFETY: opening FP access at EL2 for the copy; closed again below.
+    unsafe { core::arch::asm!("msr cptr_el2, {}", "isb", in(reg) CPTR_GUEST) };
+    if let Some(old) = old {
+        // SAFETY: `old` is a valid VcpuState and FP access is open (obligations 1, 2).
+        unsafe { vcpu_save_state(old) };
+    }
+    // SAFETY: `new` is a valid VcpuState and FP access is open.
+    unsafe { vcpu_load_state(new) };
+    // SAFETY: trapping FP again for servers.
+    unsafe { core::arch::asm!("msr cptr_el2, {}", "isb", in(reg) CPTR_NATIVE) };
+}
+
+/// Reads one live EL1 register of the loaded VCPU.
+pub fn read_vbar_el1() -> u64 {
+    let value: u64;
+    // SAFETY: reading VBAR_EL1 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, vbar_el1", out(reg) value) };
+    value
+}
+
+/// Writes the live exception-return state of the loaded VCPU's EL1: what an exception taken to
+/// EL1 leaves behind (ARM ARM D1.10: ELR, SPSR, ESR, FAR).
+pub fn write_el1_exception(elr: u64, spsr: u64, esr: u64, far: u64) {
+    // SAFETY: these EL1 registers belong to the loaded guest and affect only its execution.
+    unsafe {
+        core::arch::asm!(
+            "msr elr_el1, {elr}",
+            "msr spsr_el1, {spsr}",
+            "msr esr_el1, {esr}",
+            "msr far_el1, {far}",
+            elr = in(reg) elr,
+            spsr = in(reg) spsr,
+            esr = in(reg) esr,
+            far = in(reg) far,
+        );
+    }
+}
+
+/// The guest's identity registers: the virtual MIDR and MPIDR it reads (uniprocessor: the
+/// physical ones).
+pub fn init_identity() {
+    // SAFETY: VPIDR_EL2/VMPIDR_EL2 only change what EL1 reads from MIDR/MPIDR.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, midr_el1",
+            "msr vpidr_el2, {t}",
+            "mrs {t}, mpidr_el1",
+            "msr vmpidr_el2, {t}",
+            t = out(reg) _,
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! The numbered checks, their outcomes, and the small checks (boot state, MMU, PSCI, stage-2
+//! fault counters, the hole); RAM and dirty logging have their own files.
+//!
+//! A check's number is the verdict the guest passes to SYSTEM_OFF when that check is the first
+//! to fail, and it is also the verdict when an unexpected exception or a panic happens while it
+//! runs ([`current`]). A check that needs our hypervisor and finds none is `Skipped`, never
+//! failed, so the guest also passes on plain QEMU.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::exception::{self, EC_DATA_ABORT_SAME_EL, Expect};
+use crate::hypercall::{self, HvcError};
+use crate::layout::HOLE;
+use crate::mmu;
+use crate::println;
+use crate::uart::Hex;
+
+/// The checks, numbered as in the verdict.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Check {
+    /// Entered at EL1 with the ABI's boot state.
+    Boot = 1,
+    /// Own stage-1 MMU and caches on.
+    Mmu = 2,
+    /// Console output (if you can read it, it passed).
+    Console = 3,
+    /// RAM patterns over pages and blocks.
+    Memory = 4,
+    /// PSCI_VERSION.
+    PsciVersion = 5,
+    /// Dirty logging.
+    DirtyLog = 6,
+    /// HV_STAGE2_FAULTS.
+    Stage2Faults = 7,
+    /// The hole aborts.
+    Hole = 8,
+    /// Verdict and SYSTEM_OFF.
+    Verdict = 9,
+}
+
+impl Check {
+    const ALL: [Check; 9] = [
+        Check::Boot,
+        Check::Mmu,
+        Check::Console,
+        Check::Memory,
+        Check::PsciVersion,
+        Check::DirtyLog,
+        Check::Stage2Faults,
+        Check::Hole,
+        Check::Verdict,
+    ];
+
+    /// The verdict number.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Check::Boot => "boot state",
+            Check::Mmu => "stage-1 MMU",
+            Check::Console => "console",
+            Check::Memory => "memory patterns",
+            Check::PsciVersion => "PSCI version",
+            Check::DirtyLog => "dirty log",
+            Check::Stage2Faults => "stage-2 faults",
+            Check::Hole => "hole access",
+            Check::Verdict => "verdict",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.number(), self.name())
+    }
+}
+
+static CURRENT: AtomicU8 = AtomicU8::new(Check::Boot as u8);
+
+/// Marks `check` as running.
+pub fn begin(check: Check) {
+    CURRENT.store(check.number(), Ordering::SeqCst);
+}
+
+/// The running check.
+pub fn current() -> Check {
+    let number = CURRENT.load(Ordering::SeqCst);
+    Check::ALL
+        .into_iter()
+        .find(|check| check.number() == number)
+        .unwrap_or(Check::Verdict)
+}
+
+/// How a check ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything it checks held.
+    Passed,
+    /// It needs our hypervisor and there is none.
+    Skipped,
+    /// What went wrong (the details were printed).
+    Failed(&'static str),
+}
+
+/// Asks HV_STAGE2_FAULTS (harmless, read-only) whether our hypervisor is there.
+pub fn detect_hypervisor() -> bool {
+    match hypercall::stage2_faults() {
+        Ok(_) => {
+            println!("guest: hypervisor detected (HV_STAGE2_FAULTS answers)");
+            true
+        }
+        Err(HvcError::NoHypervisor(absence)) => {
+            let why = absence.describe();
+            println!("guest: no hypervisor ({why}): its checks will be skipped");
+            false
+        }
+        Err(HvcError::Failed(status)) => {
+            println!("guest: hypervisor detected (HV_STAGE2_FAULTS returned {status})");
+            true
+        }
+    }
+}
+
+/// Registers as `_start` found them (docs/GUEST-ABI.md, "Boot state").
+#[derive(Clone, Copy)]
+pub struct BootState {
+    /// `x0`: the device tree's IPA, 0 for the test guest.
+    pub x0: u64,
+    /// CurrentEL.
+    pub current_el: u64,
+    /// DAIF.
+    pub daif: u64,
+    /// SCTLR_EL1.
+    pub sctlr: u64,
+}
+
+/// SCTLR_EL1.M, .C and .I: translation, data cache, instruction cache.
+const SCTLR_M_C_I: u64 = (1 << 0) | (1 << 2) | (1 << 12);
+/// DAIF with D, A, I and F all masked.
+const DAIF_ALL: u64 = 0xf << 6;
+
+/// Check 1. `x0 = 0` is the hypervisor's promise only; QEMU may pass a device tree.
+pub fn boot(state: BootState, hypervisor: bool) -> Outcome {
+    let el = (state.current_el >> 2) & 3;
+    println!(
+        "guest: entered at EL{el}: x0 {}, DAIF {}, SCTLR_EL1 {}",
+        Hex(state.x0),
+        Hex(state.daif),
+        Hex(state.sctlr)
+    );
+    let failure = if el != 1 {
+        Some("not entered at EL1")
+    } else if state.daif & DAIF_ALL != DAIF_ALL {
+        Some("DAIF not masked at entry")
+    } else if state.sctlr & SCTLR_M_C_I != 0 {
+        Some("MMU or caches on at entry")
+    } else if hypervisor && state.x0 != 0 {
+        Some("x0 not 0 at entry")
+    } else {
+        None
+    };
+    failure.map_or(Outcome::Passed, Outcome::Failed)
+}
+
+/// Check 2: `mmu::enable` ran before anything was printed; here its result is read back.
+pub fn mmu() -> Outcome {
+    if mmu::translation_and_caches_on() {
+        println!(
+            "guest: stage-1 MMU on (4 KiB pages and 2 MiB blocks, SCTLR_EL1 {})",
+            Hex(mmu::SCTLR_VALUE)
+        );
+        Outcome::Passed
+    } else {
+        println!("guest: SCTLR_EL1.M/C/I did not stick");
+        Outcome::Failed("MMU or caches not on")
+    }
+}
+
+/// Check 5. Our hypervisor must report PSCI 1.1; another PSCI implementation any version.
+pub fn psci_version(hypervisor: bool) -> Outcome {
+    match hypercall::psci_version() {
+        Ok((major, minor)) => {
+            println!("guest: PSCI version {major}.{minor}");
+            if hypervisor && (major, minor) != (1, 1) {
+                Outcome::Failed("PSCI version is not 1.1")
+            } else {
+                Outcome::Passed
+            }
+        }
+        Err(HvcError::NoHypervisor(absence)) => {
+            println!(
+                "guest: PSCI version skipped (no hypervisor: {})",
+                absence.describe()
+            );
+            Outcome::Skipped
+        }
+        Err(HvcError::Failed(status)) => {
+            println!("guest: PSCI_VERSION returned {status}");
+            Outcome::Failed("PSCI_VERSION failed")
+        }
+    }
+}
+
+/// Check 7: the counters are printed, not judged (how many faults the earlier checks cost is
+/// the hypervisor's choice of mapping size); the call itself must work.
+pub fn stage2_faults() -> Outcome {
+    match hypercall::stage2_faults() {
+        Ok(faults) => {
+            println!(
+                "guest: stage-2 faults: 4k={} 2m={} perm={}",
+                faults.pages, faults.blocks, faults.permission
+            );
+            Outcome::Passed
+        }
+        Err(HvcError::NoHypervisor(absence)) => {
+            let why = absence.describe();
+            println!("guest: stage-2 faults skipped (no hypervisor: {why})");
+            Outcome::Skipped
+        }
+        Err(HvcError::Failed(status)) => {
+            println!("guest: HV_STAGE2_FAULTS returned {status}");
+            Outcome::Failed("HV_STAGE2_FAULTS failed")
+        }
+    }
+}
+
+/// DFSC of a synchronous external abort, not on a table walk.
+const DFSC_EXTERNAL: u64 = 0x10;
+
+/// Check 8: a 32-bit load from the hole must take a synchronous external abort with FAR = the
+/// hole. Without our hypervisor, whatever the machine has there may answer instead.
+pub fn hole(hypervisor: bool) -> Outcome {
+    /// What the load's destination holds if the load never completes.
+    const UNTOUCHED: u32 = 0xdead_beef;
+    let mut value = UNTOUCHED;
+    exception::expect(Expect::DataAbort);
+    // SAFETY: HOLE is mapped Device-nGnRE at stage 1 (mmu.rs), so the load is performed exactly
+    // once, not speculated. It either returns a value or takes the data abort armed above,
+    // which `exception` records and steps over (ELR += 4), resuming after this instruction.
+    // Not `readonly`: the handler writes the exception module's atomics during this asm.
+    unsafe {
+        core::arch::asm!(
+            "ldr {value:w}, [{address}]",
+            address = in(reg) HOLE,
+            value = inout(reg) value,
+            options(nostack),
+        );
+    }
+    match exception::take_abort() {
+        Some(abort) => {
+            let (esr, far) = (Hex(abort.esr), Hex(abort.far));
+            let failure =
+                if abort.class() != EC_DATA_ABORT_SAME_EL || abort.status() != DFSC_EXTERNAL {
+                    Some("hole abort is not a synchronous external abort")
+                } else if abort.far != HOLE {
+                    Some("hole abort has the wrong FAR")
+                } else {
+                    None
+                };
+            match failure {
+                None => {
+                    println!("guest: hole access aborted as expected (ESR {esr}, FAR {far})");
+                    Outcome::Passed
+                }
+                Some(what) => {
+                    println!("guest: hole access aborted with ESR {esr}, FAR {far}: {what}");
+                    Outcome::Failed(what)
+                }
+            }
+        }
+        None if hypervisor => {
+            println!("guest: hole access did not abort (read {value:#x})");
+            Outcome::Failed("hole access did not abort")
+        }
+        None => {
+            println!("guest: hole access skipped (no hypervisor; read {value:#x}, no abort)");
+            Outcome::Skipped
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The guest's view of its machine: the VM memory map of docs/GUEST-ABI.md and where in RAM
+//! each test works.
+//!
+//! Every address the guest uses is named here (the hypervisor's map is the contract, so it is
+//! written down once); the stage-1 map in `mmu.rs` is an identity map of exactly these ranges.
+//!
+//! ```text
+//! IPA (= VA, identity map)          stage 1 attributes     what
+//! 0x0900_0000 .. 0x0900_1000        Device-nGnRE, XN       PL011 (emulated by a device server)
+//! 0x2000_0000 .. 0x2000_1000        Device-nGnRE, XN       the hole: no slot, no device
+//! 0x4000_0000 .. 0x4020_0000        4 KiB pages            RAM block 0:
+//!   0x4000_0000 .. 0x4008_0000        Normal WB, RW, XN      unused (QEMU may put a DTB here)
+//!   0x4008_0000 .. image end          W^X per section        the guest image (guest.ld)
+//!   0x4010_0000 .. 0x4020_0000        Normal WB, RW, XN      PAGE_WINDOW: 256-page patterns
+//! 0x4020_0000 .. 0x4400_0000        2 MiB blocks           RAM blocks 1..31, Normal WB, RW, XN
+//!   0x4020_0000 .. 0x4030_0000                               DIRTY_WINDOW: dirty logging
+//!   one word in each of BLOCK_PROBES                         2 MiB block patterns
+//! ```
+
+/// The PL011 UART (docs/GUEST-ABI.md: emulated by the pl011 device server).
+pub const PL011_BASE: u64 = 0x0900_0000;
+
+/// An IPA in no memory slot and no device: an access gets a synchronous external abort.
+pub const HOLE: u64 = 0x2000_0000;
+
+/// Guest RAM base (a 2 MiB aligned memory slot).
+pub const RAM_BASE: u64 = 0x4000_0000;
+
+/// Guest RAM size given to the test guest by its manifest.
+pub const RAM_SIZE: u64 = 64 * MIB;
+
+/// Where the image is linked (guest.ld); the ABI's load address for the test guest.
+pub const IMAGE_BASE: u64 = 0x4008_0000;
+
+/// A stage-1 page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A stage-1 level-2 block.
+pub const BLOCK_SIZE: u64 = 2 * MIB;
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// The RAM block mapped with 4 KiB pages at stage 1 (the one holding the image).
+pub const PAGED_BLOCK: u64 = RAM_BASE;
+
+/// 1 MiB of never-touched RAM, mapped with 4 KiB pages at stage 1: the page pattern test.
+pub const PAGE_WINDOW: u64 = 0x4010_0000;
+
+/// Size of [`PAGE_WINDOW`] (256 pages).
+pub const PAGE_WINDOW_SIZE: u64 = MIB;
+
+/// 1 MiB of RAM, inside a 2 MiB block at stage 1: the dirty-logging test (the ABI's maximum
+/// range, 256 pages, so one bitmap of four words covers it).
+pub const DIRTY_WINDOW: u64 = 0x4020_0000;
+
+/// Size of [`DIRTY_WINDOW`].
+pub const DIRTY_WINDOW_SIZE: u64 = MIB;
+
+/// The 2 MiB blocks (index from [`RAM_BASE`]) that get one word each in the block test: eight
+/// distinct blocks spread over the slot, none holding the image or a test window.
+pub const BLOCK_PROBES: [u64; 8] = [3, 7, 11, 15, 19, 23, 27, 31];
+
+// The test windows are where the map above says, and the map is consistent with the ABI.
+const _: () = assert!(PAGE_WINDOW >= IMAGE_BASE && PAGE_WINDOW % BLOCK_SIZE == MIB);
+const _: () = assert!(PAGE_WINDOW + PAGE_WINDOW_SIZE == PAGED_BLOCK + BLOCK_SIZE);
+const _: () = assert!(DIRTY_WINDOW == PAGED_BLOCK + BLOCK_SIZE);
+const _: () = assert!(DIRTY_WINDOW_SIZE / PAGE_SIZE == 256);
+const _: () = assert!(BLOCK_PROBES[0] * BLOCK_SIZE >= DIRTY_WINDOW + DIRTY_WINDOW_SIZE - RAM_BASE);
+const _: () = assert!((BLOCK_PROBES[7] + 1) * BLOCK_SIZE <= RAM_SIZE);
+const _: () = assert!(RAM_BASE.is_multiple_of(BLOCK_SIZE) && RAM_SIZE.is_multiple_of(BLOCK_SIZE));

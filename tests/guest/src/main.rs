@@ -1,0 +1,103 @@
+//! The test guest: a bare-metal EL1 program that checks, from inside a VM, the contract of
+//! docs/GUEST-ABI.md -- boot state, its own stage-1 MMU over the VM's memory map, RAM faulted
+//! in through pages and blocks, PSCI, dirty logging, the stage-2 fault counters and the abort
+//! injected for the hole -- and ends with PSCI SYSTEM_OFF carrying a verdict.
+//!
+//! Console lines all start with `guest: `; the last is `guest: verdict PASS` or
+//! `guest: verdict FAIL (<what>)`, and SYSTEM_OFF gets `x1` = 0 or the number of the first
+//! failed check (`checks::Check`). Checks that need our hypervisor are skipped, not failed,
+//! when there is none, so the same ELF runs under plain QEMU (which exits 0 on SYSTEM_OFF
+//! whatever the verdict: read the console there).
+//!
+//! Built for `aarch64-unknown-none` (hard float): unlike the servers, a guest owns its FP/SIMD
+//! state, and `_start` enables it before any Rust code runs.
+
+#![no_std]
+#![no_main]
+
+mod checks;
+mod dirty_log;
+mod entry;
+mod exception;
+mod hypercall;
+mod layout;
+mod memory;
+mod mmu;
+mod uart;
+
+use core::panic::PanicInfo;
+
+use checks::{BootState, Check, Outcome};
+
+/// The first failure seen, if any.
+struct Verdict {
+    first_failure: Option<(Check, &'static str)>,
+}
+
+impl Verdict {
+    /// Runs `check` (marked as the current check while it runs) and records its outcome.
+    fn run(&mut self, check: Check, body: impl FnOnce() -> Outcome) {
+        checks::begin(check);
+        if let Outcome::Failed(what) = body() {
+            println!("guest: check {check} FAILED: {what}");
+            self.first_failure.get_or_insert((check, what));
+        }
+    }
+
+    /// Prints the verdict and ends the VM with it.
+    fn finish(self) -> ! {
+        checks::begin(Check::Verdict);
+        match self.first_failure {
+            None => {
+                println!("guest: verdict PASS");
+                hypercall::system_off(0)
+            }
+            Some((check, what)) => {
+                println!("guest: verdict FAIL (check {check}: {what})");
+                hypercall::system_off(u64::from(check.number()))
+            }
+        }
+    }
+}
+
+/// Called by `_start` with the registers it found at entry, on the boot stack, MMU off.
+#[unsafe(no_mangle)]
+extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
+    let boot = BootState {
+        x0,
+        current_el,
+        daif,
+        sctlr,
+    };
+    // Translation first: with the MMU off every data access is Device memory, where compiled
+    // code's unaligned or exclusive accesses would fault.
+    mmu::enable();
+    // SErrors can be taken from now on (vectors are in place): an asynchronous abort shows up
+    // as an unexpected exception instead of staying pending. IRQ and FIQ stay masked.
+    // SAFETY: clearing PSTATE.A only lets SErrors be taken, by the vectors `_start` installed.
+    unsafe { core::arch::asm!("msr daifclr, #4", options(nomem, nostack)) };
+
+    let mut verdict = Verdict {
+        first_failure: None,
+    };
+    checks::begin(Check::Console);
+    println!("guest: test guest up (PL011 at {:#x})", layout::PL011_BASE);
+    let hypervisor = checks::detect_hypervisor();
+
+    verdict.run(Check::Boot, || checks::boot(boot, hypervisor));
+    verdict.run(Check::Mmu, checks::mmu);
+    verdict.run(Check::Memory, memory::check);
+    verdict.run(Check::PsciVersion, || checks::psci_version(hypervisor));
+    verdict.run(Check::DirtyLog, dirty_log::check);
+    verdict.run(Check::Stage2Faults, checks::stage2_faults);
+    verdict.run(Check::Hole, || checks::hole(hypervisor));
+    verdict.finish()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    let check = checks::current();
+    println!("guest: panic in check {check}: {info}");
+    println!("guest: verdict FAIL (panic in check {check})");
+    hypercall::system_off(u64::from(check.number()))
+}

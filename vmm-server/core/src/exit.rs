@@ -1,0 +1,404 @@
+//! The exit-routing decision: from a [`VmExit`] to what the server must do next, and from the
+//! answers it collected to the reply that resumes the guest.
+//!
+//! Pure functions with no side effects; the server adapts them to IPC (`vmm-server`). The flow
+//! for one exit (docs/VMM.md has the table):
+//!
+//! ```text
+//! plan(exit) ──► Reply(resume)                                   WFx, PSCI, unknown hypercalls,
+//!   │                                                            sysreg / other → undefined
+//!   ├─► PowerOff { verdict }                                     PSCI SYSTEM_OFF
+//!   ├─► Mmu(call) ── mmu-server ──► after_mmu(call, answer) ──► Reply   vendor hypercalls
+//!   └─► ResolveStage2(fault) ── mmu-server ──► after_stage2(exit, answer, devices)
+//!          Mapped / Retry ──► Reply(resume as is: the guest retries the access)
+//!          NotMemory ──► Mmio(plan) ── device server ──► after_mmio(plan, answer) ──► Reply
+//!                    └─► Reply(abort / skip) for holes and accesses we cannot emulate
+//! ```
+//!
+//! Invariants: every path ends in exactly one reply (or power-off); nothing the guest controls
+//! can make these functions panic; an exit the vmm does not understand resumes the guest with an
+//! injected exception, never by stopping the vmm. An injected abort never advances the PC
+//! (ELR_EL1 must name the faulting instruction; docs/GUEST-ABI.md: the guest decides whether to
+//! skip it).
+
+use crate::devices::{Device, DeviceTable};
+use crate::hypercall::{
+    self, Conduit, HypercallAction, INTERNAL_FAILURE, INVALID_PARAMETER, MmuCall,
+};
+use crate::syndrome::{self, Abort, FaultStatus, MmioAccess};
+use abi::MessageInfo;
+use abi::vm::{VmExit, VmExitKind, VmReply};
+
+/// Words of a reply to an exit: `[register, value, x0, x1, x2, x3]` (`abi::vm::VmReply`).
+pub const REPLY_WORDS: usize = 6;
+
+/// Why the guest resumes the way it does: for traces, logs and counters, not for the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Cause {
+    /// Resumed unchanged: the mmu-server mapped the IPA (or asked for a retry).
+    Mapped,
+    /// An MMIO access was emulated.
+    Emulated,
+    /// A hypercall was answered.
+    Hypercall,
+    /// WFI/WFE stepped over (interrupts are not virtualised yet, so there is nothing to wait for).
+    Idle,
+    /// A cache maintenance instruction on a device address was stepped over (KVM does the same:
+    /// there is no cache to maintain for emulated MMIO).
+    CacheMaintenance,
+    /// Abort: the IPA is in no memory slot and no device window.
+    Hole,
+    /// Abort: no valid instruction syndrome (ISV = 0) or FAR not valid, so the access cannot be
+    /// emulated (load/store pair, writeback, SIMD...).
+    NoSyndrome,
+    /// Abort: an instruction fetch from an address that is not memory.
+    InstructionFetch,
+    /// Abort: the guest's stage-1 table walk touched an address that is not memory.
+    TableWalk,
+    /// Abort: a fault status the mmu-server cannot resolve (address size, external, TLB
+    /// conflict...).
+    Unresolvable(FaultStatus),
+    /// Abort: the device answered BusError.
+    DeviceBusError,
+    /// Abort: the device answered a read with Done or a write with a Value.
+    DeviceConfused,
+    /// Abort: the device server could not be reached or restarted under the call.
+    DeviceFailed,
+    /// Abort: the mmu-server could not resolve the fault.
+    MmuFailed,
+    /// Undefined: a trapped system register, an exit of a kind the vmm does not emulate, or a
+    /// syndrome that does not match its kind.
+    Unhandled,
+}
+
+/// The reply that resumes the guest: label bits and words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// What the kernel does to the guest.
+    pub reply: VmReply,
+    /// `[register, value, x0, x1, x2, x3]`, read only where `reply` asks for them.
+    pub words: [u64; REPLY_WORDS],
+    /// Why.
+    pub cause: Cause,
+}
+
+impl Resume {
+    const fn new(reply: VmReply, words: [u64; REPLY_WORDS], cause: Cause) -> Self {
+        Self {
+            reply,
+            words,
+            cause,
+        }
+    }
+
+    /// Resume at the same PC (the guest re-executes the access).
+    pub const fn retry(cause: Cause) -> Self {
+        Self::new(VmReply::RESUME, [0; REPLY_WORDS], cause)
+    }
+
+    /// Step over the instruction.
+    pub const fn advance(cause: Cause) -> Self {
+        Self::new(VmReply::ADVANCE_PC, [0; REPLY_WORDS], cause)
+    }
+
+    /// Inject a synchronous external abort (the PC stays at the access).
+    pub const fn abort(cause: Cause) -> Self {
+        Self::new(VmReply::INJECT_ABORT, [0; REPLY_WORDS], cause)
+    }
+
+    /// Inject an undefined-instruction exception.
+    pub const fn undefined(cause: Cause) -> Self {
+        Self::new(VmReply::INJECT_UNDEFINED, [0; REPLY_WORDS], cause)
+    }
+
+    /// Hypercall results in `x0..x3`, stepping over an `smc`.
+    pub const fn results(x: [u64; 4], conduit: Conduit) -> Self {
+        let reply = if conduit.advances_pc() {
+            VmReply::SET_RESULTS.with(VmReply::ADVANCE_PC)
+        } else {
+            VmReply::SET_RESULTS
+        };
+        Self::new(reply, [0, 0, x[0], x[1], x[2], x[3]], Cause::Hypercall)
+    }
+
+    /// The reply's message info: label = the `VmReply` bits, six words.
+    pub const fn info(&self) -> MessageInfo {
+        MessageInfo::new(self.reply.0, 0, REPLY_WORDS as u64)
+    }
+
+    /// Words 0..4, which travel in registers.
+    pub const fn registers(&self) -> [u64; 4] {
+        [self.words[0], self.words[1], self.words[2], self.words[3]]
+    }
+
+    /// Words 4 and 5, which go in IPC buffer words 4 and 5.
+    pub const fn buffer_words(&self) -> [u64; 2] {
+        [self.words[4], self.words[5]]
+    }
+
+    /// Whether the reply injects an exception.
+    pub const fn injects(&self) -> bool {
+        self.reply.0 & (VmReply::INJECT_ABORT.0 | VmReply::INJECT_UNDEFINED.0) != 0
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Resume {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "reply {=u64:#x} words {:#x} ({})",
+            self.reply.0,
+            self.words,
+            self.cause
+        );
+    }
+}
+
+/// A stage-2 fault for the mmu-server to resolve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stage2Fault {
+    /// The faulting IPA (page offset included).
+    pub ipa: u64,
+    /// Resolving it needs write permission (`Abort::needs_write`).
+    pub write: bool,
+    /// An instruction fetch: resolving it needs execute permission.
+    pub instruction: bool,
+    /// Translation, access flag or permission, with the level.
+    pub status: FaultStatus,
+}
+
+/// What the mmu-server said about a stage-2 fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage2Answer {
+    /// The IPA is memory and is now mapped as the access needs.
+    Mapped,
+    /// The IPA is in no memory slot: it may be a device.
+    NotMemory,
+    /// Nothing was mapped but the access may succeed if retried (the backing changed under the
+    /// request, or the mmu-server restarted).
+    Retry,
+    /// The mmu-server could not resolve it (an error, or the server is down).
+    Failed,
+}
+
+/// An MMIO access routed to a device server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MmioPlan {
+    /// The device (its endpoint slot and name).
+    pub device: Device,
+    /// The offset of the access in the device's window.
+    pub offset: u32,
+    /// The access.
+    pub access: MmioAccess,
+}
+
+impl MmioPlan {
+    /// The `device_api` request to send.
+    pub const fn request(&self) -> device_api::Request {
+        let (offset, width) = (self.offset, self.access.width);
+        if self.access.write {
+            device_api::Request::Write {
+                offset,
+                width,
+                value: self.access.value,
+            }
+        } else {
+            device_api::Request::Read { offset, width }
+        }
+    }
+}
+
+/// A vendor hypercall for the mmu-server, and how it was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MmuPlan {
+    /// The call.
+    pub call: MmuCall,
+    /// `hvc` or `smc` (whether the answer advances the PC).
+    pub conduit: Conduit,
+}
+
+/// What the mmu-server answered to a vendor hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MmuAnswer {
+    /// Done (HV_DIRTY_LOG_ENABLE).
+    Done,
+    /// The dirty bitmap (HV_DIRTY_LOG_GET_AND_CLEAR): bit n of word w = page 64w + n.
+    Bitmap([u64; 4]),
+    /// The stage-2 fault counters (HV_STAGE2_FAULTS).
+    Counters {
+        pages: u64,
+        blocks: u64,
+        permission: u64,
+    },
+    /// The arguments do not name guest memory (or another refusal about the request itself).
+    Refused,
+    /// The mmu-server could not answer.
+    Failed,
+}
+
+/// What the server must do next for one exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ExitPlan {
+    /// Ask the mmu-server, then [`after_stage2`].
+    ResolveStage2(Stage2Fault),
+    /// Call the device server, then [`after_mmio`].
+    Mmio(MmioPlan),
+    /// Ask the mmu-server to carry out a vendor hypercall, then [`after_mmu`].
+    Mmu(MmuPlan),
+    /// PSCI SYSTEM_OFF: end the VM (no reply).
+    PowerOff { verdict: u64 },
+    /// Reply now.
+    Reply(Resume),
+}
+
+/// The first step for `exit`.
+pub const fn plan(exit: &VmExit) -> ExitPlan {
+    match exit.kind {
+        VmExitKind::Stage2Abort => plan_stage2(exit),
+        VmExitKind::Hypercall => plan_hypercall(exit),
+        // PC at the WFx: step over it. With no virtual interrupts yet there is nothing a WFI
+        // could wait for; once the vGIC exists this becomes "block until an interrupt is
+        // pending" (KVM's kvm_vcpu_wfi).
+        VmExitKind::WaitForInterrupt => ExitPlan::Reply(Resume::advance(Cause::Idle)),
+        // No system register is emulated yet: the guest sees what it would on a CPU without it.
+        VmExitKind::SystemRegister | VmExitKind::Other => {
+            ExitPlan::Reply(Resume::undefined(Cause::Unhandled))
+        }
+    }
+}
+
+const fn plan_stage2(exit: &VmExit) -> ExitPlan {
+    let Some(abort) = Abort::decode(exit.esr) else {
+        return ExitPlan::Reply(Resume::abort(Cause::Unhandled));
+    };
+    if !abort.status.is_resolvable() {
+        return ExitPlan::Reply(Resume::abort(Cause::Unresolvable(abort.status)));
+    }
+    ExitPlan::ResolveStage2(Stage2Fault {
+        ipa: exit.words[0],
+        write: abort.needs_write(),
+        instruction: abort.instruction,
+        status: abort.status,
+    })
+}
+
+const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
+    let Some(conduit) = Conduit::from_esr(exit.esr) else {
+        return ExitPlan::Reply(Resume::undefined(Cause::Unhandled));
+    };
+    match hypercall::dispatch(exit.esr, exit.words) {
+        HypercallAction::Return(x) => ExitPlan::Reply(Resume::results(x, conduit)),
+        HypercallAction::PowerOff { verdict } => ExitPlan::PowerOff { verdict },
+        HypercallAction::Mmu(call) => ExitPlan::Mmu(MmuPlan { call, conduit }),
+    }
+}
+
+/// The step after the mmu-server answered a [`ExitPlan::ResolveStage2`] for `exit`.
+pub fn after_stage2(exit: &VmExit, answer: Stage2Answer, devices: &DeviceTable) -> ExitPlan {
+    match answer {
+        Stage2Answer::Mapped | Stage2Answer::Retry => ExitPlan::Reply(Resume::retry(Cause::Mapped)),
+        Stage2Answer::Failed => ExitPlan::Reply(Resume::abort(Cause::MmuFailed)),
+        Stage2Answer::NotMemory => route_mmio(exit, devices),
+    }
+}
+
+/// Routes a stage-2 abort on an IPA that is not memory: to a device, or to an abort.
+pub fn route_mmio(exit: &VmExit, devices: &DeviceTable) -> ExitPlan {
+    let Some(abort) = Abort::decode(exit.esr) else {
+        return ExitPlan::Reply(Resume::abort(Cause::Unhandled));
+    };
+    let refuse = |cause| ExitPlan::Reply(Resume::abort(cause));
+    if abort.instruction {
+        return refuse(Cause::InstructionFetch);
+    }
+    if abort.s1ptw {
+        return refuse(Cause::TableWalk);
+    }
+    if abort.cache_maintenance {
+        return ExitPlan::Reply(Resume::advance(Cause::CacheMaintenance));
+    }
+    if abort.far_not_valid {
+        return refuse(Cause::NoSyndrome);
+    }
+    let access = match syndrome::decode_mmio(exit.esr, exit.words[0], exit.words[2]) {
+        Ok(access) => access,
+        Err(_) => return refuse(Cause::NoSyndrome),
+    };
+    match devices.lookup(access.ipa, access.width) {
+        Some(route) => ExitPlan::Mmio(MmioPlan {
+            device: route.device,
+            offset: route.offset,
+            access,
+        }),
+        None => refuse(Cause::Hole),
+    }
+}
+
+/// The reply after the device answered (or failed to answer) an [`ExitPlan::Mmio`].
+pub fn after_mmio(plan: &MmioPlan, answer: Result<device_api::Response, ipc::CallError>) -> Resume {
+    use device_api::Response;
+    let access = &plan.access;
+    match (access.write, answer) {
+        (false, Ok(Response::Value(_))) if access.discards_result() => {
+            Resume::advance(Cause::Emulated)
+        }
+        (false, Ok(Response::Value(raw))) => Resume::new(
+            VmReply::ADVANCE_PC.with(VmReply::WRITE_REGISTER),
+            [
+                u64::from(access.register),
+                access.load_value(raw),
+                0,
+                0,
+                0,
+                0,
+            ],
+            Cause::Emulated,
+        ),
+        (true, Ok(Response::Done)) => Resume::advance(Cause::Emulated),
+        (_, Ok(Response::BusError)) => Resume::abort(Cause::DeviceBusError),
+        (_, Ok(_)) => Resume::abort(Cause::DeviceConfused),
+        (_, Err(_)) => Resume::abort(Cause::DeviceFailed),
+    }
+}
+
+/// The reply after the mmu-server answered an [`ExitPlan::Mmu`].
+///
+/// HV_DIRTY_LOG_GET_AND_CLEAR returns four bitmap words in `x1..x4`, one more than
+/// SET_RESULTS carries: the fourth goes to `x4` through WRITE_REGISTER, which the kernel applies
+/// before SET_RESULTS (they touch different registers, so the order does not matter).
+pub const fn after_mmu(plan: &MmuPlan, answer: MmuAnswer) -> Resume {
+    let conduit = plan.conduit;
+    match (plan.call, answer) {
+        (MmuCall::DirtyLogEnable { .. }, MmuAnswer::Done) => Resume::results([0; 4], conduit),
+        (MmuCall::DirtyLogGetAndClear { .. }, MmuAnswer::Bitmap(bitmap)) => {
+            let results = Resume::results([0, bitmap[0], bitmap[1], bitmap[2]], conduit);
+            Resume {
+                reply: results.reply.with(VmReply::WRITE_REGISTER),
+                words: [4, bitmap[3], 0, bitmap[0], bitmap[1], bitmap[2]],
+                cause: Cause::Hypercall,
+            }
+        }
+        (
+            MmuCall::Stage2Faults,
+            MmuAnswer::Counters {
+                pages,
+                blocks,
+                permission,
+            },
+        ) => Resume::results([0, pages, blocks, permission], conduit),
+        (_, MmuAnswer::Refused) => Resume::results([INVALID_PARAMETER, 0, 0, 0], conduit),
+        // Failed, or an answer that does not fit the call.
+        _ => Resume::results([INTERNAL_FAILURE, 0, 0, 0], conduit),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The guest-physical memory map the vmm emulates (docs/GUEST-ABI.md): where each emulated
+//! device's window is. RAM is the mmu-server's business (the manifest's `ram_base` /
+//! `ram_size`); the vmm only sees the IPAs the mmu-server says are not memory.
+//!
+//! ```text
+//! IPA                         what                             who answers a fault there
+//! 0x0000_0000 .. 0x0900_0000  nothing                          vmm: abort injected
+//! 0x0900_0000 .. 0x0900_1000  PL011 UART                       the `pl011` device server
+//! 0x0900_1000 .. 0x4000_0000  nothing (0x2000_0000: "the hole") vmm: abort injected
+//! 0x4000_0000 .. + ram_size   RAM (default base)               mmu-server: mapped
+//! .. 1 << 39                  nothing                          vmm: abort injected
+//! ```
+//!
+//! The addresses are QEMU `virt`'s (DESIGN §2), so a guest written for that board finds its
+//! UART where it expects it.
+
+/// An IPA window `[base, base + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Window {
+    /// First IPA.
+    pub base: u64,
+    /// Length in bytes (> 0).
+    pub size: u64,
+}
+
+impl Window {
+    /// The first IPA past the window, or `None` when it would wrap.
+    pub const fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.size)
+    }
+
+    /// Whether `[ipa, ipa + len)` lies entirely inside the window.
+    pub const fn contains(&self, ipa: u64, len: u64) -> bool {
+        match (self.end(), ipa.checked_add(len)) {
+            (Some(end), Some(last)) => ipa >= self.base && last <= end,
+            _ => false,
+        }
+    }
+
+    /// Whether the two windows share at least one byte.
+    pub const fn overlaps(&self, other: &Window) -> bool {
+        let (Some(a_end), Some(b_end)) = (self.end(), other.end()) else {
+            return true;
+        };
+        self.base < b_end && other.base < a_end
+    }
+}
+
+/// The PL011 UART's register window (PL011 TRM DDI 0183: 4 KiB of registers).
+pub const PL011: Window = Window {
+    base: 0x0900_0000,
+    size: 0x1000,
+};
+
+/// The devices every VM gets when the vmm holds a capability of that name: `(cap name,
+/// window)`. The device server behind the cap answers `device_api::Mmio` at offsets from the
+/// window's base.
+pub const STANDARD_DEVICES: &[(&str, Window)] = &[("pl011", PL011)];
+
+/// The end of the guest-physical address space (39-bit IPA, as the manifest's `IPA_END`).
+pub const IPA_END: u64 = 1 << 39;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containment_is_exact_at_both_ends() {
+        assert!(PL011.contains(0x0900_0000, 4));
+        assert!(PL011.contains(0x0900_0FFC, 4));
+        assert!(!PL011.contains(0x0900_0FFD, 4), "straddles the end");
+        assert!(!PL011.contains(0x08FF_FFFF, 2), "starts before the base");
+        assert!(!PL011.contains(u64::MAX, 8), "wraps");
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_touching_is_not_overlap() {
+        let next = Window {
+            base: 0x0900_1000,
+            size: 0x1000,
+        };
+        assert!(!PL011.overlaps(&next) && !next.overlaps(&PL011));
+        let inside = Window {
+            base: 0x0900_0800,
+            size: 0x10,
+        };
+        assert!(PL011.overlaps(&inside) && inside.overlaps(&PL011));
+        let wrapping = Window {
+            base: u64::MAX,
+            size: 2,
+        };
+        assert!(
+            wrapping.overlaps(&PL011),
+            "a wrapping window is refused as overlapping"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The vmm-server's logic: everything between "a guest exit arrived" and "this is the reply",
+//! with no IPC and no hardware, so every decision is host-tested.
+//!
+//! - [`syndrome`]: ESR_EL2 decoding (data/instruction aborts, MMIO access shape, load values).
+//! - [`hypercall`] and [`psci`]: SMCCC dispatch of docs/GUEST-ABI.md's calls.
+//! - [`devices`]: IPA windows → device-server endpoints.
+//! - [`mmu`]: plans ↔ the mmu-server's protocol (`mmu_api`).
+//! - [`exit`]: the routing decision ([`exit::plan`] and the `after_*` steps).
+//! - [`counters`] and [`trace`]: the summary line and a ring of recent exits.
+//! - [`layout`]: the guest-physical map of the emulated devices.
+//!
+//! The server (`vmm-server`) is a thin loop that carries out the plans over IPC.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod devices;
+pub mod exit;
+pub mod hypercall;
+pub mod layout;
+pub mod mmu;
+pub mod psci;
+pub mod syndrome;
+pub mod trace;
+
+pub use counters::ExitCounters;
+pub use devices::{Device, DeviceTable};
+pub use exit::{
+    ExitPlan, MmioPlan, MmuAnswer, MmuPlan, Resume, Stage2Answer, Stage2Fault, after_mmio,
+    after_mmu, after_stage2, plan,
+};

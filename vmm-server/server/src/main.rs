@@ -1,0 +1,250 @@
+//! The vmm-server: the monitor of one VM. It receives the VM's exits on `exits:<vm>` (the VCPU
+//! thread "faults" there), carries out `vmm_core`'s plan for each over IPC (mmu-server for
+//! stage-2 faults and the vendor hypercalls, device servers for MMIO), and replies with the
+//! `VmReply` that resumes the guest. docs/VMM.md has the routing table.
+//!
+//! The exit loop uses raw system calls, not `ipc::serve`: an exit is a fault message (label
+//! `FaultKind::VmExit`, nine words: four in registers, five in IPC-buffer words 4..9) and its
+//! reply is `VmReply` bits with six words (four in registers, two in IPC-buffer words 4 and 5).
+//! The IPC buffer is shared by everything this thread does, logging included (defmt frames and
+//! console text travel through it), so the exit's words are read before anything else happens
+//! and the reply's buffer words are written last, just before `reply_recv`.
+//!
+//! Capabilities (manifest names): `exits:<vm>` (required: one VM per vmm, found as described at
+//! [`find_vm`]), `mmu` (a client endpoint of the mmu-server; without it every stage-2 abort is
+//! treated as "not memory", which is only useful for MMIO-only tests), `pl011` and the other
+//! `vmm_core::layout::STANDARD_DEVICES` (optional: a missing device's window is a hole), and
+//! `system` (system_control, to end the system when the guest powers off).
+#![no_std]
+#![no_main]
+
+mod mmu;
+
+use abi::message::REGISTER_MESSAGE_WORDS;
+use abi::vm::{VM_EXIT_WORDS, VmExit};
+use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
+use userlib::{ipc_buffer, println, syscall};
+use vmm_core::exit::{ExitPlan, Resume, Stage2Answer};
+use vmm_core::trace::{TraceRecord, TraceRing};
+use vmm_core::{DeviceTable, ExitCounters};
+
+userlib::entry!(main);
+
+/// The VM this vmm serves when the manifest calls it so (the test systems do). Any other name
+/// is found by scanning the boot info for an `exits:` capability ([`find_vm`]).
+const VM_NAME: &str = "guest";
+/// Prefix of the exit endpoint's capability name.
+const EXITS_PREFIX: &str = "exits:";
+/// How many recent exits the trace ring keeps.
+const TRACE_DEPTH: usize = 32;
+
+/// The VM's name and the slot of its exit endpoint: `exits:guest` when present, else the first
+/// capability whose name starts with `exits:`. A vmm serves exactly one VM; a manifest that
+/// gives it several gets the first (in slot order) served and the others' exits never answered.
+fn find_vm() -> Option<(&'static str, CPtr)> {
+    if let Some(slot) = userlib::caps::try_cap("exits:guest") {
+        return Some((VM_NAME, slot));
+    }
+    let blob = userlib::caps::bootinfo();
+    let (header, mut rest) = bootdesc::bootinfo::header(blob)?;
+    for _ in 0..header.caps {
+        let (cap, next) =
+            postcard::take_from_bytes::<bootdesc::bootinfo::CapName<'_>>(rest).ok()?;
+        if let Some(vm) = cap.name.strip_prefix(EXITS_PREFIX) {
+            return Some((vm, CPtr::from(cap.slot)));
+        }
+        rest = next;
+    }
+    None
+}
+
+/// Rebuilds the exit just received: words 0..4 from the registers, 4..9 from the IPC buffer.
+/// `None` for anything that is not a well-formed exit message.
+fn read_exit(info: MessageInfo, registers: [u64; 4]) -> Option<VmExit> {
+    if info.is_error() || info.label() != FaultKind::VmExit as u64 || info.length() != VM_EXIT_WORDS
+    {
+        return None;
+    }
+    let mut words = [0u64; VM_EXIT_WORDS];
+    for (index, word) in words.iter_mut().enumerate() {
+        *word = match registers.get(index) {
+            Some(&register) => register,
+            None => ipc_buffer::read(index),
+        };
+    }
+    VmExit::from_words(words)
+}
+
+/// Everything the loop keeps between exits.
+struct Monitor {
+    exits: CPtr,
+    mmu: Option<CPtr>,
+    devices: DeviceTable,
+    counters: ExitCounters,
+    trace: TraceRing<TRACE_DEPTH>,
+    sequence: u64,
+}
+
+impl Monitor {
+    /// Carries out the plan for one exit and returns the reply (or never returns: power-off).
+    fn handle(&mut self, exit: &VmExit) -> Resume {
+        self.sequence += 1;
+        defmt::debug!(
+            "exit {=u64}: kind {=u64} pc {=u64:#x} esr {=u64:#x} words {:#x}",
+            self.sequence,
+            exit.kind as u64,
+            exit.pc,
+            exit.esr,
+            exit.words
+        );
+        let mut stage2 = None;
+        let mut plan = vmm_core::plan(exit);
+        let resume = loop {
+            defmt::debug!("plan {}", plan);
+            plan = match plan {
+                ExitPlan::Reply(resume) => break resume,
+                ExitPlan::ResolveStage2(fault) => {
+                    let answer = match self.mmu {
+                        Some(mmu) => mmu::resolve(mmu, &fault),
+                        None => Stage2Answer::NotMemory,
+                    };
+                    stage2 = Some(answer);
+                    vmm_core::after_stage2(exit, answer, &self.devices)
+                }
+                ExitPlan::Mmio(mmio) => {
+                    let answer = ipc::call::<device_api::Mmio>(
+                        &mut userlib::Kernel,
+                        mmio.device.endpoint,
+                        &mmio.request(),
+                    );
+                    if let Err(error) = answer {
+                        println!(
+                            "vmm: device `{}` failed at {:#x}: {}; abort injected",
+                            mmio.device.name, mmio.access.ipa, error
+                        );
+                    }
+                    ExitPlan::Reply(vmm_core::after_mmio(&mmio, answer))
+                }
+                ExitPlan::Mmu(call) => {
+                    let answer = match self.mmu {
+                        Some(mmu) => mmu::carry_out(mmu, &call.call),
+                        None => vmm_core::MmuAnswer::Failed,
+                    };
+                    ExitPlan::Reply(vmm_core::after_mmu(&call, answer))
+                }
+                ExitPlan::PowerOff { verdict } => {
+                    self.counters.count(exit, stage2);
+                    self.power_off(verdict)
+                }
+            };
+        };
+        self.counters.count(exit, stage2);
+        self.trace.push(TraceRecord {
+            sequence: self.sequence,
+            kind: exit.kind,
+            pc: exit.pc,
+            esr: exit.esr,
+            word: exit.words[0],
+            reply: resume.reply.0,
+            cause: resume.cause,
+        });
+        if resume.injects() {
+            defmt::info!(
+                "exit {=u64}: injecting into the guest at pc {=u64:#x} (address {=u64:#x}): {}",
+                self.sequence,
+                exit.pc,
+                exit.words[0],
+                resume.cause
+            );
+        }
+        defmt::debug!("resume {}", resume);
+        resume
+    }
+
+    /// PSCI SYSTEM_OFF: the summary lines, then the whole system stops with the verdict as its
+    /// exit status (the test systems give the vmm `system_control`).
+    fn power_off(&self, verdict: u64) -> ! {
+        println!("vmm: guest powered off, verdict {verdict}");
+        println!("vmm: exits: {}", self.counters);
+        if verdict != 0 {
+            for record in self.trace.iter() {
+                defmt::info!(
+                    "trace {=u64}: kind {=u64} pc {=u64:#x} esr {=u64:#x} word {=u64:#x} reply {=u64:#x} {}",
+                    record.sequence,
+                    record.kind as u64,
+                    record.pc,
+                    record.esr,
+                    record.word,
+                    record.reply,
+                    record.cause
+                );
+            }
+        }
+        if userlib::caps::try_cap("system").is_some() {
+            userlib::system_off(verdict);
+        }
+        println!("vmm: no `system` capability: the VM stays stopped");
+        loop {
+            // Nothing sends here any more (the VCPU waits for a reply that never comes), so
+            // this blocks for good without spinning.
+            syscall::recv(self.exits, REPLY_SLOT);
+        }
+    }
+}
+
+fn main() -> ! {
+    let Some((vm, exits)) = find_vm() else {
+        panic!("no `{EXITS_PREFIX}<vm>` capability: the manifest gives this vmm no VM");
+    };
+    let mut monitor = Monitor {
+        exits,
+        mmu: userlib::caps::try_cap("mmu"),
+        devices: DeviceTable::standard(userlib::caps::try_cap),
+        counters: ExitCounters::default(),
+        trace: TraceRing::new(),
+        sequence: 0,
+    };
+    println!(
+        "vmm: serving VM `{vm}` ({} device(s){})",
+        monitor.devices.len(),
+        if monitor.mmu.is_some() {
+            ""
+        } else {
+            ", no mmu-server"
+        }
+    );
+    for device in monitor.devices.iter() {
+        defmt::info!(
+            "device {=str} at {=u64:#x} +{=u64:#x}",
+            device.name,
+            device.window.base,
+            device.window.size
+        );
+    }
+    let (_, mut info, mut registers) = syscall::recv(exits, REPLY_SLOT);
+    loop {
+        // Read the exit before anything else touches the IPC buffer.
+        let Some(exit) = read_exit(info, registers) else {
+            if info.is_error() {
+                panic!(
+                    "receiving on `{EXITS_PREFIX}{vm}` failed (kernel error {})",
+                    info.label()
+                );
+            }
+            println!(
+                "vmm: ignoring a message that is not a VM exit (label {}, {} words)",
+                info.label(),
+                info.length()
+            );
+            (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+            continue;
+        };
+        let resume = monitor.handle(&exit);
+        // Last, after every log line and call: the two reply words that go in the buffer.
+        let [word4, word5] = resume.buffer_words();
+        ipc_buffer::write(REGISTER_MESSAGE_WORDS, word4);
+        ipc_buffer::write(REGISTER_MESSAGE_WORDS + 1, word5);
+        (_, info, registers) =
+            syscall::reply_recv(exits, REPLY_SLOT, resume.info(), resume.registers());
+    }
+}
