@@ -9,7 +9,7 @@
 
 use crate::compile::Plan;
 use anyhow::{Context, bail};
-use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer};
+use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer, VmInfo};
 use bootdesc::{
     Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server, Vm,
 };
@@ -42,6 +42,26 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                     restart: s.restart,
                 })
                 .collect();
+            // The VMs this server holds a capability of (`exits:`, `tcb:`, `vcpu:`, `vspace:` or
+            // `ram:` + the VM's name): their RAM layout.
+            let vms: Vec<VmInfo<'_>> = plan
+                .vms
+                .iter()
+                .enumerate()
+                .filter(|(_, vm)| {
+                    server.caps.iter().any(|cap| {
+                        cap.name
+                            .split_once(':')
+                            .is_some_and(|(_, owner)| owner == vm.name)
+                    })
+                })
+                .map(|(index, vm)| VmInfo {
+                    name: &vm.name,
+                    index: index as u16,
+                    ram_base: vm.ram_base,
+                    ram_size: plan.regions[usize::from(vm.ram_region)].size,
+                })
+                .collect();
             let header = BootInfoHeader {
                 server_id: u16::try_from(id)?,
                 name: &server.name,
@@ -49,8 +69,9 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                 heap_bytes: server.heap_bytes,
                 supervised: 0,
                 inject_fault_at_request: server.inject_fault_at_request,
+                vms: 0,
             };
-            bootinfo::encode(&header, &caps, &supervised)
+            bootinfo::encode(&header, &caps, &supervised, &vms)
                 .with_context(|| format!("encoding the boot info of server `{}`", server.name))
         })
         .collect()

@@ -51,15 +51,28 @@ mod tests {
     #[test]
     fn every_variant_round_trips() {
         for request in [
-            Request::Read { offset: 0x18, width: 4 },
-            Request::Write { offset: 0, width: 1, value: u64::from(b'x') },
+            Request::Read {
+                offset: 0x18,
+                width: 4,
+            },
+            Request::Write {
+                offset: 0,
+                width: 1,
+                value: u64::from(b'x'),
+            },
         ] {
             let encoded = ipc::encode(&request).unwrap();
-            assert_eq!(ipc::decode::<Request>(encoded.label, &encoded.words), Ok(request));
+            assert_eq!(
+                ipc::decode::<Request>(encoded.label, &encoded.words),
+                Ok(request)
+            );
         }
         for response in [Response::Value(0x90), Response::Done, Response::BusError] {
             let encoded = ipc::encode(&response).unwrap();
-            assert_eq!(ipc::decode::<Response>(encoded.label, &encoded.words), Ok(response));
+            assert_eq!(
+                ipc::decode::<Response>(encoded.label, &encoded.words),
+                Ok(response)
+            );
         }
     }
 }

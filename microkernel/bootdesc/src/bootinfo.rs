@@ -25,6 +25,21 @@ pub struct BootInfoHeader<'a> {
     /// Fault injection (test systems only): crash deliberately while serving the N-th request
     /// (1-based); 0 means never.
     pub inject_fault_at_request: u32,
+    /// Number of [`VmInfo`] records after the supervised servers.
+    pub vms: u16,
+}
+
+/// A virtual machine this server serves (as its vmm, mmu or memory server): where its RAM is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmInfo<'a> {
+    /// The VM's manifest name (its capabilities are named `<kind>:<name>`).
+    pub name: &'a str,
+    /// The VM's index: also the number of its RAM region at the memory server.
+    pub index: u16,
+    /// Guest-physical base of its RAM.
+    pub ram_base: u64,
+    /// Size of its RAM in bytes.
+    pub ram_size: u64,
 }
 
 /// A server the supervisor looks after.
@@ -68,6 +83,19 @@ pub fn find_cap(blob: &[u8], name: &str) -> Option<u16> {
     None
 }
 
+/// The highest slot the blob names (servers use the slots above it as scratch space: the
+/// manifest compiler sizes every CNode with spare slots).
+pub fn highest_slot(blob: &[u8]) -> Option<u16> {
+    let (header, mut rest) = header(blob)?;
+    let mut highest = 0;
+    for _ in 0..header.caps {
+        let (entry, next) = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?;
+        highest = highest.max(entry.slot);
+        rest = next;
+    }
+    Some(highest)
+}
+
 /// Calls `visit` for every supervised server in the blob; stops early when it returns false.
 pub fn for_each_supervised<'a>(
     blob: &'a [u8],
@@ -87,17 +115,40 @@ pub fn for_each_supervised<'a>(
     Some(())
 }
 
-/// Encodes a blob (host side). The header's `caps` and `supervised` counts are set from the
-/// slices.
+/// Calls `visit` for every VM in the blob; stops early when it returns false.
+pub fn for_each_vm<'a>(blob: &'a [u8], mut visit: impl FnMut(VmInfo<'a>) -> bool) -> Option<()> {
+    let (header, mut rest) = header(blob)?;
+    for _ in 0..header.caps {
+        rest = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?.1;
+    }
+    for _ in 0..header.supervised {
+        rest = postcard::take_from_bytes::<SupervisedServer<'_>>(rest)
+            .ok()?
+            .1;
+    }
+    for _ in 0..header.vms {
+        let (entry, next) = postcard::take_from_bytes::<VmInfo<'a>>(rest).ok()?;
+        if !visit(entry) {
+            break;
+        }
+        rest = next;
+    }
+    Some(())
+}
+
+/// Encodes a blob (host side). The header's `caps`, `supervised` and `vms` counts are set from
+/// the slices.
 #[cfg(feature = "std")]
 pub fn encode(
     header: &BootInfoHeader<'_>,
     caps: &[CapName<'_>],
     supervised: &[SupervisedServer<'_>],
+    vms: &[VmInfo<'_>],
 ) -> Result<Vec<u8>, postcard::Error> {
     let header = BootInfoHeader {
         caps: caps.len() as u16,
         supervised: supervised.len() as u16,
+        vms: vms.len() as u16,
         ..header.clone()
     };
     let mut blob = postcard::to_allocvec(&header)?;
@@ -106,6 +157,9 @@ pub fn encode(
     }
     for server in supervised {
         blob.extend_from_slice(&postcard::to_allocvec(server)?);
+    }
+    for vm in vms {
+        blob.extend_from_slice(&postcard::to_allocvec(vm)?);
     }
     Ok(blob)
 }

@@ -111,6 +111,7 @@ fn bootinfo_finds_caps_by_name() {
             heap_bytes: 0,
             supervised: 0,
             inject_fault_at_request: 0,
+            vms: 0,
         },
         &[
             bootinfo::CapName {
@@ -128,6 +129,12 @@ fn bootinfo_finds_caps_by_name() {
             tcb_slot: 6,
             restart: RestartPolicy::Always,
         }],
+        &[bootinfo::VmInfo {
+            name: "guest",
+            index: 0,
+            ram_base: 0x4000_0000,
+            ram_size: 0x400_0000,
+        }],
     )
     .unwrap();
     assert_eq!(bootinfo::find_cap(&blob, "system"), Some(5));
@@ -141,4 +148,11 @@ fn bootinfo_finds_caps_by_name() {
     })
     .unwrap();
     assert_eq!(seen, vec![("ping".to_string(), 2, 6)]);
+    let mut vms = Vec::new();
+    bootinfo::for_each_vm(&blob, |vm| {
+        vms.push((vm.name.to_string(), vm.ram_base, vm.ram_size));
+        true
+    })
+    .unwrap();
+    assert_eq!(vms, vec![("guest".to_string(), 0x4000_0000, 0x400_0000)]);
 }

@@ -72,7 +72,14 @@ impl FrameCap {
 
     /// A frame capability over `pages` pages from `first_page`, unmapped.
     pub const fn new(region: u16, first_page: u32, pages: u32, carved: bool) -> Self {
-        Self { region, mapped_vspace: Self::UNMAPPED, first_page, pages, mapped_page: 0, carved: carved as u8 }
+        Self {
+            region,
+            mapped_vspace: Self::UNMAPPED,
+            first_page,
+            pages,
+            mapped_page: 0,
+            carved: carved as u8,
+        }
     }
 
     /// Whether it was carved from a range.
@@ -82,7 +89,11 @@ impl FrameCap {
 
     /// Where it is mapped: VSpace and IPA page number.
     pub const fn mapping(&self) -> Option<(u16, u32)> {
-        if self.mapped_vspace == Self::UNMAPPED { None } else { Some((self.mapped_vspace, self.mapped_page)) }
+        if self.mapped_vspace == Self::UNMAPPED {
+            None
+        } else {
+            Some((self.mapped_vspace, self.mapped_page))
+        }
     }
 
     /// Records (or clears) its mapping.
@@ -155,7 +166,11 @@ impl Cap {
             }),
             Self::Frame(frame) => match badge {
                 // A copy starts unmapped: a mapping belongs to one capability (seL4's rule).
-                None => Ok(Self::Frame(FrameCap { mapped_vspace: FrameCap::UNMAPPED, mapped_page: 0, ..frame })),
+                None => Ok(Self::Frame(FrameCap {
+                    mapped_vspace: FrameCap::UNMAPPED,
+                    mapped_page: 0,
+                    ..frame
+                })),
                 Some(_) => Err(DeriveError::NotBadgeable),
             },
             other => match badge {

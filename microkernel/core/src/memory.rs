@@ -7,9 +7,9 @@
 //! frame carved from it, wherever it went (lent to the mmu-server, say): frames are lent as
 //! capabilities that can be taken back, never pinned.
 
+use crate::TcbId;
 use crate::cap::{Cap, FrameCap};
 use crate::system::{Effect, System};
-use crate::TcbId;
 use abi::vm::MapAttributes;
 use abi::{InvocationLabel, KernelError};
 
@@ -33,9 +33,20 @@ pub enum MemoryInvocation {
     /// Store a carved frame capability in the empty pool slot `index`.
     Carve { index: usize, cap: Cap },
     /// Revoke every frame carved from `region` pages `first_page .. first_page + pages`.
-    Revoke { region: u16, first_page: u32, pages: u32 },
+    Revoke {
+        region: u16,
+        first_page: u32,
+        pages: u32,
+    },
     /// Map the frame in pool slot `frame_index`.
-    Map { vspace: u16, frame_index: usize, pa: u64, ipa: u64, size: u64, attributes: MapAttributes },
+    Map {
+        vspace: u16,
+        frame_index: usize,
+        pa: u64,
+        ipa: u64,
+        size: u64,
+        attributes: MapAttributes,
+    },
     /// Remove the mapping of `size` at `ipa`.
     Unmap { vspace: u16, ipa: u64, size: u64 },
     /// Make `ipa .. ipa + len` read-only.
@@ -61,8 +72,16 @@ pub fn decode(
             if size != SIZE_4K && size != SIZE_2M {
                 return Err(KernelError::InvalidArgument { index: 1 });
             }
-            if !aligned(offset, size) || offset.checked_add(size).is_none_or(|end| end > range.size()) {
-                return Err(KernelError::RangeError { index: 0, min: 0, max: range.size().saturating_sub(size) });
+            if !aligned(offset, size)
+                || offset
+                    .checked_add(size)
+                    .is_none_or(|end| end > range.size())
+            {
+                return Err(KernelError::RangeError {
+                    index: 0,
+                    min: 0,
+                    max: range.size().saturating_sub(size),
+                });
             }
             if !aligned(range.base() + offset, size) {
                 return Err(KernelError::InvalidArgument { index: 0 });
@@ -76,11 +95,13 @@ pub fn decode(
             ));
             Ok(MemoryInvocation::Carve { index, cap })
         }
-        (Cap::Frame(range), InvocationLabel::FrameRevoke) if !range.is_carved() => Ok(MemoryInvocation::Revoke {
-            region: range.region,
-            first_page: range.first_page,
-            pages: range.pages,
-        }),
+        (Cap::Frame(range), InvocationLabel::FrameRevoke) if !range.is_carved() => {
+            Ok(MemoryInvocation::Revoke {
+                region: range.region,
+                first_page: range.first_page,
+                pages: range.pages,
+            })
+        }
         (Cap::VSpace { vspace }, InvocationLabel::VSpaceMap) => {
             let frame_index = crate::cnode::slot_index(system.tcb(caller).cnode, args[0])?;
             let Some(Cap::Frame(frame)) = system.slots.get(frame_index).copied() else {
@@ -90,17 +111,28 @@ pub fn decode(
                 return Err(KernelError::InvalidArgument { index: 0 });
             }
             let (ipa, size) = (args[1], frame.size());
-            if !aligned(ipa, size) || ipa.checked_add(size).is_none_or(|end| end > crate::stage2::IPA_LIMIT) {
+            if !aligned(ipa, size)
+                || ipa
+                    .checked_add(size)
+                    .is_none_or(|end| end > crate::stage2::IPA_LIMIT)
+            {
                 return Err(KernelError::InvalidArgument { index: 1 });
             }
             if args[2] & !(MapAttributes::WRITE.0 | MapAttributes::EXECUTE.0) != 0 {
                 return Err(KernelError::InvalidArgument { index: 2 });
             }
-            if frame.mapping().is_some_and(|at| at != (vspace, (ipa / SIZE_4K) as u32)) {
+            if frame
+                .mapping()
+                .is_some_and(|at| at != (vspace, (ipa / SIZE_4K) as u32))
+            {
                 // One capability, one mapping: map a copy to map the frame twice.
                 return Err(KernelError::InvalidArgument { index: 0 });
             }
-            if system.vspaces.get(usize::from(vspace)).is_none_or(|v| v.free_tables < TABLES_PER_MAPPING) {
+            if system
+                .vspaces
+                .get(usize::from(vspace))
+                .is_none_or(|v| v.free_tables < TABLES_PER_MAPPING)
+            {
                 return Err(KernelError::IllegalOperation { label });
             }
             Ok(MemoryInvocation::Map {
@@ -114,14 +146,24 @@ pub fn decode(
         }
         (Cap::VSpace { vspace }, InvocationLabel::VSpaceUnmap) => {
             let (ipa, size) = (args[0], args[1]);
-            if (size != SIZE_4K && size != SIZE_2M) || !aligned(ipa, size) || ipa >= crate::stage2::IPA_LIMIT {
-                return Err(KernelError::InvalidArgument { index: if aligned(ipa, size) { 1 } else { 0 } });
+            if (size != SIZE_4K && size != SIZE_2M)
+                || !aligned(ipa, size)
+                || ipa >= crate::stage2::IPA_LIMIT
+            {
+                return Err(KernelError::InvalidArgument {
+                    index: if aligned(ipa, size) { 1 } else { 0 },
+                });
             }
             Ok(MemoryInvocation::Unmap { vspace, ipa, size })
         }
         (Cap::VSpace { vspace }, InvocationLabel::VSpaceWriteProtect) => {
             let (ipa, len) = (args[0], args[1]);
-            if !aligned(ipa, SIZE_4K) || !aligned(len, SIZE_4K) || ipa.checked_add(len).is_none_or(|end| end > crate::stage2::IPA_LIMIT) {
+            if !aligned(ipa, SIZE_4K)
+                || !aligned(len, SIZE_4K)
+                || ipa
+                    .checked_add(len)
+                    .is_none_or(|end| end > crate::stage2::IPA_LIMIT)
+            {
                 return Err(KernelError::InvalidArgument { index: 0 });
             }
             Ok(MemoryInvocation::WriteProtect { vspace, ipa, len })
@@ -139,18 +181,41 @@ impl System<'_> {
                 self.slots[index] = cap;
                 Effect::None
             }
-            MemoryInvocation::Revoke { region, first_page, pages } => Effect::Revoke { region, first_page, pages },
-            MemoryInvocation::Map { vspace, frame_index, pa, ipa, size, attributes } => {
+            MemoryInvocation::Revoke {
+                region,
+                first_page,
+                pages,
+            } => Effect::Revoke {
+                region,
+                first_page,
+                pages,
+            },
+            MemoryInvocation::Map {
+                vspace,
+                frame_index,
+                pa,
+                ipa,
+                size,
+                attributes,
+            } => {
                 if let Cap::Frame(frame) = &mut self.slots[frame_index] {
                     frame.set_mapping(Some((vspace, (ipa / SIZE_4K) as u32)));
                 }
-                Effect::Map { vspace, pa, ipa, size, attributes }
+                Effect::Map {
+                    vspace,
+                    pa,
+                    ipa,
+                    size,
+                    attributes,
+                }
             }
             MemoryInvocation::Unmap { vspace, ipa, size } => {
                 self.forget_mappings(vspace, ipa, size);
                 Effect::Unmap { vspace, ipa, size }
             }
-            MemoryInvocation::WriteProtect { vspace, ipa, len } => Effect::WriteProtect { vspace, ipa, len },
+            MemoryInvocation::WriteProtect { vspace, ipa, len } => {
+                Effect::WriteProtect { vspace, ipa, len }
+            }
         }
     }
 
@@ -160,7 +225,10 @@ impl System<'_> {
         let (first, last) = ((ipa / SIZE_4K) as u32, ((ipa + size) / SIZE_4K) as u32);
         for slot in self.slots.iter_mut() {
             if let Cap::Frame(frame) = slot {
-                if frame.mapping().is_some_and(|(v, page)| v == vspace && page >= first && page < last) {
+                if frame
+                    .mapping()
+                    .is_some_and(|(v, page)| v == vspace && page >= first && page < last)
+                {
                     frame.set_mapping(None);
                 }
             }
@@ -169,12 +237,22 @@ impl System<'_> {
 
     /// Deletes every frame carved from `region` pages `first_page .. first_page + pages`, calling
     /// `unmap(vspace, ipa, size)` for each that is mapped. Returns how many were revoked.
-    pub fn revoke_frames(&mut self, region: u16, first_page: u32, pages: u32, mut unmap: impl FnMut(u16, u64, u64)) -> usize {
+    pub fn revoke_frames(
+        &mut self,
+        region: u16,
+        first_page: u32,
+        pages: u32,
+        mut unmap: impl FnMut(u16, u64, u64),
+    ) -> usize {
         let end = first_page.saturating_add(pages);
         let mut revoked = 0;
         for slot in self.slots.iter_mut() {
             let Cap::Frame(frame) = *slot else { continue };
-            if frame.is_carved() && frame.region == region && frame.first_page < end && frame.first_page + frame.pages > first_page {
+            if frame.is_carved()
+                && frame.region == region
+                && frame.first_page < end
+                && frame.first_page + frame.pages > first_page
+            {
                 if let Some((vspace, page)) = frame.mapping() {
                     unmap(vspace, u64::from(page) * SIZE_4K, frame.size());
                 }

@@ -16,16 +16,17 @@
 //! Invariants: no allocation, no `unsafe`; table pages are only ever allocated through
 //! [`TableMemory::allocate_table`] and handed back to the caller for freeing, never freed here;
 //! a descriptor that may be cached in a TLB is never overwritten with a different output address
-//! or memory type without break-before-make (ARM ARM D8.14.1).
+//! or memory type without break-before-make (ARM ARM D8.14).
 
 pub mod descriptor;
 pub mod prejudge;
 pub mod walk;
 
 pub use descriptor::{Entry, Level, PageSize, block_descriptor, decode, leaf_descriptor};
-pub use prejudge::{Action, Plan, Step, TlbOp, prejudge};
+pub use prejudge::{Action, Plan, Removed, Step, TlbOp, prejudge};
 pub use walk::{
-    MapOutcome, UnmapOutcome, WriteProtectOutcome, apply, map, tables_under, unmap, write_protect,
+    MapOutcome, RemovedTable, UnmapOutcome, WriteProtectOutcome, apply, map, tables_under, unmap,
+    write_protect,
 };
 
 /// Bits of a stage-2 leaf descriptor (ARM ARM D8.3, "Stage 2 attributes").
@@ -49,7 +50,7 @@ mod bits {
     /// XN (stage 2, ARMv8.0: bit 54): not executable.
     pub const XN: u64 = 1 << 54;
     /// The permission fields: S2AP[7:6] and XN[54:53] (bit 53 is XN[0] with FEAT_XNX, RES0
-    /// before). A change confined to these may be made in place (ARM ARM D8.14.1).
+    /// before). A change confined to these may be made in place (ARM ARM D8.14).
     pub const PERMISSIONS: u64 = S2AP_READ | S2AP_WRITE | (0b11 << 53);
     /// MemAttr[3:0] at [5:2].
     pub const MEMATTR: u64 = 0b1111 << 2;

@@ -54,16 +54,30 @@ pub enum Effect {
     UnhandledFault { tcb: TcbId },
     /// Map `size` bytes at `pa` at `ipa` of guest VSpace `vspace` (the stage-2 mapping path),
     /// answering the caller with the action taken.
-    Map { vspace: u16, pa: u64, ipa: u64, size: u64, attributes: abi::vm::MapAttributes },
+    Map {
+        vspace: u16,
+        pa: u64,
+        ipa: u64,
+        size: u64,
+        attributes: abi::vm::MapAttributes,
+    },
     /// Remove the mapping of `size` at `ipa`.
     Unmap { vspace: u16, ipa: u64, size: u64 },
     /// Make `ipa .. ipa + len` of `vspace` read-only.
     WriteProtect { vspace: u16, ipa: u64, len: u64 },
     /// Revoke carved frames (see [`System::revoke_frames`]).
-    Revoke { region: u16, first_page: u32, pages: u32 },
+    Revoke {
+        region: u16,
+        first_page: u32,
+        pages: u32,
+    },
     /// Inject a synchronous exception into the guest of VCPU thread `tcb` at EL1: an external
     /// data abort at `address`, or an undefined instruction.
-    InjectException { tcb: TcbId, abort: bool, address: u64 },
+    InjectException {
+        tcb: TcbId,
+        abort: bool,
+        address: u64,
+    },
 }
 
 /// Every kernel object and the scheduler.

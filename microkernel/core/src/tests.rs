@@ -767,31 +767,92 @@ fn a_guest_exit_reaches_the_vmm_and_its_reply_steps_writes_back_and_injects() {
     // CLIENT plays the VCPU thread; its exits go to endpoint 0, served by SERVER (the vmm).
     system.tcb_mut(CLIENT).vcpu = Some(0);
     system.tcb_mut(CLIENT).fault_handler = Some((0, 0x77));
-    syscall(&mut system, &mut memory, SERVER, Syscall::Recv, &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT], true);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
     run_as(&mut system, CLIENT);
     system.tcb_mut(CLIENT).context.regs[crate::tcb::PC] = 0x4008_0100;
-    let exit = VmExit { kind: VmExitKind::Stage2Abort, pc: 0x4008_0100, esr: 0x9300_0046, words: [0x0900_0000, 0x0900_0000, 0, 0, 0, 0] };
+    let exit = VmExit {
+        kind: VmExitKind::Stage2Abort,
+        pc: 0x4008_0100,
+        esr: 0x9300_0046,
+        words: [0x0900_0000, 0x0900_0000, 0, 0, 0, 0],
+    };
     assert_eq!(system.handle_vm_exit(&mut memory, exit), Effect::None);
     system.choose_next();
     let (badge, info, words) = received(&system, SERVER);
-    assert_eq!((badge, info.label(), info.length()), (0x77, FaultKind::VmExit as u64, abi::vm::VM_EXIT_WORDS));
+    assert_eq!(
+        (badge, info.label(), info.length()),
+        (0x77, FaultKind::VmExit as u64, abi::vm::VM_EXIT_WORDS)
+    );
     let buffer = system.tcb(SERVER).ipc_buffer;
-    let all: std::vec::Vec<u64> = words.iter().copied().chain((4..9).map(|i| *memory.0.get(&(buffer, i)).unwrap())).collect();
+    let all: std::vec::Vec<u64> = words
+        .iter()
+        .copied()
+        .chain((4..9).map(|i| *memory.0.get(&(buffer, i)).unwrap()))
+        .collect();
     assert_eq!(VmExit::from_words(all.try_into().unwrap()), Some(exit));
     // The vmm emulates a 32-bit load into x5 and steps over the instruction.
     let action = VmReply::ADVANCE_PC.with(VmReply::WRITE_REGISTER);
-    syscall(&mut system, &mut memory, SERVER, Syscall::ReplyRecv, &[EP, message(action.0, 2), 5, 0x41, 0, 0, abi::REPLY_SLOT], true);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(action.0, 2), 5, 0x41, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
     let guest = &system.tcb(CLIENT).context;
-    assert_eq!((guest.regs[crate::tcb::PC], guest.x(5)), (0x4008_0104, 0x41));
+    assert_eq!(
+        (guest.regs[crate::tcb::PC], guest.x(5)),
+        (0x4008_0104, 0x41)
+    );
     assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
 
     // A second exit answered with an injected abort: the arch layer is asked to do it.
     run_as(&mut system, CLIENT);
-    system.handle_vm_exit(&mut memory, VmExit { words: [0x2000_0000, 0x2000_0010, 0, 0, 0, 0], ..exit });
+    system.handle_vm_exit(
+        &mut memory,
+        VmExit {
+            words: [0x2000_0000, 0x2000_0010, 0, 0, 0, 0],
+            ..exit
+        },
+    );
     system.choose_next();
-    let effect = syscall(&mut system, &mut memory, SERVER, Syscall::ReplyRecv, &[EP, message(VmReply::INJECT_ABORT.0, 0), 0, 0, 0, 0, abi::REPLY_SLOT], true);
-    assert_eq!(effect, Effect::InjectException { tcb: CLIENT, abort: true, address: 0x2000_0010 });
-    assert_eq!(system.tcb(CLIENT).context.regs[crate::tcb::PC], 0x4008_0104, "injection leaves the PC to the arch layer");
+    let effect = syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[
+            EP,
+            message(VmReply::INJECT_ABORT.0, 0),
+            0,
+            0,
+            0,
+            0,
+            abi::REPLY_SLOT,
+        ],
+        true,
+    );
+    assert_eq!(
+        effect,
+        Effect::InjectException {
+            tcb: CLIENT,
+            abort: true,
+            address: 0x2000_0010
+        }
+    );
+    assert_eq!(
+        system.tcb(CLIENT).context.regs[crate::tcb::PC],
+        0x4008_0104,
+        "injection leaves the PC to the arch layer"
+    );
 }
 
 /// Memory: a RAM range capability in SERVER's slot 8, a VSpace capability in its slot 9.
@@ -802,8 +863,29 @@ fn with_memory(system: &mut System<'_>) {
     system.slots[base + 9] = Cap::VSpace { vspace: 0 };
 }
 
-fn invoke(system: &mut System<'_>, memory: &mut MockMemory, id: TcbId, slot: u64, label: abi::InvocationLabel, args: [u64; 4]) -> Effect {
-    syscall(system, memory, id, Syscall::Call, &[slot, message(label as u64, 4), args[0], args[1], args[2], args[3]], true)
+fn invoke(
+    system: &mut System<'_>,
+    memory: &mut MockMemory,
+    id: TcbId,
+    slot: u64,
+    label: abi::InvocationLabel,
+    args: [u64; 4],
+) -> Effect {
+    syscall(
+        system,
+        memory,
+        id,
+        Syscall::Call,
+        &[
+            slot,
+            message(label as u64, 4),
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+        ],
+        true,
+    )
 }
 
 #[test]
@@ -817,57 +899,220 @@ fn frames_are_carved_checked_mapped_and_revoked() {
     system.vspaces = &mut vspaces;
     with_memory(&mut system);
     // A 2 MiB frame at offset 2 MiB, a 4 KiB frame at 4 KiB.
-    invoke(&mut system, &mut memory, SERVER, 8, FrameCarve, [2 << 20, 2 << 20, 10, 0]);
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        8,
+        FrameCarve,
+        [2 << 20, 2 << 20, 10, 0],
+    );
     assert_eq!(error_of(&system, SERVER), None);
-    invoke(&mut system, &mut memory, SERVER, 8, FrameCarve, [4096, 4096, 11, 0]);
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        8,
+        FrameCarve,
+        [4096, 4096, 11, 0],
+    );
     assert_eq!(error_of(&system, SERVER), None);
-    let Ok(Cap::Frame(big)) = system.lookup(SERVER, 10) else { panic!("no frame") };
-    assert_eq!((big.base(), big.size(), big.is_carved()), (0x4020_0000, 2 << 20, true));
+    let Ok(Cap::Frame(big)) = system.lookup(SERVER, 10) else {
+        panic!("no frame")
+    };
+    assert_eq!(
+        (big.base(), big.size(), big.is_carved()),
+        (0x4020_0000, 2 << 20, true)
+    );
     // Misaligned, oversized and out-of-range carves are refused.
-    invoke(&mut system, &mut memory, SERVER, 8, FrameCarve, [4096, 2 << 20, 12, 0]);
-    assert!(matches!(error_of(&system, SERVER), Some(KernelError::RangeError { index: 0, .. })));
-    invoke(&mut system, &mut memory, SERVER, 8, FrameCarve, [4 << 20, 4096, 12, 0]);
-    assert!(matches!(error_of(&system, SERVER), Some(KernelError::RangeError { .. })));
-    invoke(&mut system, &mut memory, SERVER, 8, FrameCarve, [0, 8192, 12, 0]);
-    assert_eq!(error_of(&system, SERVER), Some(KernelError::InvalidArgument { index: 1 }));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        8,
+        FrameCarve,
+        [4096, 2 << 20, 12, 0],
+    );
+    assert!(matches!(
+        error_of(&system, SERVER),
+        Some(KernelError::RangeError { index: 0, .. })
+    ));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        8,
+        FrameCarve,
+        [4 << 20, 4096, 12, 0],
+    );
+    assert!(matches!(
+        error_of(&system, SERVER),
+        Some(KernelError::RangeError { .. })
+    ));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        8,
+        FrameCarve,
+        [0, 8192, 12, 0],
+    );
+    assert_eq!(
+        error_of(&system, SERVER),
+        Some(KernelError::InvalidArgument { index: 1 })
+    );
 
     // Map the 2 MiB frame: the effect carries the physical and guest addresses.
-    let effect = invoke(&mut system, &mut memory, SERVER, 9, VSpaceMap, [10, 0x4020_0000, MapAttributes::WRITE.0, 0]);
-    assert_eq!(effect, Effect::Map { vspace: 0, pa: 0x4020_0000, ipa: 0x4020_0000, size: 2 << 20, attributes: MapAttributes::WRITE });
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        9,
+        VSpaceMap,
+        [10, 0x4020_0000, MapAttributes::WRITE.0, 0],
+    );
+    assert_eq!(
+        effect,
+        Effect::Map {
+            vspace: 0,
+            pa: 0x4020_0000,
+            ipa: 0x4020_0000,
+            size: 2 << 20,
+            attributes: MapAttributes::WRITE
+        }
+    );
     // The same capability cannot be mapped somewhere else; a misaligned IPA is refused.
-    invoke(&mut system, &mut memory, SERVER, 9, VSpaceMap, [10, 0x4060_0000, 0, 0]);
-    assert_eq!(error_of(&system, SERVER), Some(KernelError::InvalidArgument { index: 0 }));
-    invoke(&mut system, &mut memory, SERVER, 9, VSpaceMap, [11, 0x4000_0800, 0, 0]);
-    assert_eq!(error_of(&system, SERVER), Some(KernelError::InvalidArgument { index: 1 }));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        9,
+        VSpaceMap,
+        [10, 0x4060_0000, 0, 0],
+    );
+    assert_eq!(
+        error_of(&system, SERVER),
+        Some(KernelError::InvalidArgument { index: 0 })
+    );
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        9,
+        VSpaceMap,
+        [11, 0x4000_0800, 0, 0],
+    );
+    assert_eq!(
+        error_of(&system, SERVER),
+        Some(KernelError::InvalidArgument { index: 1 })
+    );
     // A VSpace without spare tables cannot take a mapping that might need them.
     system.vspaces[0].free_tables = 1;
-    invoke(&mut system, &mut memory, SERVER, 9, VSpaceMap, [11, 0x4000_1000, 0, 0]);
-    assert!(matches!(error_of(&system, SERVER), Some(KernelError::IllegalOperation { .. })));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        9,
+        VSpaceMap,
+        [11, 0x4000_1000, 0, 0],
+    );
+    assert!(matches!(
+        error_of(&system, SERVER),
+        Some(KernelError::IllegalOperation { .. })
+    ));
     // The range itself is not mappable; only carved frames are.
     system.vspaces[0].free_tables = 4;
-    invoke(&mut system, &mut memory, SERVER, 9, VSpaceMap, [8, 0x4000_0000, 0, 0]);
-    assert_eq!(error_of(&system, SERVER), Some(KernelError::InvalidArgument { index: 0 }));
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        9,
+        VSpaceMap,
+        [8, 0x4000_0000, 0, 0],
+    );
+    assert_eq!(
+        error_of(&system, SERVER),
+        Some(KernelError::InvalidArgument { index: 0 })
+    );
 
     // Lend the 4 KiB frame to CLIENT through a reply (CLIENT named a receive slot).
     let client_buffer = system.tcb(CLIENT).ipc_buffer;
-    memory.0.insert((client_buffer, abi::message::IPC_BUFFER_RECEIVE_SLOT), 13);
+    memory
+        .0
+        .insert((client_buffer, abi::message::IPC_BUFFER_RECEIVE_SLOT), 13);
     let server_buffer = system.tcb(SERVER).ipc_buffer;
-    memory.0.insert((server_buffer, abi::message::IPC_BUFFER_SEND_CAP), 11);
-    syscall(&mut system, &mut memory, SERVER, Syscall::Recv, &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT], true);
-    syscall(&mut system, &mut memory, CLIENT, Syscall::Call, &[EP, message(0, 0)], true);
-    syscall(&mut system, &mut memory, SERVER, Syscall::ReplyRecv, &[EP, MessageInfo::new(0, 1, 0).raw(), 0, 0, 0, 0, abi::REPLY_SLOT], true);
-    assert!(matches!(system.lookup(CLIENT, 13), Ok(Cap::Frame(f)) if f.first_page == 0x4_0001 && f.is_carved()));
+    memory
+        .0
+        .insert((server_buffer, abi::message::IPC_BUFFER_SEND_CAP), 11);
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(0, 0)],
+        true,
+    );
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[
+            EP,
+            MessageInfo::new(0, 1, 0).raw(),
+            0,
+            0,
+            0,
+            0,
+            abi::REPLY_SLOT,
+        ],
+        true,
+    );
+    assert!(
+        matches!(system.lookup(CLIENT, 13), Ok(Cap::Frame(f)) if f.first_page == 0x4_0001 && f.is_carved())
+    );
 
     // Revoking the range unmaps the mapped frame and deletes every carved copy, the lent one too.
-    syscall(&mut system, &mut memory, CLIENT, Syscall::Call, &[EP, message(0, 0)], true);
-    let Effect::Revoke { region, first_page, pages } = invoke(&mut system, &mut memory, SERVER, 8, FrameRevoke, [0; 4]) else {
+    syscall(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        Syscall::Call,
+        &[EP, message(0, 0)],
+        true,
+    );
+    let Effect::Revoke {
+        region,
+        first_page,
+        pages,
+    } = invoke(&mut system, &mut memory, SERVER, 8, FrameRevoke, [0; 4])
+    else {
         panic!("revoke has an effect");
     };
     let mut unmapped = std::vec::Vec::new();
-    let revoked = system.revoke_frames(region, first_page, pages, |vspace, ipa, size| unmapped.push((vspace, ipa, size)));
-    assert_eq!(revoked, 3, "the mapped 2 MiB frame, the 4 KiB frame and its lent copy");
+    let revoked = system.revoke_frames(region, first_page, pages, |vspace, ipa, size| {
+        unmapped.push((vspace, ipa, size))
+    });
+    assert_eq!(
+        revoked, 3,
+        "the mapped 2 MiB frame, the 4 KiB frame and its lent copy"
+    );
     assert_eq!(unmapped, [(0, 0x4020_0000, 2 << 20)]);
-    assert_eq!(system.lookup(SERVER, 10), Err(KernelError::InvalidCapability { slot: 10 }));
-    assert_eq!(system.lookup(CLIENT, 13), Err(KernelError::InvalidCapability { slot: 13 }));
+    assert_eq!(
+        system.lookup(SERVER, 10),
+        Err(KernelError::InvalidCapability { slot: 10 })
+    );
+    assert_eq!(
+        system.lookup(CLIENT, 13),
+        Err(KernelError::InvalidCapability { slot: 13 })
+    );
     assert!(system.lookup(SERVER, 8).is_ok(), "the range itself stays");
 }

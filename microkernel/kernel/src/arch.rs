@@ -39,12 +39,12 @@ pub trait Arch {
     fn switch_vspace(root: u64);
     /// Drops cached translations and instructions after a server's memory was reloaded.
     fn invalidate_after_reload();
-    /// Break-before-make TLB maintenance for one stage-2 entry of the VSpace `vttbr` that was
-    /// just invalidated or had its permissions reduced: the IPA's stage-2 entries, then every
-    /// stage-1 entry of the VMID (they may hold the combined translation).
-    fn invalidate_guest_ipa(vttbr: u64, ipa: u64);
-    /// Drops every stage-1 and stage-2 TLB entry of the VSpace `vttbr`'s VMID.
-    fn invalidate_guest_all(vttbr: u64);
+    /// Installs the VMID of `vttbr` for TLB maintenance; returns what to put back.
+    fn enter_vmid(vttbr: u64) -> u64;
+    /// Puts back the VSpace `enter_vmid` replaced.
+    fn leave_vmid(previous: u64);
+    /// One barrier or TLB invalidation of a stage-2 plan, for the installed VMID.
+    fn tlb_op(op: kernel_core::stage2::TlbOp);
     /// Arms the preemption timer.
     fn arm_timer(microseconds: u64);
     /// The preemption timer's interrupt id.

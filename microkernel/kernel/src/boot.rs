@@ -272,7 +272,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                         region.name
                     )),
                     RegionKind::Ram => (
-                        memory.pages(region.size / PAGE_SIZE),
+                        memory.pages_aligned(region.size / PAGE_SIZE, 2 << 20),
                         region.size,
                         MemoryKind::Normal,
                     ),

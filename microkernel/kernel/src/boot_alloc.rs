@@ -40,6 +40,14 @@ impl BootAllocator {
         base
     }
 
+    /// `count` zeroed, contiguous pages starting at a multiple of `align` bytes (a power of two):
+    /// RAM regions are 2 MiB aligned so they can be lent and mapped as 2 MiB blocks. The pages
+    /// skipped to align are lost (boot-time only, at most `align` bytes per region).
+    pub fn pages_aligned(&mut self, count: u64, align: u64) -> u64 {
+        self.next = self.next.next_multiple_of(align);
+        self.pages(count)
+    }
+
     /// A zeroed, page-aligned array of `count` values made by `make`, living forever.
     pub fn array<T>(&mut self, count: usize, mut make: impl FnMut(usize) -> T) -> &'static mut [T] {
         assert!(core::mem::align_of::<T>() <= PAGE as usize);

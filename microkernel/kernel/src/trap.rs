@@ -203,7 +203,12 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             let space = &mut kernel.vspaces[usize::from(vspace)];
             let action = crate::vspace::map(space, ipa, pa, size, attributes);
             kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
-            kernel.system.set_result(caller, &[action as u64]);
+            match action {
+                Some(action) => kernel.system.set_result(caller, &[action as u64]),
+                None => kernel
+                    .system
+                    .set_error(caller, abi::KernelError::InvalidArgument { index: 1 }),
+            }
         }
         Effect::Unmap { vspace, ipa, size } => {
             let space = &mut kernel.vspaces[usize::from(vspace)];

@@ -77,167 +77,89 @@ impl TableMemory for GuestVSpace {
 }
 
 use crate::arch::{Arch, Current};
-/// What the kernel did for a `VSpaceMap`.
-pub use abi::vm::MapAction;
-use abi::vm::MapAttributes;
-use kernel_core::stage2::{Attributes, MemoryKind, page_descriptor};
+use abi::vm::{MapAction, MapAttributes};
+use kernel_core::stage2::{self, Action, Attributes, MemoryKind, PageSize, Plan, RemovedTable};
 
-const VALID: u64 = 1 << 0;
-const TABLE_OR_PAGE: u64 = 1 << 1;
-const ADDRESS: u64 = 0x0000_FFFF_FFFF_F000;
-/// S2AP and XN: the permission bits an in-place update may change (ARM ARM D8.3).
-const PERMISSIONS: u64 = (0b11 << 6) | (1 << 54);
-const S2AP_WRITE: u64 = 1 << 7;
-const XN: u64 = 1 << 54;
-const SIZE_2M: u64 = 2 << 20;
-
-fn index(ipa: u64, level: u32) -> usize {
-    ((ipa >> (12 + 9 * (3 - level))) & 511) as usize
-}
-
-/// The level-2 table covering `ipa`, created when missing.
-fn level2(space: &mut GuestVSpace, ipa: u64) -> u64 {
-    let root = space.root();
-    let entry = space.read(root, index(ipa, 1));
-    if entry & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE {
-        return entry & ADDRESS;
+fn page_size(bytes: u64) -> PageSize {
+    if bytes == PageSize::Size2M.bytes() {
+        PageSize::Size2M
+    } else {
+        PageSize::Size4K
     }
-    // Decode reserved two tables per mapping, so this cannot run dry.
-    let table = space.allocate_table().unwrap_or(0);
-    space.write(root, index(ipa, 1), table | VALID | TABLE_OR_PAGE);
-    table
 }
 
-/// The stage-2 mapping path (seed 002, after KVM arm64's `stage2_map_walker_try_leaf`):
-/// the same frame with the same attributes is a no-op; a change of permissions only is written
-/// in place without break-before-make (with TLB invalidation when access was taken away);
-/// anything else is break-before-make with `TLBI IPAS2E1IS` and `VMALLE1IS` for the VMID. A 2
-/// MiB block replacing a level-3 table frees that table.
+/// Runs a plan from kernel-core's mapping path (its writes and TLB maintenance, in order) with
+/// the VSpace's VMID installed for the invalidations, then frees what it took out.
+fn run(space: &mut GuestVSpace, plan: &Plan, removed: Option<RemovedTable>) {
+    let previous = Current::enter_vmid(space.vttbr);
+    stage2::apply(plan, space, Current::tlb_op);
+    Current::leave_vmid(previous);
+    if let Some(removed) = removed {
+        // A removed level-3 table has no tables below it; a removed level-2 table (a 1 GiB
+        // block replacing it) cannot happen: guests are mapped in pages and 2 MiB blocks.
+        let mut freed = [0u64; 8];
+        let mut count = 0;
+        stage2::tables_under(space, removed, &mut |table| {
+            if let Some(slot) = freed.get_mut(count) {
+                *slot = table;
+                count += 1;
+            }
+        });
+        for table in &freed[..count] {
+            space.release(*table);
+        }
+    }
+}
+
+/// The stage-2 mapping path (seed 002): kernel-core's prejudgement decides (same mapping: no-op;
+/// permissions only: in place; anything else: break-before-make with `TLBI IPAS2E1IS` +
+/// `VMALLE1IS`), and the kernel runs the plan. `None` when the walk refused (it cannot run out
+/// of tables: decode reserved them).
 pub fn map(
     space: &mut GuestVSpace,
     ipa: u64,
     pa: u64,
     size: u64,
     attributes: MapAttributes,
-) -> MapAction {
+) -> Option<MapAction> {
     let attributes = Attributes {
         writable: attributes.0 & MapAttributes::WRITE.0 != 0,
         executable: attributes.0 & MapAttributes::EXECUTE.0 != 0,
         kind: MemoryKind::Normal,
     };
-    let page = page_descriptor(pa, attributes);
-    let l2 = level2(space, ipa);
-    let (table, slot, wanted) = if size == SIZE_2M {
-        (l2, index(ipa, 2), page & !TABLE_OR_PAGE)
-    } else {
-        let entry = space.read(l2, index(ipa, 2));
-        let l3 = if entry & (VALID | TABLE_OR_PAGE) == VALID | TABLE_OR_PAGE {
-            entry & ADDRESS
-        } else {
-            if entry & VALID != 0 {
-                // A block covers the page: break it; its other pages fault and are remapped.
-                space.write(l2, index(ipa, 2), 0);
-                Current::invalidate_guest_all(space.vttbr);
-            }
-            let table = space.allocate_table().unwrap_or(0);
-            space.write(l2, index(ipa, 2), table | VALID | TABLE_OR_PAGE);
-            table
-        };
-        (l3, index(ipa, 3), page)
-    };
-    let existing = space.read(table, slot);
-    if existing & VALID == 0 {
-        space.write(table, slot, wanted);
-        return MapAction::Installed;
-    }
-    if existing == wanted {
-        return MapAction::NoOp;
-    }
-    let is_table = size == SIZE_2M && existing & TABLE_OR_PAGE != 0;
-    if !is_table && existing & !PERMISSIONS == wanted & !PERMISSIONS {
-        space.write(table, slot, wanted);
-        let lost_write = existing & S2AP_WRITE != 0 && wanted & S2AP_WRITE == 0;
-        let lost_exec = existing & XN == 0 && wanted & XN != 0;
-        if lost_write || lost_exec {
-            Current::invalidate_guest_ipa(space.vttbr, ipa);
-        }
-        return MapAction::UpdatedInPlace;
-    }
-    // Break before make.
-    space.write(table, slot, 0);
-    Current::invalidate_guest_ipa(space.vttbr, ipa);
-    if is_table {
-        Current::invalidate_guest_all(space.vttbr);
-        space.release(existing & ADDRESS);
-    }
-    space.write(table, slot, wanted);
-    MapAction::Replaced
+    let root = space.root();
+    let outcome = stage2::map(space, root, ipa, pa, page_size(size), attributes).ok()?;
+    run(space, &outcome.plan, outcome.removed_table);
+    Some(match outcome.action {
+        Action::Install => MapAction::Installed,
+        Action::NoOp => MapAction::NoOp,
+        Action::UpdateInPlace { .. } => MapAction::UpdatedInPlace,
+        Action::BreakBeforeMake { .. } => MapAction::Replaced,
+    })
 }
 
-/// Removes the mapping at `ipa`: a 4 KiB page, or the 2 MiB block containing it (a 4 KiB
-/// unmap inside a block removes the block; its other pages fault and are remapped).
+/// Removes the mapping of `size` at `ipa` (a page inside a block removes the whole block: its
+/// other pages fault and are mapped again).
 pub fn unmap(space: &mut GuestVSpace, ipa: u64, size: u64) {
     let root = space.root();
-    let l1 = space.read(root, index(ipa, 1));
-    if l1 & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
-        return;
-    }
-    let l2 = l1 & ADDRESS;
-    let entry = space.read(l2, index(ipa, 2));
-    if entry & VALID == 0 {
-        return;
-    }
-    if entry & TABLE_OR_PAGE == 0 || size == SIZE_2M {
-        space.write(l2, index(ipa, 2), 0);
-        Current::invalidate_guest_all(space.vttbr);
-        if entry & TABLE_OR_PAGE != 0 {
-            space.release(entry & ADDRESS);
-        }
-        return;
-    }
-    let l3 = entry & ADDRESS;
-    if space.read(l3, index(ipa, 3)) & VALID != 0 {
-        space.write(l3, index(ipa, 3), 0);
-        Current::invalidate_guest_ipa(space.vttbr, ipa);
+    let outcome = match stage2::unmap(space, root, ipa, page_size(size)) {
+        Err(stage2::MapError::WouldSplitBlock) => stage2::unmap(
+            space,
+            root,
+            ipa & !(PageSize::Size2M.bytes() - 1),
+            PageSize::Size2M,
+        ),
+        other => other,
+    };
+    if let Ok(outcome) = outcome {
+        run(space, &outcome.plan, outcome.removed_table);
     }
 }
 
-/// Makes every mapping in `ipa .. ipa + len` read-only (dirty logging): permissions only, in
-/// place, then one invalidation of the VMID.
+/// Makes every mapping in `ipa .. ipa + len` read-only (dirty logging).
 pub fn write_protect(space: &mut GuestVSpace, ipa: u64, len: u64) {
     let root = space.root();
-    let mut at = ipa;
-    let end = ipa.saturating_add(len);
-    let mut changed = false;
-    while at < end {
-        let l1 = space.read(root, index(at, 1));
-        if l1 & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
-            at = (at | ((1 << 30) - 1)) + 1;
-            continue;
-        }
-        let l2 = l1 & ADDRESS;
-        let entry = space.read(l2, index(at, 2));
-        if entry & VALID != 0 && entry & TABLE_OR_PAGE == 0 {
-            if entry & S2AP_WRITE != 0 {
-                space.write(l2, index(at, 2), entry & !S2AP_WRITE);
-                changed = true;
-            }
-            at = (at | (SIZE_2M - 1)) + 1;
-            continue;
-        }
-        if entry & VALID != 0 {
-            let l3 = entry & ADDRESS;
-            let page = space.read(l3, index(at, 3));
-            if page & VALID != 0 && page & S2AP_WRITE != 0 {
-                space.write(l3, index(at, 3), page & !S2AP_WRITE);
-                changed = true;
-            }
-            at += 4096;
-        } else {
-            at = (at | (SIZE_2M - 1)) + 1;
-        }
-    }
-    if changed {
-        Current::invalidate_guest_all(space.vttbr);
+    if let Ok(outcome) = stage2::write_protect(space, root, ipa, len) {
+        run(space, &outcome.plan, None);
     }
 }

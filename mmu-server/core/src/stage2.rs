@@ -23,7 +23,9 @@ pub mod retry;
 pub mod slots;
 
 pub use dirty::DirtyLog;
-pub use fault::{Backing, BackingError, Decision, Fault, Frame, MapPlan, Resolution, Stage2Mapper, plan_fault};
+pub use fault::{
+    Backing, BackingError, Decision, Fault, Frame, MapPlan, Resolution, Stage2Mapper, plan_fault,
+};
 pub use slots::{Slot, Slots};
 
 use kernel_core::stage2::PageSize;
@@ -88,7 +90,12 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
     }
 
     /// Starts dirty logging on `[ipa, ipa + len)`.
-    pub fn enable_dirty_log(&mut self, ipa: u64, len: u64, mapper: &mut impl Stage2Mapper) -> Result<(), MmuError> {
+    pub fn enable_dirty_log(
+        &mut self,
+        ipa: u64,
+        len: u64,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
         self.dirty.enable(&mut self.slots, ipa, len, mapper)
     }
 
@@ -104,7 +111,12 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
 
     /// Sets slot `number`. A slot it replaces is unmapped first, so no mapping of the old
     /// backing outlives it; if unmapping fails nothing changes.
-    pub fn set_slot(&mut self, number: u8, spec: SlotSpec, mapper: &mut impl Stage2Mapper) -> Result<(), MmuError> {
+    pub fn set_slot(
+        &mut self,
+        number: u8,
+        spec: SlotSpec,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
         let mut next = self.slots.clone();
         if let Some(old) = next.set(number, spec)? {
             mapper.unmap(old.ipa, old.len).map_err(fault::refused)?;
@@ -115,7 +127,11 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
     }
 
     /// Removes slot `number` and unmaps its range (nothing changes if unmapping fails).
-    pub fn delete_slot(&mut self, number: u8, mapper: &mut impl Stage2Mapper) -> Result<(), MmuError> {
+    pub fn delete_slot(
+        &mut self,
+        number: u8,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
         let old = self.slots.get(number).ok_or(MmuError::NoSlot)?;
         mapper.unmap(old.ipa, old.len).map_err(fault::refused)?;
         self.slots.remove(number);
@@ -124,7 +140,12 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
     }
 
     /// Answers one request of the vmm (the server binary's whole handler).
-    pub fn handle(&mut self, request: Request, backing: &mut impl Backing, mapper: &mut impl Stage2Mapper) -> Response {
+    pub fn handle(
+        &mut self,
+        request: Request,
+        backing: &mut impl Backing,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Response {
         match request {
             Request::HandleStage2Fault {
                 ipa,
@@ -138,23 +159,28 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
                     exec,
                     permission,
                 };
-                self.handle_fault(fault, backing, mapper).map(|resolution| match resolution {
-                    Resolution::NotMemory => Reply::NotMemory,
-                    Resolution::Mapped(size) => Reply::Mapped {
-                        size: if size == PageSize::Size4K {
-                            MappedSize::Size4K
-                        } else {
-                            MappedSize::Size2M
+                self.handle_fault(fault, backing, mapper)
+                    .map(|resolution| match resolution {
+                        Resolution::NotMemory => Reply::NotMemory,
+                        Resolution::Mapped(size) => Reply::Mapped {
+                            size: if size == PageSize::Size4K {
+                                MappedSize::Size4K
+                            } else {
+                                MappedSize::Size2M
+                            },
                         },
-                    },
-                })
+                    })
             }
-            Request::EnableDirtyLog { ipa, len } => self.enable_dirty_log(ipa, len, mapper).map(|()| Reply::Done),
+            Request::EnableDirtyLog { ipa, len } => self
+                .enable_dirty_log(ipa, len, mapper)
+                .map(|()| Reply::Done),
             Request::GetAndClearDirtyLog { ipa, len } => self
                 .get_and_clear_dirty_log(ipa, len, mapper)
                 .map(|words| Reply::DirtyBitmap { words }),
             Request::Counters => Ok(Reply::Counters(self.counters)),
-            Request::SetSlot { slot, spec } => self.set_slot(slot, spec, mapper).map(|()| Reply::Done),
+            Request::SetSlot { slot, spec } => {
+                self.set_slot(slot, spec, mapper).map(|()| Reply::Done)
+            }
             Request::DeleteSlot { slot } => self.delete_slot(slot, mapper).map(|()| Reply::Done),
         }
     }

@@ -68,37 +68,66 @@ pub const fn call_answer(answer: &Result<mmu_api::Response, CallError>) -> MmuAn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::{Conduit, MmuPlan, after_mmu};
+    use crate::exit::{MmuPlan, after_mmu};
+    use crate::hypercall::Conduit;
     use mmu_api::{FaultCounters, MappedSize};
 
     fn fault(status: FaultStatus, write: bool, instruction: bool) -> Stage2Fault {
-        Stage2Fault { ipa: 0x4020_0010, write, instruction, status }
+        Stage2Fault {
+            ipa: 0x4020_0010,
+            write,
+            instruction,
+            status,
+        }
     }
 
     #[test]
     fn fault_requests_carry_the_access_and_the_permission_class() {
         assert_eq!(
             fault_request(&fault(FaultStatus::Translation { level: 3 }, false, false)),
-            Request::HandleStage2Fault { ipa: 0x4020_0010, write: false, exec: false, permission: false }
+            Request::HandleStage2Fault {
+                ipa: 0x4020_0010,
+                write: false,
+                exec: false,
+                permission: false
+            }
         );
         assert_eq!(
             fault_request(&fault(FaultStatus::Permission { level: 3 }, true, false)),
-            Request::HandleStage2Fault { ipa: 0x4020_0010, write: true, exec: false, permission: true }
+            Request::HandleStage2Fault {
+                ipa: 0x4020_0010,
+                write: true,
+                exec: false,
+                permission: true
+            }
         );
         assert_eq!(
             fault_request(&fault(FaultStatus::AccessFlag { level: 2 }, false, true)),
-            Request::HandleStage2Fault { ipa: 0x4020_0010, write: false, exec: true, permission: false }
+            Request::HandleStage2Fault {
+                ipa: 0x4020_0010,
+                write: false,
+                exec: true,
+                permission: false
+            }
         );
     }
 
     #[test]
     fn fault_answers() {
-        let mapped = Ok(Ok(Reply::Mapped { size: MappedSize::Size2M }));
+        let mapped = Ok(Ok(Reply::Mapped {
+            size: MappedSize::Size2M,
+        }));
         assert_eq!(fault_answer(&mapped), Stage2Answer::Mapped);
-        assert_eq!(fault_answer(&Ok(Ok(Reply::NotMemory))), Stage2Answer::NotMemory);
+        assert_eq!(
+            fault_answer(&Ok(Ok(Reply::NotMemory))),
+            Stage2Answer::NotMemory
+        );
         let exhausted = Ok(Err(MmuError::BackingRetriesExhausted { attempts: 8 }));
         assert_eq!(fault_answer(&exhausted), Stage2Answer::Retry);
-        assert_eq!(fault_answer(&Err(CallError::Restarted { generation: 3 })), Stage2Answer::Retry);
+        assert_eq!(
+            fault_answer(&Err(CallError::Restarted { generation: 3 })),
+            Stage2Answer::Retry
+        );
         for failed in [
             Ok(Err(MmuError::OutOfMemory)),
             Ok(Err(MmuError::MappingRefused)),
@@ -114,32 +143,72 @@ mod tests {
     #[test]
     fn call_requests() {
         assert_eq!(
-            call_request(&MmuCall::DirtyLogEnable { ipa: 0x4020_0000, len: 1 << 20 }),
-            Request::EnableDirtyLog { ipa: 0x4020_0000, len: 1 << 20 }
+            call_request(&MmuCall::DirtyLogEnable {
+                ipa: 0x4020_0000,
+                len: 1 << 20
+            }),
+            Request::EnableDirtyLog {
+                ipa: 0x4020_0000,
+                len: 1 << 20
+            }
         );
         assert_eq!(
-            call_request(&MmuCall::DirtyLogGetAndClear { ipa: 0x4020_0000, len: 1 << 20 }),
-            Request::GetAndClearDirtyLog { ipa: 0x4020_0000, len: 1 << 20 }
+            call_request(&MmuCall::DirtyLogGetAndClear {
+                ipa: 0x4020_0000,
+                len: 1 << 20
+            }),
+            Request::GetAndClearDirtyLog {
+                ipa: 0x4020_0000,
+                len: 1 << 20
+            }
         );
         assert_eq!(call_request(&MmuCall::Stage2Faults), Request::Counters);
     }
 
     #[test]
     fn call_answers_become_guest_results() {
-        let plan = |call| MmuPlan { call, conduit: Conduit::Hvc };
-        let counters = Ok(Ok(Reply::Counters(FaultCounters { pages_4k: 12, blocks_2m: 3, permission: 4 })));
-        assert_eq!(call_answer(&counters), MmuAnswer::Counters { pages: 12, blocks: 3, permission: 4 });
+        let plan = |call| MmuPlan {
+            call,
+            conduit: Conduit::Hvc,
+        };
+        let counters = Ok(Ok(Reply::Counters(FaultCounters {
+            pages_4k: 12,
+            blocks_2m: 3,
+            permission: 4,
+        })));
+        assert_eq!(
+            call_answer(&counters),
+            MmuAnswer::Counters {
+                pages: 12,
+                blocks: 3,
+                permission: 4
+            }
+        );
         let resume = after_mmu(&plan(MmuCall::Stage2Faults), call_answer(&counters));
         assert_eq!(resume.words, [0, 0, 0, 12, 3, 4]);
-        let bitmap = Ok(Ok(Reply::DirtyBitmap { words: [1, 2, 3, 4] }));
+        let bitmap = Ok(Ok(Reply::DirtyBitmap {
+            words: [1, 2, 3, 4],
+        }));
         assert_eq!(call_answer(&bitmap), MmuAnswer::Bitmap([1, 2, 3, 4]));
         assert_eq!(call_answer(&Ok(Ok(Reply::Done))), MmuAnswer::Done);
         assert_eq!(call_answer(&Ok(Err(MmuError::NoSlot))), MmuAnswer::Refused);
-        assert_eq!(call_answer(&Ok(Err(MmuError::BadRange))), MmuAnswer::Refused);
-        assert_eq!(call_answer(&Ok(Err(MmuError::OutOfMemory))), MmuAnswer::Failed);
-        assert_eq!(call_answer(&Err(CallError::Restarted { generation: 1 })), MmuAnswer::Failed);
+        assert_eq!(
+            call_answer(&Ok(Err(MmuError::BadRange))),
+            MmuAnswer::Refused
+        );
+        assert_eq!(
+            call_answer(&Ok(Err(MmuError::OutOfMemory))),
+            MmuAnswer::Failed
+        );
+        assert_eq!(
+            call_answer(&Err(CallError::Restarted { generation: 1 })),
+            MmuAnswer::Failed
+        );
         // The wrong kind of reply: after_mmu answers INTERNAL_FAILURE.
-        let wrong = after_mmu(&plan(MmuCall::DirtyLogEnable { ipa: 0, len: 4096 }), call_answer(&counters));
+        let wrong = after_mmu(
+            &plan(MmuCall::DirtyLogEnable { ipa: 0, len: 4096 }),
+            call_answer(&counters),
+        );
         assert_eq!(wrong.words[2] as i64, -6);
     }
 }

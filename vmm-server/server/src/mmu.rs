@@ -1,12 +1,48 @@
-//! The mmu-server adapter (placeholder until mmu-api lands).
+//! Calls to the mmu-server (`mmu_api::Mmu` on the `mmu` endpoint). The translation of plans to
+//! requests and of replies to answers is `vmm_core::mmu`, host-tested; this file only makes the
+//! call and puts the failures a human should see on the console.
+
 use abi::CPtr;
+use userlib::println;
 use vmm_core::exit::{MmuAnswer, Stage2Answer, Stage2Fault};
 use vmm_core::hypercall::MmuCall;
 
-pub fn resolve(_mmu: CPtr, _fault: &Stage2Fault) -> Stage2Answer {
-    Stage2Answer::NotMemory
+fn call(mmu: CPtr, request: &mmu_api::Request) -> Result<mmu_api::Response, ipc::CallError> {
+    let answer = ipc::call::<mmu_api::Mmu>(&mut userlib::Kernel, mmu, request);
+    match &answer {
+        Err(error) => println!("vmm: mmu-server call failed: {error}"),
+        Ok(Err(error)) => defmt::info!("mmu-server refused: {=str}", display(error)),
+        Ok(Ok(_)) => {}
+    }
+    answer
 }
 
-pub fn carry_out(_mmu: CPtr, _call: &MmuCall) -> MmuAnswer {
-    MmuAnswer::Failed
+/// Resolves a stage-2 fault.
+pub fn resolve(mmu: CPtr, fault: &Stage2Fault) -> Stage2Answer {
+    let answer = call(mmu, &vmm_core::mmu::fault_request(fault));
+    let resolved = vmm_core::mmu::fault_answer(&answer);
+    if let (Stage2Answer::Failed, Ok(Err(error))) = (resolved, &answer) {
+        println!(
+            "vmm: stage-2 fault at {:#x} not resolved: {error}",
+            fault.ipa
+        );
+    }
+    resolved
+}
+
+/// Carries out a vendor hypercall.
+pub fn carry_out(mmu: CPtr, request: &MmuCall) -> MmuAnswer {
+    vmm_core::mmu::call_answer(&call(mmu, &vmm_core::mmu::call_request(request)))
+}
+
+/// A short name for an error in the defmt log (the Display text goes to the console).
+fn display(error: &mmu_api::MmuError) -> &'static str {
+    match error {
+        mmu_api::MmuError::NoSlot => "no slot",
+        mmu_api::MmuError::BadRange => "bad range",
+        mmu_api::MmuError::BackingRetriesExhausted { .. } => "backing retries exhausted",
+        mmu_api::MmuError::BackingFailed => "backing failed",
+        mmu_api::MmuError::OutOfMemory => "out of memory",
+        mmu_api::MmuError::MappingRefused => "mapping refused",
+    }
 }

@@ -1,7 +1,7 @@
 //! Seed 002, the stage-2 prejudgement: how to change one live descriptor, decided before any
 //! write, and the exact order of writes, barriers and TLB invalidations that makes it safe.
 //!
-//! The rule (KVM arm64 `stage2_map_walker_try_leaf`, ARM ARM D8.14.1 "Using break-before-make
+//! The rule (KVM arm64 `stage2_map_walker_try_leaf`, ARM ARM D8.14 "Using break-before-make
 //! when updating translation table entries"):
 //!
 //! | existing → wanted                                   | action            | TLB maintenance |
@@ -56,7 +56,7 @@ pub enum Removed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlbOp {
     /// `DSB ISH`: prior writes and TLB invalidations are complete for the inner-shareable
-    /// domain (ARM ARM D8.14.2 "Ordering and completion of TLB maintenance instructions").
+    /// domain (ARM ARM D8.13, TLB maintenance: completion needs a DSB).
     DsbIsh,
     /// `DSB ISHST`: prior writes are visible to the table walkers of the inner-shareable domain.
     DsbIshst,

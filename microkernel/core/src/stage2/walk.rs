@@ -98,6 +98,20 @@ pub fn map(
                 memory.write(table, index, table_descriptor(next));
                 table = next;
             }
+            Entry::Leaf {
+                pa: block_pa,
+                size: block_size,
+                attributes: block_attributes,
+            } if block_attributes == attributes && block_pa + ipa % block_size.bytes() == pa => {
+                // The block already maps the target exactly so (a spurious or repeated fault):
+                // keep the block, nothing to do.
+                return Ok(MapOutcome {
+                    action: Action::NoOp,
+                    level,
+                    plan: Plan::EMPTY,
+                    removed_table: None,
+                });
+            }
             Entry::Leaf { .. } => {
                 // A block covers the target: build the new path below it off to the side (not
                 // reachable yet), then replace the block by it with break-before-make.

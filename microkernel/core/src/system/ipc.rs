@@ -338,9 +338,17 @@ impl System<'_> {
         }
         let address = exit.map_or(0, |exit| exit.words[1]);
         if action.contains(VmReply::INJECT_UNDEFINED) {
-            Effect::InjectException { tcb: guest, abort: false, address }
+            Effect::InjectException {
+                tcb: guest,
+                abort: false,
+                address,
+            }
         } else if action.contains(VmReply::INJECT_ABORT) {
-            Effect::InjectException { tcb: guest, abort: true, address }
+            Effect::InjectException {
+                tcb: guest,
+                abort: true,
+                address,
+            }
         } else {
             Effect::None
         }
@@ -425,14 +433,23 @@ impl System<'_> {
 
     /// Hands a guest exit to the vmm: badge, label `VmExit`, nine words (four in registers,
     /// the rest in its IPC buffer).
-    fn deliver_vm_exit(&mut self, memory: &mut impl IpcMemory, to: TcbId, badge: u64, exit: VmExit) {
+    fn deliver_vm_exit(
+        &mut self,
+        memory: &mut impl IpcMemory,
+        to: TcbId,
+        badge: u64,
+        exit: VmExit,
+    ) {
         let words = exit.to_words();
         for (index, value) in words.iter().enumerate().skip(REGISTER_MESSAGE_WORDS) {
             memory.write_word(self.tcb(to), index, *value);
         }
         let context = &mut self.tcb_mut(to).context;
         context.set_x(0, badge);
-        context.set_x(1, MessageInfo::new(FaultKind::VmExit as u64, 0, words.len() as u64).raw());
+        context.set_x(
+            1,
+            MessageInfo::new(FaultKind::VmExit as u64, 0, words.len() as u64).raw(),
+        );
         for (index, value) in words.iter().take(REGISTER_MESSAGE_WORDS).enumerate() {
             context.set_x(2 + index, *value);
         }
@@ -446,7 +463,12 @@ impl System<'_> {
             return Effect::None;
         }
         self.tcb_mut(me).vm_exit = Some(exit);
-        let fault = FaultInfo { kind: FaultKind::VmExit, pc: exit.pc, address: exit.words[1], syndrome: exit.esr };
+        let fault = FaultInfo {
+            kind: FaultKind::VmExit,
+            pc: exit.pc,
+            address: exit.words[1],
+            syndrome: exit.esr,
+        };
         self.handle_fault(memory, fault)
     }
 

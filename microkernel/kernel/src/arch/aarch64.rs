@@ -73,12 +73,18 @@ impl super::Arch for Aarch64 {
         cpu::invalidate_after_reload();
     }
 
-    fn invalidate_guest_ipa(vttbr: u64, ipa: u64) {
-        cpu::invalidate_guest_ipa(vttbr, ipa);
+    fn enter_vmid(vttbr: u64) -> u64 {
+        let previous = VTTBR_EL2.get();
+        cpu::switch_vspace(vttbr);
+        previous
     }
 
-    fn invalidate_guest_all(vttbr: u64) {
-        cpu::invalidate_guest_all(vttbr);
+    fn leave_vmid(previous: u64) {
+        cpu::switch_vspace(previous);
+    }
+
+    fn tlb_op(op: kernel_core::stage2::TlbOp) {
+        cpu::tlb_op(op);
     }
 
     fn arm_timer(microseconds: u64) {

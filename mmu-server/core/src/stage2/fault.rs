@@ -47,7 +47,12 @@ pub enum BackingError {
 pub trait Backing {
     /// The frame holding byte `offset` of `region`, of `size` if the backing has one that
     /// large and aligned, else smaller.
-    fn frame_for(&mut self, region: u16, offset: u64, size: PageSize) -> Result<Frame, BackingError>;
+    fn frame_for(
+        &mut self,
+        region: u16,
+        offset: u64,
+        size: PageSize,
+    ) -> Result<Frame, BackingError>;
 
     /// Called between a `Retry` and the next attempt (`attempt` = attempts made so far); the
     /// server binary yields so the backing's owner can make progress. Default: nothing.
@@ -60,7 +65,13 @@ pub trait Backing {
 /// binary, `kernel_core::stage2` over in-memory tables in tests).
 pub trait Stage2Mapper {
     /// Maps `frame` at `ipa` (aligned to `size`) with `attributes`; the kernel applies seed 002.
-    fn map(&mut self, ipa: u64, frame: Frame, size: PageSize, attributes: Attributes) -> Result<(), MapError>;
+    fn map(
+        &mut self,
+        ipa: u64,
+        frame: Frame,
+        size: PageSize,
+        attributes: Attributes,
+    ) -> Result<(), MapError>;
     /// Removes write permission from every leaf mapping part of `[ipa, ipa + len)`.
     fn write_protect(&mut self, ipa: u64, len: u64) -> Result<(), MapError>;
     /// Unmaps everything in `[ipa, ipa + len)`.
@@ -116,7 +127,11 @@ pub enum Decision {
 }
 
 /// Decides what to do for `fault`, touching nothing.
-pub fn plan_fault<const S: usize, const W: usize>(slots: &Slots<S>, dirty: &DirtyLog<W>, fault: Fault) -> Decision {
+pub fn plan_fault<const S: usize, const W: usize>(
+    slots: &Slots<S>,
+    dirty: &DirtyLog<W>,
+    fault: Fault,
+) -> Decision {
     let Some((_, slot)) = slots.lookup(fault.ipa) else {
         return Decision::NotMemory;
     };
@@ -130,7 +145,11 @@ pub fn plan_fault<const S: usize, const W: usize>(slots: &Slots<S>, dirty: &Dirt
         page,
         region: slot.region,
         offset: slot.offset_of(page),
-        max_size: if blocks { PageSize::Size2M } else { PageSize::Size4K },
+        max_size: if blocks {
+            PageSize::Size2M
+        } else {
+            PageSize::Size4K
+        },
         attributes: Attributes {
             writable: !slot.read_only && (!logged || fault.write),
             executable: true,
@@ -152,7 +171,9 @@ pub fn resolve<const W: usize>(
 ) -> Result<PageSize, MmuError> {
     let frame = frame_with_retry(backing, plan.region, plan.offset, plan.max_size)?;
     let ipa = plan.page & !(frame.size.bytes() - 1);
-    mapper.map(ipa, frame, frame.size, plan.attributes).map_err(refused)?;
+    mapper
+        .map(ipa, frame, frame.size, plan.attributes)
+        .map_err(refused)?;
     if plan.mark_dirty {
         dirty.mark(plan.page);
     }

@@ -86,7 +86,11 @@ mod tests {
     fn retries_below_the_bound_succeed() {
         for k in 0..u32::from(MAX_ATTEMPTS) {
             let mut backing = flaky(k);
-            assert_eq!(frame_with_retry(&mut backing, 0, 0, PageSize::Size4K), Ok(FRAME), "k = {k}");
+            assert_eq!(
+                frame_with_retry(&mut backing, 0, 0, PageSize::Size4K),
+                Ok(FRAME),
+                "k = {k}"
+            );
             assert_eq!((backing.calls, backing.waits), (k + 1, k));
         }
     }
@@ -102,7 +106,11 @@ mod tests {
                 }),
                 "k = {k}"
             );
-            assert_eq!(backing.calls, u32::from(MAX_ATTEMPTS), "never more calls than the bound");
+            assert_eq!(
+                backing.calls,
+                u32::from(MAX_ATTEMPTS),
+                "never more calls than the bound"
+            );
         }
     }
 

@@ -37,7 +37,8 @@ impl Slot {
             .iter()
             .all(|value| value.is_multiple_of(PAGE_SIZE));
         let ipa_end = spec.ipa.checked_add(spec.len);
-        let fits = ipa_end.is_some_and(|end| end <= IPA_LIMIT) && spec.offset.checked_add(spec.len).is_some();
+        let fits = ipa_end.is_some_and(|end| end <= IPA_LIMIT)
+            && spec.offset.checked_add(spec.len).is_some();
         if !aligned || spec.len == 0 || !fits {
             return Err(MmuError::BadRange);
         }
@@ -130,14 +131,20 @@ impl<const N: usize> Slots<N> {
         if overlapping {
             return Err(MmuError::BadRange);
         }
-        let previous = self.slots.get_mut(index).and_then(|entry| entry.replace(slot));
+        let previous = self
+            .slots
+            .get_mut(index)
+            .and_then(|entry| entry.replace(slot));
         self.generation += 1;
         Ok(previous)
     }
 
     /// Removes slot `number`; returns it.
     pub fn remove(&mut self, number: u8) -> Option<Slot> {
-        let removed = self.slots.get_mut(usize::from(number)).and_then(Option::take);
+        let removed = self
+            .slots
+            .get_mut(usize::from(number))
+            .and_then(Option::take);
         if removed.is_some() {
             self.generation += 1;
         }
@@ -198,16 +205,19 @@ mod tests {
         assert_eq!(slots.set(0, spec(0x4000_0000, 64 * MIB, 0)), Ok(None));
         assert_eq!(slots.generation(), 1);
         for bad in [
-            spec(0x43FF_F000, 2 * 4096, 0),    // overlaps the end
-            spec(0x3FFF_F000, 2 * 4096, 0),    // overlaps the start
-            spec(0x4000_0800, 4096, 0),        // misaligned
-            spec(0x5000_0000, 0, 0),           // empty
-            spec(IPA_LIMIT - 4096, 8192, 0),   // beyond the IPA space
+            spec(0x43FF_F000, 2 * 4096, 0),           // overlaps the end
+            spec(0x3FFF_F000, 2 * 4096, 0),           // overlaps the start
+            spec(0x4000_0800, 4096, 0),               // misaligned
+            spec(0x5000_0000, 0, 0),                  // empty
+            spec(IPA_LIMIT - 4096, 8192, 0),          // beyond the IPA space
             spec(0x5000_0000, 4096, u64::MAX - 4095), // region range wraps
         ] {
             assert_eq!(slots.set(1, bad), Err(MmuError::BadRange), "{bad:?}");
         }
-        assert_eq!(slots.set(4, spec(0x5000_0000, 4096, 0)), Err(MmuError::BadRange));
+        assert_eq!(
+            slots.set(4, spec(0x5000_0000, 4096, 0)),
+            Err(MmuError::BadRange)
+        );
         assert_eq!(slots.generation(), 1, "refusals change nothing");
         slots.set(1, spec(0x4400_0000, 4096, 0)).unwrap();
         // Replacing a slot by itself, moved, is allowed (it does not overlap itself).
@@ -230,10 +240,16 @@ mod tests {
         let slot = Slot::from_spec(spec(0x4000_0000, 5 * MIB, 0x20_0000)).unwrap();
         assert!(slot.fits_leaf(0x4000_1000, PageSize::Size2M));
         assert!(slot.fits_leaf(0x403F_F000, PageSize::Size2M));
-        assert!(!slot.fits_leaf(0x4040_0000, PageSize::Size2M), "the block would pass the end");
+        assert!(
+            !slot.fits_leaf(0x4040_0000, PageSize::Size2M),
+            "the block would pass the end"
+        );
         assert!(slot.fits_leaf(0x404F_F000, PageSize::Size4K));
         let skewed = Slot::from_spec(spec(0x4000_0000, 8 * MIB, 0x1000)).unwrap();
-        assert!(!skewed.fits_leaf(0x4020_0000, PageSize::Size2M), "offset not congruent");
+        assert!(
+            !skewed.fits_leaf(0x4020_0000, PageSize::Size2M),
+            "offset not congruent"
+        );
         assert_eq!(skewed.offset_of(0x4020_0000), 0x20_1000);
     }
 }

@@ -3,6 +3,7 @@
 //! mapping failures, get-and-clear, bounded retry through the whole fault path, slot changes, and
 //! the request dispatcher. `property` checks translation and dirty bits over random sequences.
 
+mod dirty_log;
 mod fakes;
 mod property;
 
@@ -74,11 +75,18 @@ const RWX: Attributes = Attributes {
 fn no_slot_or_a_write_to_a_read_only_slot_is_not_memory() {
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, true, true));
     for fault in [read(0x0900_0000), write(0x2000_0000), write(RAM + 0x1000)] {
-        assert_eq!(vm.handle_fault(fault, &mut backing, &mut mapper), Ok(Resolution::NotMemory));
+        assert_eq!(
+            vm.handle_fault(fault, &mut backing, &mut mapper),
+            Ok(Resolution::NotMemory)
+        );
     }
-    assert!(backing.calls.is_empty() && mapper.maps() == 0, "nothing asked, nothing mapped");
+    assert!(
+        backing.calls.is_empty() && mapper.maps() == 0,
+        "nothing asked, nothing mapped"
+    );
     // A read of the ROM maps it read-only.
-    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper).unwrap();
+    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper)
+        .unwrap();
     assert!(!mapper.translate(RAM + 0x1000).unwrap().1.writable);
 }
 
@@ -88,44 +96,90 @@ fn the_size_is_a_block_only_where_slot_alignment_and_backing_all_allow() {
     let page = Resolution::Mapped(PageSize::Size4K);
     // Allowed, aligned, contiguous: a block, mapping the block's frame.
     let (mut vm, mut backing, mut mapper) = vm_with(ram(5 * MIB, true, false));
-    assert_eq!(vm.handle_fault(read(RAM + 0x2_3456), &mut backing, &mut mapper), Ok(block));
-    assert_eq!(mapper.translate(RAM + 0x1F_F000), Some((region_base(3) + 0x1F_F000, RWX)));
+    assert_eq!(
+        vm.handle_fault(read(RAM + 0x2_3456), &mut backing, &mut mapper),
+        Ok(block)
+    );
+    assert_eq!(
+        mapper.translate(RAM + 0x1F_F000),
+        Some((region_base(3) + 0x1F_F000, RWX))
+    );
     // The last 1 MiB of the slot cannot hold a block.
-    assert_eq!(vm.handle_fault(read(RAM + 0x41_0000), &mut backing, &mut mapper), Ok(page));
+    assert_eq!(
+        vm.handle_fault(read(RAM + 0x41_0000), &mut backing, &mut mapper),
+        Ok(page)
+    );
     // The backing has no 2 MiB frame: 4 KiB.
     backing.contiguous = false;
-    assert_eq!(vm.handle_fault(read(RAM + 0x20_0000), &mut backing, &mut mapper), Ok(page));
-    assert_eq!(backing.calls.last(), Some(&(3, 0x20_0000, PageSize::Size2M)), "asked for 2 MiB");
-    assert_eq!(vm.counters(), FaultCounters { pages_4k: 2, blocks_2m: 1, permission: 0 });
+    assert_eq!(
+        vm.handle_fault(read(RAM + 0x20_0000), &mut backing, &mut mapper),
+        Ok(page)
+    );
+    assert_eq!(
+        backing.calls.last(),
+        Some(&(3, 0x20_0000, PageSize::Size2M)),
+        "asked for 2 MiB"
+    );
+    assert_eq!(
+        vm.counters(),
+        FaultCounters {
+            pages_4k: 2,
+            blocks_2m: 1,
+            permission: 0
+        }
+    );
     // Blocks not allowed by the slot.
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, false, false));
-    assert_eq!(vm.handle_fault(read(RAM), &mut backing, &mut mapper), Ok(page));
+    assert_eq!(
+        vm.handle_fault(read(RAM), &mut backing, &mut mapper),
+        Ok(page)
+    );
     assert_eq!(backing.calls, vec![(3, 0, PageSize::Size4K)]);
     // Region offset not congruent with the IPA modulo 2 MiB.
-    let skewed = SlotSpec { offset: 0x1000, ..ram(4 * MIB, true, false) };
+    let skewed = SlotSpec {
+        offset: 0x1000,
+        ..ram(4 * MIB, true, false)
+    };
     let (mut vm, mut backing, mut mapper) = vm_with(skewed);
-    assert_eq!(vm.handle_fault(read(RAM), &mut backing, &mut mapper), Ok(page));
+    assert_eq!(
+        vm.handle_fault(read(RAM), &mut backing, &mut mapper),
+        Ok(page)
+    );
     assert_eq!(mapper.translate(RAM), Some((region_base(3) + 0x1000, RWX)));
     // Dirty logging on for the slot: pages only, even outside the logged range.
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, true, false));
     vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
-    assert_eq!(vm.handle_fault(read(RAM + 0x30_0000), &mut backing, &mut mapper), Ok(page));
+    assert_eq!(
+        vm.handle_fault(read(RAM + 0x30_0000), &mut backing, &mut mapper),
+        Ok(page)
+    );
 }
 
 #[test]
 fn a_repeated_fault_is_a_no_op_and_a_write_after_logging_breaks_the_block() {
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, true, false));
-    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper).unwrap();
-    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper).unwrap();
+    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper)
+        .unwrap();
+    vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper)
+        .unwrap();
     assert_eq!(mapper.actions, vec![Action::Install, Action::NoOp]);
     let before = mapper.tlb.len();
     // Enabling logging write-protects the block in place; the write maps a 4 KiB page over it.
     vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
     assert!(!mapper.translate(RAM + 0x1000).unwrap().1.writable);
     assert!(mapper.tlb.len() > before, "tightening invalidated");
-    vm.handle_fault(permission_write(RAM + 0x1000), &mut backing, &mut mapper).unwrap();
-    assert_eq!(mapper.actions[2], Action::BreakBeforeMake { removes: Removed::Leaf });
-    assert_eq!(mapper.translate(RAM + 0x1008), Some((region_base(3) + 0x1008, RWX)));
+    vm.handle_fault(permission_write(RAM + 0x1000), &mut backing, &mut mapper)
+        .unwrap();
+    assert_eq!(
+        mapper.actions[2],
+        Action::BreakBeforeMake {
+            removes: Removed::Leaf
+        }
+    );
+    assert_eq!(
+        mapper.translate(RAM + 0x1008),
+        Some((region_base(3) + 0x1008, RWX))
+    );
     assert!(vm.dirty().is_dirty(RAM + 0x1000));
     assert_eq!(vm.counters().permission, 1);
 }
@@ -136,7 +190,8 @@ fn dirty_on_success_a_failed_mapping_marks_nothing() {
     vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
     let page = RAM + 0x5000;
     // A read maps read-only and marks nothing.
-    vm.handle_fault(read(page), &mut backing, &mut mapper).unwrap();
+    vm.handle_fault(read(page), &mut backing, &mut mapper)
+        .unwrap();
     assert!(!mapper.translate(page).unwrap().1.writable);
     assert!(!vm.dirty().is_dirty(page));
     // The write's mapping fails: the page stays clean and read-only, the fault is not counted.
@@ -146,7 +201,10 @@ fn dirty_on_success_a_failed_mapping_marks_nothing() {
         vm.handle_fault(permission_write(page), &mut backing, &mut mapper),
         Err(MmuError::MappingRefused)
     );
-    assert!(!vm.dirty().is_dirty(page), "not dirty after a failed mapping");
+    assert!(
+        !vm.dirty().is_dirty(page),
+        "not dirty after a failed mapping"
+    );
     assert!(!mapper.translate(page).unwrap().1.writable);
     assert_eq!(vm.counters(), counters);
     // Out of tables is reported as out of memory, also without marking.
@@ -158,66 +216,10 @@ fn dirty_on_success_a_failed_mapping_marks_nothing() {
     );
     assert!(!vm.dirty().is_dirty(page));
     // The retry succeeds: writable and dirty.
-    vm.handle_fault(permission_write(page), &mut backing, &mut mapper).unwrap();
+    vm.handle_fault(permission_write(page), &mut backing, &mut mapper)
+        .unwrap();
     assert!(mapper.translate(page).unwrap().1.writable);
     assert!(vm.dirty().is_dirty(page));
-}
-
-#[test]
-fn get_and_clear_returns_the_bitmap_and_protects_again() {
-    let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, false, false));
-    vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
-    for page in [0u64, 63, 64, 255] {
-        vm.handle_fault(write(RAM + page * 4096), &mut backing, &mut mapper).unwrap();
-    }
-    let bitmap = vm.get_and_clear_dirty_log(RAM, MIB, &mut mapper).unwrap();
-    assert_eq!(bitmap, [1 | 1 << 63, 1, 0, 1 << 63]);
-    assert!(!mapper.translate(RAM + 255 * 4096).unwrap().1.writable, "protected again");
-    assert_eq!(vm.get_and_clear_dirty_log(RAM, MIB, &mut mapper), Ok([0; 4]));
-    // A sub-range: bits count from its start.
-    vm.handle_fault(permission_write(RAM + 70 * 4096), &mut backing, &mut mapper).unwrap();
-    assert_eq!(vm.get_and_clear_dirty_log(RAM + 64 * 4096, 8 * 4096, &mut mapper), Ok([1 << 6, 0, 0, 0]));
-    // Write-protecting fails: the bits are kept, to be reported next time.
-    vm.handle_fault(permission_write(RAM + 9 * 4096), &mut backing, &mut mapper).unwrap();
-    mapper.fail_next = 1;
-    assert_eq!(vm.get_and_clear_dirty_log(RAM, MIB, &mut mapper), Err(MmuError::MappingRefused));
-    assert!(vm.dirty().is_dirty(RAM + 9 * 4096));
-    assert_eq!(vm.get_and_clear_dirty_log(RAM, MIB, &mut mapper), Ok([1 << 9, 0, 0, 0]));
-    // Re-enabling starts clean.
-    vm.handle_fault(permission_write(RAM + 4096), &mut backing, &mut mapper).unwrap();
-    vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
-    assert_eq!(vm.get_and_clear_dirty_log(RAM, MIB, &mut mapper), Ok([0; 4]));
-}
-
-#[test]
-fn dirty_log_ranges_are_checked() {
-    let (mut vm, _, mut mapper) = vm_with(ram(4 * MIB, false, false));
-    let cases = [
-        (0x2000_0000, MIB, MmuError::NoSlot),
-        (RAM + 4 * MIB - 4096, 2 * 4096, MmuError::BadRange), // crosses the slot's end
-        (RAM, MIB + 4096, MmuError::BadRange),                // longer than 256 pages
-        (RAM + 1, 4096, MmuError::BadRange),
-        (RAM, 0, MmuError::BadRange),
-    ];
-    for (ipa, len, error) in cases {
-        assert_eq!(vm.enable_dirty_log(ipa, len, &mut mapper), Err(error), "{ipa:#x}+{len:#x}");
-    }
-    vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
-    assert_eq!(vm.enable_dirty_log(RAM + 4096, 4096, &mut mapper), Err(MmuError::BadRange), "overlap");
-    for window in 1..4 {
-        vm.enable_dirty_log(RAM + window * MIB, MIB, &mut mapper).unwrap();
-    }
-    let mut second = Vm::new();
-    second.set_slot(1, SlotSpec { ipa: 0x8000_0000, ..ram(8 * MIB, false, false) }, &mut mapper).unwrap();
-    assert_eq!(vm.get_and_clear_dirty_log(0x2000_0000, 4096, &mut mapper), Err(MmuError::BadRange));
-    vm.set_slot(1, SlotSpec { ipa: 0x8000_0000, ..ram(8 * MIB, false, false) }, &mut mapper).unwrap();
-    assert_eq!(vm.enable_dirty_log(0x8000_0000, MIB, &mut mapper), Err(MmuError::OutOfMemory));
-    // Enabling fails to write-protect: nothing is logged.
-    vm.delete_slot(0, &mut mapper).unwrap();
-    mapper.fail_next = 1;
-    assert_eq!(vm.enable_dirty_log(0x8000_0000, MIB, &mut mapper), Err(MmuError::MappingRefused));
-    assert!(!vm.dirty().covers(0x8000_0000));
-    assert!(!vm.slots().get(1).unwrap().dirty_logging);
 }
 
 #[test]
@@ -235,26 +237,44 @@ fn backing_retries_are_bounded_through_the_fault_path() {
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, false, false));
     backing.retries = u32::from(MAX_ATTEMPTS);
     let response = vm.handle(
-        mmu_api::Request::HandleStage2Fault { ipa: RAM, write: false, exec: false, permission: false },
+        mmu_api::Request::HandleStage2Fault {
+            ipa: RAM,
+            write: false,
+            exec: false,
+            permission: false,
+        },
         &mut backing,
         &mut mapper,
     );
-    assert_eq!(response, Err(MmuError::BackingRetriesExhausted { attempts: MAX_ATTEMPTS }));
+    assert_eq!(
+        response,
+        Err(MmuError::BackingRetriesExhausted {
+            attempts: MAX_ATTEMPTS
+        })
+    );
     assert_eq!(backing.calls.len(), usize::from(MAX_ATTEMPTS));
     assert_eq!(mapper.maps(), 0);
     assert_eq!(vm.counters(), FaultCounters::default());
     backing.fail = Some(BackingError::OutOfRange);
-    assert_eq!(vm.handle_fault(read(RAM), &mut backing, &mut mapper), Err(MmuError::BackingFailed));
+    assert_eq!(
+        vm.handle_fault(read(RAM), &mut backing, &mut mapper),
+        Err(MmuError::BackingFailed)
+    );
 }
 
 #[test]
 fn replacing_or_deleting_a_slot_unmaps_it_first() {
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, true, false));
-    vm.handle_fault(read(RAM), &mut backing, &mut mapper).unwrap();
-    vm.enable_dirty_log(RAM + 2 * MIB, MIB, &mut mapper).unwrap();
+    vm.handle_fault(read(RAM), &mut backing, &mut mapper)
+        .unwrap();
+    vm.enable_dirty_log(RAM + 2 * MIB, MIB, &mut mapper)
+        .unwrap();
     let generation = vm.slots().generation();
     // Moving the slot unmaps the old range and drops its logs.
-    let moved = SlotSpec { ipa: 0x8000_0000, ..ram(4 * MIB, true, false) };
+    let moved = SlotSpec {
+        ipa: 0x8000_0000,
+        ..ram(4 * MIB, true, false)
+    };
     vm.set_slot(0, moved, &mut mapper).unwrap();
     assert_eq!(mapper.calls.last(), Some(&Call::Unmap(RAM, 4 * MIB)));
     assert_eq!(mapper.translate(RAM), None);
@@ -262,44 +282,120 @@ fn replacing_or_deleting_a_slot_unmaps_it_first() {
     assert!(vm.slots().generation() > generation);
     // A failed unmap changes nothing.
     mapper.fail_next = 1;
-    assert_eq!(vm.delete_slot(0, &mut mapper), Err(MmuError::MappingRefused));
+    assert_eq!(
+        vm.delete_slot(0, &mut mapper),
+        Err(MmuError::MappingRefused)
+    );
     assert!(vm.slots().get(0).is_some());
     vm.delete_slot(0, &mut mapper).unwrap();
     assert_eq!(vm.delete_slot(0, &mut mapper), Err(MmuError::NoSlot));
-    assert_eq!(vm.handle_fault(read(0x8000_0000), &mut backing, &mut mapper), Ok(Resolution::NotMemory));
+    assert_eq!(
+        vm.handle_fault(read(0x8000_0000), &mut backing, &mut mapper),
+        Ok(Resolution::NotMemory)
+    );
 }
 
 #[test]
 fn requests_are_dispatched() {
     use mmu_api::{MappedSize, Reply, Request};
     let mut vm = Vm::new();
-    let (mut backing, mut mapper) = (FakeBacking { contiguous: true, ..Default::default() }, FakeMapper::default());
+    let (mut backing, mut mapper) = (
+        FakeBacking {
+            contiguous: true,
+            ..Default::default()
+        },
+        FakeMapper::default(),
+    );
     let mut ask = |vm: &mut Vm, request| vm.handle(request, &mut backing, &mut mapper);
-    assert_eq!(ask(&mut vm, Request::SetSlot { slot: 0, spec: ram(4 * MIB, true, false) }), Ok(Reply::Done));
-    let fault = |ipa, write, permission| Request::HandleStage2Fault { ipa, write, exec: false, permission };
-    assert_eq!(ask(&mut vm, fault(RAM, false, false)), Ok(Reply::Mapped { size: MappedSize::Size2M }));
-    assert_eq!(ask(&mut vm, fault(0x0900_0000, true, false)), Ok(Reply::NotMemory));
-    assert_eq!(ask(&mut vm, Request::EnableDirtyLog { ipa: RAM, len: MIB }), Ok(Reply::Done));
-    assert_eq!(ask(&mut vm, fault(RAM + 4096, true, true)), Ok(Reply::Mapped { size: MappedSize::Size4K }));
+    assert_eq!(
+        ask(
+            &mut vm,
+            Request::SetSlot {
+                slot: 0,
+                spec: ram(4 * MIB, true, false)
+            }
+        ),
+        Ok(Reply::Done)
+    );
+    let fault = |ipa, write, permission| Request::HandleStage2Fault {
+        ipa,
+        write,
+        exec: false,
+        permission,
+    };
+    assert_eq!(
+        ask(&mut vm, fault(RAM, false, false)),
+        Ok(Reply::Mapped {
+            size: MappedSize::Size2M
+        })
+    );
+    assert_eq!(
+        ask(&mut vm, fault(0x0900_0000, true, false)),
+        Ok(Reply::NotMemory)
+    );
+    assert_eq!(
+        ask(&mut vm, Request::EnableDirtyLog { ipa: RAM, len: MIB }),
+        Ok(Reply::Done)
+    );
+    assert_eq!(
+        ask(&mut vm, fault(RAM + 4096, true, true)),
+        Ok(Reply::Mapped {
+            size: MappedSize::Size4K
+        })
+    );
     assert_eq!(
         ask(&mut vm, Request::GetAndClearDirtyLog { ipa: RAM, len: MIB }),
-        Ok(Reply::DirtyBitmap { words: [2, 0, 0, 0] })
+        Ok(Reply::DirtyBitmap {
+            words: [2, 0, 0, 0]
+        })
     );
-    let counters = FaultCounters { pages_4k: 0, blocks_2m: 1, permission: 1 };
-    assert_eq!(ask(&mut vm, Request::Counters), Ok(Reply::Counters(counters)));
-    assert_eq!(ask(&mut vm, Request::DeleteSlot { slot: 0 }), Ok(Reply::Done));
+    let counters = FaultCounters {
+        pages_4k: 0,
+        blocks_2m: 1,
+        permission: 1,
+    };
+    assert_eq!(
+        ask(&mut vm, Request::Counters),
+        Ok(Reply::Counters(counters))
+    );
+    assert_eq!(
+        ask(&mut vm, Request::DeleteSlot { slot: 0 }),
+        Ok(Reply::Done)
+    );
 }
 
 #[test]
 fn backing_replies_convert_both_ways() {
     use memory_api::{FrameSize, Lent, MemoryError, Response};
-    let lent = Response::Frame(Lent { frame_index: 9, size: FrameSize::Size2M });
-    assert_eq!(frame_from_response(lent), Ok(Frame { index: 9, size: PageSize::Size2M }));
-    assert_eq!(frame_from_response(Response::Retry), Err(BackingError::Retry));
-    assert_eq!(frame_from_response(Response::OutOfRange), Err(BackingError::OutOfRange));
-    assert_eq!(frame_from_response(Response::Error(MemoryError::OutOfMemory)), Err(BackingError::Failed));
+    let lent = Response::Frame(Lent {
+        frame_index: 9,
+        size: FrameSize::Size2M,
+    });
+    assert_eq!(
+        frame_from_response(lent),
+        Ok(Frame {
+            index: 9,
+            size: PageSize::Size2M
+        })
+    );
+    assert_eq!(
+        frame_from_response(Response::Retry),
+        Err(BackingError::Retry)
+    );
+    assert_eq!(
+        frame_from_response(Response::OutOfRange),
+        Err(BackingError::OutOfRange)
+    );
+    assert_eq!(
+        frame_from_response(Response::Error(MemoryError::OutOfMemory)),
+        Err(BackingError::Failed)
+    );
     assert_eq!(
         frame_request(2, 0x1000, PageSize::Size2M),
-        memory_api::Request::FrameFor { region: 2, offset: 0x1000, size: FrameSize::Size2M }
+        memory_api::Request::FrameFor {
+            region: 2,
+            offset: 0x1000,
+            size: FrameSize::Size2M
+        }
     );
 }

@@ -53,6 +53,23 @@ fn blocks_and_pages_replace_each_other_with_break_before_make() {
         translate(&tables, root, base + 0x1234),
         Some((0x8020_1234, RW_DATA))
     );
+    // A page the block already maps exactly so: the block stays.
+    let (same, ops) = map_now(
+        &mut tables,
+        root,
+        base + 0x5000,
+        0x8020_5000,
+        PageSize::Size4K,
+        RW_DATA,
+    );
+    assert_eq!(
+        (same.action, same.level, ops),
+        (Action::NoOp, Level::Two, vec![])
+    );
+    assert_eq!(
+        translate(&tables, root, base + 0x1F_F000),
+        Some((0x801F_F000 + 0x20_0000, RW_DATA))
+    );
     // A page inside the block: the block is broken (one TLBI for its base, at level 2) and
     // replaced by a new table holding only the page.
     let (page, ops) = map_now(

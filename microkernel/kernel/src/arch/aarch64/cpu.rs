@@ -120,46 +120,20 @@ pub fn invalidate_after_reload() {
     }
 }
 
-/// TLBI IPAS2E1IS for `ipa`, then VMALLE1IS, for the VMID of `vttbr` (ARM ARM D8.13.4: TLB
-/// maintenance acts on the VMID in VTTBR_EL2, so it is installed for the duration and the
-/// previous value put back).
-pub fn invalidate_guest_ipa(vttbr: u64, ipa: u64) {
-    let previous = VTTBR_EL2.get();
-    // SAFETY: switching VTTBR_EL2 only selects which VMID the TLB operations target; the kernel
-    // runs with its own EL2 translation and restores the value before returning to EL0.
+/// Executes one step of a stage-2 plan (ARM ARM D8.13: TLB maintenance acts on the VMID in
+/// VTTBR_EL2, which the caller installed; completion needs the plan's DSBs).
+pub fn tlb_op(op: kernel_core::stage2::TlbOp) {
+    use kernel_core::stage2::TlbOp;
+    // SAFETY: barriers and TLB invalidations have no memory-safety effect.
     unsafe {
-        core::arch::asm!(
-            "msr vttbr_el2, {guest}",
-            "isb",
-            "dsb ishst",
-            "tlbi ipas2e1is, {page}",
-            "dsb ish",
-            "tlbi vmalle1is",
-            "dsb ish",
-            "msr vttbr_el2, {previous}",
-            "isb",
-            guest = in(reg) vttbr,
-            page = in(reg) (ipa >> 12) & 0xF_FFFF_FFFF,
-            previous = in(reg) previous,
-        );
-    }
-}
-
-/// TLBI VMALLS12E1IS for the VMID of `vttbr`: every stage-1 and stage-2 entry of the guest.
-pub fn invalidate_guest_all(vttbr: u64) {
-    let previous = VTTBR_EL2.get();
-    // SAFETY: as in `invalidate_guest_ipa`.
-    unsafe {
-        core::arch::asm!(
-            "msr vttbr_el2, {guest}",
-            "isb",
-            "dsb ishst",
-            "tlbi vmalls12e1is",
-            "dsb ish",
-            "msr vttbr_el2, {previous}",
-            "isb",
-            guest = in(reg) vttbr,
-            previous = in(reg) previous,
-        );
+        match op {
+            TlbOp::DsbIsh => core::arch::asm!("dsb ish"),
+            TlbOp::DsbIshst => core::arch::asm!("dsb ishst"),
+            TlbOp::Ipas2e1is { ipa, .. } => {
+                core::arch::asm!("tlbi ipas2e1is, {}", in(reg) (ipa >> 12) & 0xF_FFFF_FFFF)
+            }
+            TlbOp::Vmalle1is => core::arch::asm!("tlbi vmalle1is"),
+            TlbOp::Vmalls12e1is => core::arch::asm!("tlbi vmalls12e1is"),
+        }
     }
 }

@@ -33,7 +33,12 @@ pub struct FakeBacking {
 }
 
 impl Backing for FakeBacking {
-    fn frame_for(&mut self, region: u16, offset: u64, size: PageSize) -> Result<Frame, BackingError> {
+    fn frame_for(
+        &mut self,
+        region: u16,
+        offset: u64,
+        size: PageSize,
+    ) -> Result<Frame, BackingError> {
         self.calls.push((region, offset, size));
         if self.retries > 0 {
             self.retries -= 1;
@@ -158,7 +163,13 @@ impl FakeMapper {
 }
 
 impl Stage2Mapper for FakeMapper {
-    fn map(&mut self, ipa: u64, frame: Frame, size: PageSize, attributes: Attributes) -> Result<(), MapError> {
+    fn map(
+        &mut self,
+        ipa: u64,
+        frame: Frame,
+        size: PageSize,
+        attributes: Attributes,
+    ) -> Result<(), MapError> {
         self.calls.push(Call::Map {
             ipa,
             frame,
@@ -166,7 +177,14 @@ impl Stage2Mapper for FakeMapper {
             attributes,
         });
         self.injected()?;
-        let outcome = stage2::map(&mut self.tables, self.root, ipa, frame_pa(frame), size, attributes)?;
+        let outcome = stage2::map(
+            &mut self.tables,
+            self.root,
+            ipa,
+            frame_pa(frame),
+            size,
+            attributes,
+        )?;
         self.run(&outcome.plan);
         self.actions.push(outcome.action);
         Ok(())

@@ -1,0 +1,156 @@
+//! The memory-backing server: owns each VM's RAM (a frame-range capability named `ram:<vm>`)
+//! and lends frames of it to the mmu-server on the `memory` endpoint. A lent frame is carved
+//! from the range into a scratch slot and travels with the reply (the caller named a receive
+//! slot); revoking the range takes every lent frame back, mappings included.
+#![no_std]
+#![no_main]
+
+use abi::message::{IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS, REGISTER_MESSAGE_WORDS};
+use abi::{CNODE_SLOT, InvocationLabel, MessageInfo, REPLY_SLOT};
+use drv_memory_core::{Backing, Decision};
+use memory_api::{Lent, MemoryError, Request, Response};
+use userlib::{ipc_buffer, println, syscall};
+
+userlib::entry!(main);
+
+fn main() -> ! {
+    let endpoint = userlib::cap("memory");
+    let scratch =
+        u64::from(bootdesc::bootinfo::highest_slot(userlib::caps::bootinfo()).unwrap_or(0)) + 1;
+    let mut backing = Backing::new();
+    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
+        let Some(slot) = userlib::caps::try_cap(&ram_name(vm.name)) else {
+            return true;
+        };
+        if let Err(error) = backing.add_region(vm.index, vm.ram_size, slot) {
+            println!("memory: cannot back vm `{}`: {error}", vm.name);
+        }
+        true
+    });
+    let crash_at = userlib::caps::inject_fault_at_request();
+    let mut served = 0u32;
+    let mut lent = 0u32;
+    defmt::info!("memory: serving");
+    let (mut badge, mut info, mut words) = receive(syscall::recv(endpoint, REPLY_SLOT));
+    loop {
+        let _ = badge;
+        served += 1;
+        if crash_at == Some(served) {
+            println!("memory: injected fault at request {served}");
+            userlib::crash_with_bad_access();
+        }
+        let request =
+            ipc::decode::<Request>(info.label(), &words[..info.length().min(MAX_MESSAGE_WORDS)]);
+        let (response, caps) = match request {
+            Err(_) => (None, 0),
+            Ok(Request::FrameFor {
+                region,
+                offset,
+                size,
+            }) => match backing.frame_for(region, offset, size) {
+                Decision::Answer(response) => (Some(response), 0),
+                Decision::Lend {
+                    range_slot,
+                    offset,
+                    size,
+                } => {
+                    // The previous loan's scratch copy is no longer needed: the borrower has it.
+                    syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [scratch, 0, 0, 0]);
+                    let (carved, _) = syscall::invoke(
+                        range_slot,
+                        InvocationLabel::FrameCarve,
+                        [offset, size.bytes(), scratch, 0],
+                    );
+                    if carved.is_error() {
+                        (Some(Response::Error(MemoryError::OutOfMemory)), 0)
+                    } else {
+                        lent += 1;
+                        (
+                            Some(Response::Frame(Lent {
+                                frame_index: lent,
+                                size,
+                            })),
+                            1,
+                        )
+                    }
+                }
+            },
+        };
+        let reply = match response.map(|r| ipc::encode(&r)) {
+            Some(Ok(encoded)) => encoded,
+            _ => ipc::Encoded {
+                label: ipc::LABEL_MALFORMED,
+                length: 0,
+                words: [0; MAX_MESSAGE_WORDS],
+            },
+        };
+        for index in REGISTER_MESSAGE_WORDS..reply.length {
+            ipc_buffer::write(index, reply.words[index]);
+        }
+        ipc_buffer::write(IPC_BUFFER_SEND_CAP, scratch);
+        let message = MessageInfo::new(reply.label, caps, reply.length as u64);
+        let registers = [
+            reply.words[0],
+            reply.words[1],
+            reply.words[2],
+            reply.words[3],
+        ];
+        (badge, info, words) = receive(syscall::reply_recv(
+            endpoint, REPLY_SLOT, message, registers,
+        ));
+    }
+}
+
+fn ram_name(vm: &str) -> heapless_name::Name {
+    heapless_name::Name::new("ram:", vm)
+}
+
+/// Reads a received message's words out of the registers and the IPC buffer.
+fn receive(
+    (badge, info, registers): syscall::Received,
+) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
+    let mut words = [0u64; MAX_MESSAGE_WORDS];
+    words[..REGISTER_MESSAGE_WORDS].copy_from_slice(&registers);
+    let length = if info.is_error() {
+        0
+    } else {
+        info.length().min(MAX_MESSAGE_WORDS)
+    };
+    for (index, word) in words
+        .iter_mut()
+        .enumerate()
+        .take(length)
+        .skip(REGISTER_MESSAGE_WORDS)
+    {
+        *word = ipc_buffer::read(index);
+    }
+    (badge, info, words)
+}
+
+/// Capability names built on the stack (no heap in this server).
+mod heapless_name {
+    /// `prefix` + `name`, at most 64 bytes.
+    pub struct Name {
+        bytes: [u8; 64],
+        len: usize,
+    }
+
+    impl Name {
+        pub fn new(prefix: &str, name: &str) -> Self {
+            let mut bytes = [0u8; 64];
+            let mut len = 0;
+            for &byte in prefix.as_bytes().iter().chain(name.as_bytes()).take(64) {
+                bytes[len] = byte;
+                len += 1;
+            }
+            Self { bytes, len }
+        }
+    }
+
+    impl core::ops::Deref for Name {
+        type Target = str;
+        fn deref(&self) -> &str {
+            core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The mmu-server: owns a VM's second-stage address space. Its memory slots come from its boot
+//! info (the VM's RAM, backed by region = VM index at the memory-backing server), so a restart
+//! rebuilds them; mappings already in the kernel's tables stay valid. It answers the vmm's
+//! requests (`mmu_api`) with mmu-core's stage-2 engine, which asks the memory-backing server
+//! for frames (lent as capabilities with the reply) and maps them through the kernel's VSpace
+//! invocations (seed 002 runs in the kernel's mapping path).
+#![no_std]
+#![no_main]
+
+use abi::message::{IPC_BUFFER_RECEIVE_SLOT, MAX_MESSAGE_WORDS};
+use abi::vm::MapAttributes;
+use abi::{CNODE_SLOT, InvocationLabel, KernelError};
+use ipc::Transport;
+use kernel_core::stage2::{Attributes, MapError, PageSize};
+use mmu_api::{SlotFlags, SlotSpec};
+use mmu_core::stage2::{
+    Backing, BackingError, Frame, Stage2, Stage2Mapper, frame_from_response, frame_request,
+};
+use userlib::{ipc_buffer, println, syscall};
+
+userlib::entry!(main);
+
+/// Memory slots one mmu-server keeps.
+const SLOTS: usize = 8;
+/// Dirty-log windows one mmu-server keeps.
+const WINDOWS: usize = 4;
+/// CNode slots used, in turn, to receive lent frames (the manifest gives the server enough).
+const FRAME_SLOTS: u64 = 768;
+
+/// The memory-backing server over IPC: each lent frame arrives as a capability in the next
+/// frame slot.
+struct MemoryServer {
+    endpoint: u64,
+    first_slot: u64,
+    next: u64,
+}
+
+impl MemoryServer {
+    fn take_slot(&mut self) -> u64 {
+        let slot = self.first_slot + self.next;
+        self.next = (self.next + 1) % FRAME_SLOTS;
+        // A slot reused after a full turn held a frame mapped long ago; the mapping stays, and
+        // the memory server can still revoke it through its own range capability.
+        syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
+        slot
+    }
+}
+
+impl Backing for MemoryServer {
+    fn frame_for(
+        &mut self,
+        region: u16,
+        offset: u64,
+        size: PageSize,
+    ) -> Result<Frame, BackingError> {
+        let slot = self.take_slot();
+        ipc_buffer::write(IPC_BUFFER_RECEIVE_SLOT, slot);
+        let request =
+            ipc::encode(&frame_request(region, offset, size)).map_err(|_| BackingError::Failed)?;
+        let (info, words) = userlib::Kernel.call(self.endpoint, &request);
+        ipc_buffer::write(IPC_BUFFER_RECEIVE_SLOT, 0);
+        let response = ipc::interpret::<memory_api::Response>(info, &words[..MAX_MESSAGE_WORDS])
+            .map_err(|_| BackingError::Failed)?;
+        let frame = frame_from_response(response)?;
+        if info.extra_caps() != 1 {
+            return Err(BackingError::Failed);
+        }
+        Ok(Frame {
+            index: slot as u32,
+            ..frame
+        })
+    }
+
+    fn before_retry(&mut self, _attempt: u8) {
+        syscall::yield_now();
+    }
+}
+
+/// The guest's VSpace through the kernel.
+struct Kernel {
+    vspace: u64,
+}
+
+fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
+    match KernelError::decode(info.label(), [words[0], words[1], words[2]]) {
+        Some(KernelError::IllegalOperation { .. }) => MapError::OutOfTables,
+        _ => MapError::BadAddress,
+    }
+}
+
+impl Stage2Mapper for Kernel {
+    fn map(
+        &mut self,
+        ipa: u64,
+        frame: Frame,
+        _size: PageSize,
+        attributes: Attributes,
+    ) -> Result<(), MapError> {
+        let mut bits = 0;
+        if attributes.writable {
+            bits |= MapAttributes::WRITE.0;
+        }
+        if attributes.executable {
+            bits |= MapAttributes::EXECUTE.0;
+        }
+        let (info, words) = syscall::invoke(
+            self.vspace,
+            InvocationLabel::VSpaceMap,
+            [u64::from(frame.index), ipa, bits, 0],
+        );
+        if info.is_error() {
+            Err(refused(info, words))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_protect(&mut self, ipa: u64, len: u64) -> Result<(), MapError> {
+        let (info, words) = syscall::invoke(
+            self.vspace,
+            InvocationLabel::VSpaceWriteProtect,
+            [ipa, len, 0, 0],
+        );
+        if info.is_error() {
+            Err(refused(info, words))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn unmap(&mut self, ipa: u64, len: u64) -> Result<(), MapError> {
+        let block = PageSize::Size2M.bytes();
+        let mut at = ipa & !(block - 1);
+        while at < ipa + len {
+            let (info, words) =
+                syscall::invoke(self.vspace, InvocationLabel::VSpaceUnmap, [at, block, 0, 0]);
+            if info.is_error() {
+                return Err(refused(info, words));
+            }
+            at += block;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> ! {
+    let blob = userlib::caps::bootinfo();
+    let first_slot = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
+    let mut backing = MemoryServer {
+        endpoint: userlib::cap("memory"),
+        first_slot,
+        next: 0,
+    };
+    let mut vm = None;
+    bootdesc::bootinfo::for_each_vm(blob, |info| {
+        vm = Some(info);
+        false
+    });
+    let Some(vm) = vm else {
+        println!("mmu: no VM in the boot info; nothing to serve");
+        userlib::crash_with_bad_access();
+    };
+    let mut name = [0u8; 48];
+    let prefix = b"vspace:";
+    name[..prefix.len()].copy_from_slice(prefix);
+    let len = prefix.len() + vm.name.len().min(name.len() - prefix.len());
+    name[prefix.len()..len].copy_from_slice(&vm.name.as_bytes()[..len - prefix.len()]);
+    let vspace_name = core::str::from_utf8(&name[..len]).unwrap_or("vspace:");
+    let mut kernel = Kernel {
+        vspace: userlib::cap(vspace_name),
+    };
+    let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
+    let ram = SlotSpec {
+        ipa: vm.ram_base,
+        len: vm.ram_size,
+        region: vm.index,
+        offset: 0,
+        flags: SlotFlags {
+            read_only: false,
+            allow_blocks: true,
+        },
+    };
+    if let Err(error) = engine.set_slot(0, ram, &mut kernel) {
+        println!("mmu: cannot set up the RAM slot of `{}`: {error}", vm.name);
+    }
+    defmt::info!(
+        "mmu: RAM of {=str} at {=u64:#x}, {=u64} bytes",
+        vm.name,
+        vm.ram_base,
+        vm.ram_size
+    );
+    let crash_at = userlib::caps::inject_fault_at_request();
+    let mut served = 0u32;
+    ipc::serve::<mmu_api::Mmu>(
+        &mut userlib::Kernel,
+        userlib::cap("mmu"),
+        |_badge, request| {
+            served += 1;
+            if crash_at == Some(served) {
+                println!("mmu: injected fault at request {served}");
+                userlib::crash_with_bad_access();
+            }
+            engine.handle(request, &mut backing, &mut kernel)
+        },
+    )
+}
