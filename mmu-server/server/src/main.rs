@@ -59,10 +59,27 @@ impl Backing for MemoryServer {
             ipc::encode(&frame_request(region, offset, size)).map_err(|_| BackingError::Failed)?;
         let (info, words) = userlib::Kernel.call(self.endpoint, &request);
         ipc_buffer::write(IPC_BUFFER_RECEIVE_SLOT, 0);
-        let response = ipc::interpret::<memory_api::Response>(info, &words[..MAX_MESSAGE_WORDS])
-            .map_err(|_| BackingError::Failed)?;
+        // The backing server restarting under the request is its state changing under it:
+        // FrameFor is idempotent, so the bounded retry asks the fresh server again.
+        let response = match ipc::interpret::<memory_api::Response>(
+            info,
+            &words[..MAX_MESSAGE_WORDS],
+        ) {
+            Ok(response) => response,
+            Err(ipc::CallError::Restarted { generation }) => {
+                println!(
+                    "mmu: the memory-backing server restarted (generation {generation}); asking again"
+                );
+                return Err(BackingError::Retry);
+            }
+            Err(error) => {
+                println!("mmu: the memory-backing server failed: {error}");
+                return Err(BackingError::Failed);
+            }
+        };
         let frame = frame_from_response(response)?;
         if info.extra_caps() != 1 {
+            println!("mmu: the memory-backing server lent no frame capability");
             return Err(BackingError::Failed);
         }
         Ok(Frame {

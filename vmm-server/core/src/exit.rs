@@ -63,8 +63,13 @@ pub enum Cause {
     DeviceBusError,
     /// Abort: the device answered a read with Done or a write with a Value.
     DeviceConfused,
-    /// Abort: the device server could not be reached or restarted under the call.
+    /// Abort: the device server could not be reached (down for good, or a kernel error).
     DeviceFailed,
+    /// Resumed unchanged: the device server restarted under the call before answering, so the
+    /// guest executes the access again and it reaches the fresh server. Device servers crash
+    /// before touching their state for a request they did not answer, so this is exactly once
+    /// for accesses the crash interrupted before their effect, at least once otherwise.
+    DeviceRestarted,
     /// Abort: the mmu-server could not resolve the fault.
     MmuFailed,
     /// Undefined: a trapped system register, an exit of a kind the vmm does not emulate, or a
@@ -365,6 +370,7 @@ pub fn after_mmio(plan: &MmioPlan, answer: Result<device_api::Response, ipc::Cal
         (true, Ok(Response::Done)) => Resume::advance(Cause::Emulated),
         (_, Ok(Response::BusError)) => Resume::abort(Cause::DeviceBusError),
         (_, Ok(_)) => Resume::abort(Cause::DeviceConfused),
+        (_, Err(ipc::CallError::Restarted { .. })) => Resume::retry(Cause::DeviceRestarted),
         (_, Err(_)) => Resume::abort(Cause::DeviceFailed),
     }
 }

@@ -117,11 +117,16 @@ impl Monitor {
                         mmio.device.endpoint,
                         &mmio.request(),
                     );
-                    if let Err(error) = answer {
-                        println!(
+                    match answer {
+                        Err(ipc::CallError::Restarted { generation }) => println!(
+                            "vmm: device `{}` restarted (generation {generation}) under the access at {:#x}; the guest retries it",
+                            mmio.device.name, mmio.access.ipa
+                        ),
+                        Err(error) => println!(
                             "vmm: device `{}` failed at {:#x}: {}; abort injected",
                             mmio.device.name, mmio.access.ipa, error
-                        );
+                        ),
+                        Ok(_) => {}
                     }
                     ExitPlan::Reply(vmm_core::after_mmio(&mmio, answer))
                 }

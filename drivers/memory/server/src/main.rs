@@ -62,6 +62,11 @@ fn main() -> ! {
                         [offset, size.bytes(), scratch, 0],
                     );
                     if carved.is_error() {
+                        println!(
+                            "memory: carving {:#x} bytes at offset {offset:#x} failed (error {})",
+                            size.bytes(),
+                            carved.label()
+                        );
                         (Some(Response::Error(MemoryError::OutOfMemory)), 0)
                     } else {
                         lent += 1;
