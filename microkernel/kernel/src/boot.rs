@@ -92,9 +92,9 @@ fn census(description: &'static [u8]) -> Census<'static> {
             "record counts {seen:?} differ from the header's {expected:?}"
         ));
     }
-    if header.servers == 0 || u32::from(header.servers) + u32::from(header.vms) > 255 {
+    if header.servers == 0 || header.servers > 127 || header.vms > 128 {
         fail(format_args!(
-            "{} servers and {} VMs (at most 255 address spaces: one VMID each)",
+            "{} servers and {} VMs (VMIDs: 1..=127 for servers, 128..=255 for guests)",
             header.servers, header.vms
         ));
     }
@@ -168,8 +168,11 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 if !(1..=254).contains(&vm.priority) {
                     fail(format_args!("vm `{}`: priority {}", vm.name, vm.priority));
                 }
-                let space =
-                    GuestVSpace::new(memory, id as u16 + 1, crate::guest::tables_for(ram_size));
+                let space = GuestVSpace::new(
+                    memory,
+                    crate::vspace::FIRST_GUEST_VMID + vm_index as u16,
+                    crate::guest::tables_for(ram_size),
+                );
                 let tcb = &mut tcbs[id];
                 tcb.priority = vm.priority;
                 tcb.context = UserContext::new(entry, 0);

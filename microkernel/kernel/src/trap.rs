@@ -310,9 +310,12 @@ fn install(kernel: &mut Kernel, next: kernel_core::TcbId) -> *mut UserContext {
     let context: *mut UserContext = &mut thread.context;
     if thread.vspace_root != kernel.installed_vspace {
         let (root, vcpu) = (thread.vspace_root, thread.vcpu);
+        // Guest VSpaces carry VMIDs with the top bit set (boot.rs): a switch between two
+        // servers, the IPC case, decides with one test that no world switch is needed.
+        let guest_involved = (root | kernel.installed_vspace) & crate::vspace::GUEST_VMID_BIT != 0;
         kernel.installed_vspace = root;
         Current::switch_vspace(root);
-        if vcpu != kernel.world {
+        if guest_involved && vcpu != kernel.world {
             switch_mode(kernel, vcpu);
         }
     }

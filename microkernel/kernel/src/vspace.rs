@@ -4,6 +4,12 @@
 use crate::boot_alloc::BootAllocator;
 use kernel_core::stage2::TableMemory;
 
+/// The VMID bit that marks a guest VSpace in a VTTBR value (VMID bit 7, VTTBR bit 55): servers
+/// get VMIDs 1..=127, guests 128..=255.
+pub const GUEST_VMID_BIT: u64 = 1 << 55;
+/// The first guest VMID.
+pub const FIRST_GUEST_VMID: u16 = 128;
+
 /// One guest VSpace.
 pub struct GuestVSpace {
     /// The VTTBR value: VMID and root table.

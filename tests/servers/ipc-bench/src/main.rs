@@ -41,18 +41,34 @@ fn serve(endpoint: u64) -> ! {
     }
 }
 
-/// Average instructions per round trip with `length`-word requests.
+/// Average instructions per round trip with `length`-word requests. Every reply of the warm-up
+/// is checked; the timed loop only folds the replies into a checksum, checked after the clock
+/// stops, so the figure is the IPC and not the checking (as sel4bench measures it).
 fn measure(endpoint: u64, length: u64) -> u64 {
     let info = MessageInfo::new(0, 0, length);
     for i in 0..WARM_UP {
         check(syscall::call(endpoint, info, [i, 0, 0, 0]), i);
     }
+    let (mut checksum, mut errors) = (0u64, 0u64);
     let start = syscall::cycles();
     for i in 0..ROUNDS {
-        check(syscall::call(endpoint, info, [i, 0, 0, 0]), i);
+        let (reply, words) = syscall::call(endpoint, info, [i, 0, 0, 0]);
+        checksum = checksum.wrapping_add(words[0]);
+        errors |= reply.raw() & ERROR_BIT;
     }
-    (syscall::cycles() - start) / ROUNDS
+    let cycles = syscall::cycles() - start;
+    let expected = (1..=ROUNDS).sum::<u64>();
+    if checksum != expected || errors != 0 {
+        println!(
+            "ipc-bench: replies checksum {checksum:#x} (expected {expected:#x}), error bit {errors:#x}"
+        );
+        userlib::system_off(1);
+    }
+    cycles / ROUNDS
 }
+
+/// The message-info bit that marks a kernel error (abi::message).
+const ERROR_BIT: u64 = 1 << 9;
 
 fn check((info, words): (MessageInfo, [u64; 4]), sent: u64) {
     if info.is_error() || words[0] != sent + 1 {
