@@ -224,13 +224,12 @@ impl System<'_> {
     fn forget_mappings(&mut self, vspace: u16, ipa: u64, size: u64) {
         let (first, last) = ((ipa / SIZE_4K) as u32, ((ipa + size) / SIZE_4K) as u32);
         for slot in self.slots.iter_mut() {
-            if let Cap::Frame(frame) = slot {
-                if frame
+            if let Cap::Frame(frame) = slot
+                && frame
                     .mapping()
                     .is_some_and(|(v, page)| v == vspace && page >= first && page < last)
-                {
-                    frame.set_mapping(None);
-                }
+            {
+                frame.set_mapping(None);
             }
         }
     }

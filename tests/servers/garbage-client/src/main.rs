@@ -30,7 +30,7 @@ fn main() -> ! {
     for name in ["mmu", "memory", "pl011"] {
         let answer = garbage(userlib::cap(name));
         check(
-            &alloc_free_format(name),
+            alloc_free_format(name),
             answer == Err(CallError::Rejected),
             &mut failures,
         );

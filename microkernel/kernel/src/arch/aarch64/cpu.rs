@@ -124,16 +124,18 @@ pub fn invalidate_after_reload() {
 /// VTTBR_EL2, which the caller installed; completion needs the plan's DSBs).
 pub fn tlb_op(op: kernel_core::stage2::TlbOp) {
     use kernel_core::stage2::TlbOp;
-    // SAFETY: barriers and TLB invalidations have no memory-safety effect.
-    unsafe {
-        match op {
-            TlbOp::DsbIsh => core::arch::asm!("dsb ish"),
-            TlbOp::DsbIshst => core::arch::asm!("dsb ishst"),
-            TlbOp::Ipas2e1is { ipa, .. } => {
-                core::arch::asm!("tlbi ipas2e1is, {}", in(reg) (ipa >> 12) & 0xF_FFFF_FFFF)
-            }
-            TlbOp::Vmalle1is => core::arch::asm!("tlbi vmalle1is"),
-            TlbOp::Vmalls12e1is => core::arch::asm!("tlbi vmalls12e1is"),
-        }
+    match op {
+        // SAFETY: barriers and TLB invalidations have no memory-safety effect.
+        TlbOp::DsbIsh => unsafe { core::arch::asm!("dsb ish") },
+        // SAFETY: as above.
+        TlbOp::DsbIshst => unsafe { core::arch::asm!("dsb ishst") },
+        // SAFETY: as above.
+        TlbOp::Ipas2e1is { ipa, .. } => unsafe {
+            core::arch::asm!("tlbi ipas2e1is, {}", in(reg) (ipa >> 12) & 0xF_FFFF_FFFF)
+        },
+        // SAFETY: as above.
+        TlbOp::Vmalle1is => unsafe { core::arch::asm!("tlbi vmalle1is") },
+        // SAFETY: as above.
+        TlbOp::Vmalls12e1is => unsafe { core::arch::asm!("tlbi vmalls12e1is") },
     }
 }
