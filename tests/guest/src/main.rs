@@ -15,6 +15,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod checks;
 mod dirty_log;
 mod entry;
@@ -91,6 +92,7 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::DirtyLog, dirty_log::check);
     verdict.run(Check::Stage2Faults, checks::stage2_faults);
     verdict.run(Check::Hole, || checks::hole(hypervisor));
+    bench::run(hypervisor);
     verdict.finish()
 }
 

@@ -56,6 +56,11 @@ impl Pl011 {
         unsafe { self.base.wrapping_byte_add(offset).write_volatile(value) }
     }
 
+    /// Reads the flag register (the benchmark's MMIO read).
+    pub fn flags(&self) -> u32 {
+        self.read(FR)
+    }
+
     /// Sends one byte, waiting while the transmit FIFO is full.
     pub fn put_byte(&self, byte: u8) {
         while self.read(FR) & FR_TXFF != 0 {
