@@ -169,6 +169,8 @@ pub mod hypercall {
     pub const HV_DIRTY_LOG_GET_AND_CLEAR: u64 = 0xC600_0011;
     /// Vendor hypervisor service: stage-2 fault counters.
     pub const HV_STAGE2_FAULTS: u64 = 0xC600_0012;
+    /// Vendor hypervisor service: how many times this VM was reset (0 on its first boot).
+    pub const HV_BOOT_COUNT: u64 = 0xC600_0013;
     /// SMCCC NOT_SUPPORTED.
     pub const NOT_SUPPORTED: u64 = u64::MAX;
 }

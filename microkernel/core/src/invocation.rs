@@ -45,10 +45,6 @@ pub fn decode(
     match (cap, operation) {
         (Cap::Tcb { tcb }, InvocationLabel::TcbSuspend) => Ok(Invocation::TcbSuspend { tcb }),
         (Cap::Tcb { tcb }, InvocationLabel::TcbResume) => Ok(Invocation::TcbResume { tcb }),
-        (Cap::Tcb { tcb }, InvocationLabel::TcbRestart) if system.tcb(tcb).vcpu.is_some() => {
-            // A VM restarts through its vmm (PSCI SYSTEM_RESET), not from a server image.
-            Err(KernelError::IllegalOperation { label })
-        }
         (Cap::Tcb { tcb }, InvocationLabel::TcbRestart) => match args[0] {
             0 | 1 => Ok(Invocation::TcbRestart {
                 tcb,

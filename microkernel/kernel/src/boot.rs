@@ -128,6 +128,12 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let vcpus = memory.array(vms, |_| Current::new_vcpu_state());
     let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
     let vm_names = memory.array(vms, |_| "");
+    let vm_images = memory.array(vms, |_| crate::guest::VmImage {
+        file: &[],
+        ram_base: 0,
+        ram: (0, 0),
+        region: 0,
+    });
     let endpoints = memory.array(usize::from(header.endpoints), |_| Endpoint::new(None));
     let notifications = memory.array(usize::from(header.notifications), |_| {
         Notification::default()
@@ -182,6 +188,12 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 tcb.fault_handler = Some((exit_endpoint, vm.exit_badge));
                 guest_spaces[vm_index] = Some(space);
                 vm_names[vm_index] = vm.name;
+                vm_images[vm_index] = crate::guest::VmImage {
+                    file,
+                    ram_base: vm.ram_base,
+                    ram: (ram, ram_size),
+                    region: vm.ram_region,
+                };
                 vm_index += 1;
             }
             Record::Server(server) => {
@@ -418,5 +430,6 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     kernel.vcpus = vcpus;
     kernel.vspaces = vspaces;
     kernel.vm_names = vm_names;
+    kernel.vm_images = vm_images;
     kernel
 }

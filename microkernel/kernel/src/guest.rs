@@ -3,6 +3,18 @@
 use abi::layout::PAGE_SIZE;
 use kernel_core::elf;
 
+/// What a VM is rebuilt from on reset.
+pub struct VmImage {
+    /// The guest ELF in the payload.
+    pub file: &'static [u8],
+    /// Guest-physical base of RAM.
+    pub ram_base: u64,
+    /// Physical base and size of its RAM region.
+    pub ram: (u64, u64),
+    /// The region's index (its frames are revoked on reset).
+    pub region: u16,
+}
+
 /// Copies the guest's ELF segments into its RAM region (physical `ram`, `ram_size` bytes, seen
 /// by the guest at `ram_base`) and returns the entry point. The rest of RAM stays zero.
 pub fn preload(name: &str, file: &'static [u8], ram_base: u64, ram: u64, ram_size: u64) -> u64 {
@@ -24,4 +36,11 @@ pub fn tables_for(ram_size: u64) -> u32 {
     let l3 = ram_size.div_ceil(512 * PAGE_SIZE);
     let l2 = ram_size.div_ceil(1 << 30) + 1;
     (l3 + l2 + 8) as u32
+}
+
+/// Resets a VM's memory: its RAM zeroed and the image copied in again (the state a first boot
+/// sees). Returns the entry point.
+pub fn reload(name: &str, image: &VmImage) -> u64 {
+    crate::boot_alloc::zero(image.ram.0, image.ram.1);
+    preload(name, image.file, image.ram_base, image.ram.0, image.ram.1)
 }

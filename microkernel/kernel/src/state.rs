@@ -29,6 +29,8 @@ pub struct Kernel {
     pub vspaces: &'static mut [GuestVSpace],
     /// Each VM's manifest name.
     pub vm_names: &'static mut [&'static str],
+    /// What each VM is rebuilt from on reset.
+    pub vm_images: &'static mut [crate::guest::VmImage],
     /// The VCPU the CPU is configured to run (HCR_VCPU), or `None` when it runs servers.
     pub world: Option<u16>,
     /// The VCPU whose EL1 and FP state is in the registers.
@@ -52,6 +54,7 @@ impl Kernel {
             vcpus: &mut [],
             vspaces: &mut [],
             vm_names: &mut [],
+            vm_images: &mut [],
             world: None,
             loaded_vcpu: None,
         }

@@ -167,6 +167,9 @@ fn handle_irqs(kernel: &mut Kernel) {
 fn apply(kernel: &mut Kernel, effect: Effect) {
     match effect {
         Effect::None => {}
+        Effect::ResetServer { tcb } if kernel.system.tcb(tcb).vcpu.is_some() => {
+            reset_vm(kernel, tcb)
+        }
         Effect::ResetServer { tcb } => {
             let image = &kernel.images[usize::from(tcb)];
             image.fill();
@@ -320,6 +323,34 @@ fn install(kernel: &mut Kernel, next: kernel_core::TcbId) -> *mut UserContext {
         }
     }
     context
+}
+
+/// Resets the VM of VCPU thread `tcb` (PSCI SYSTEM_RESET through its vmm): the VSpace emptied,
+/// every frame lent from its RAM revoked, RAM zeroed and the image copied in again, the VCPU
+/// out of reset at the entry point. The caller (core) already cancelled the thread's IPC.
+fn reset_vm(kernel: &mut Kernel, tcb: kernel_core::TcbId) {
+    let Some(vm) = kernel.system.tcb(tcb).vcpu else {
+        return;
+    };
+    let index = usize::from(vm);
+    let space = &mut kernel.vspaces[index];
+    crate::vspace::clear(space);
+    kernel.system.vspaces[index].free_tables = space.free_tables;
+    let image = &kernel.vm_images[index];
+    let (first_page, pages) = ((image.ram.0 >> 12) as u32, (image.ram.1 >> 12) as u32);
+    kernel
+        .system
+        .revoke_frames(image.region, first_page, pages, |_, _, _| {});
+    let entry = crate::guest::reload(kernel.vm_names[index], image);
+    kernel.vcpus[index] = Current::new_vcpu_state();
+    if kernel.loaded_vcpu == Some(vm) {
+        // The live EL1 and FP registers are the old guest's: load the reset state next time.
+        kernel.loaded_vcpu = None;
+    }
+    let thread = kernel.system.tcb_mut(tcb);
+    thread.context = UserContext::new(entry, 0);
+    thread.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
+    defmt::info!("vm {=u16} reset: entry {=u64:#x}", vm, entry);
 }
 
 /// Reconfigures the CPU between servers and guests (the world switch), loading another VCPU's

@@ -169,3 +169,31 @@ pub fn write_protect(space: &mut GuestVSpace, ipa: u64, len: u64) {
         run(space, &outcome.plan, None);
     }
 }
+
+/// Empties the VSpace: every table goes back to the pool, the root is cleared, and the VMID's
+/// TLB entries are dropped (VM reset).
+pub fn clear(space: &mut GuestVSpace) {
+    const VALID_TABLE: u64 = 0b11;
+    const ADDRESS: u64 = 0x0000_FFFF_FFFF_F000;
+    let root = space.root();
+    for l1 in 0..512 {
+        let entry = space.read(root, l1);
+        if entry & VALID_TABLE != VALID_TABLE {
+            continue;
+        }
+        let l2 = entry & ADDRESS;
+        for index in 0..512 {
+            let child = space.read(l2, index);
+            if child & VALID_TABLE == VALID_TABLE {
+                space.release(child & ADDRESS);
+            }
+        }
+        space.release(l2);
+        space.write(root, l1, 0);
+    }
+    let previous = Current::enter_vmid(space.vttbr);
+    Current::tlb_op(stage2::TlbOp::DsbIsh);
+    Current::tlb_op(stage2::TlbOp::Vmalls12e1is);
+    Current::tlb_op(stage2::TlbOp::DsbIsh);
+    Current::leave_vmid(previous);
+}

@@ -30,6 +30,10 @@ pub const HV_DIRTY_LOG_ENABLE: u32 = 0xC600_0010;
 pub const HV_DIRTY_LOG_GET_AND_CLEAR: u32 = 0xC600_0011;
 /// Returns the stage-2 fault counters in `x1..x3`.
 pub const HV_STAGE2_FAULTS: u32 = 0xC600_0012;
+/// Vendor hypervisor service: how many times this VM was reset.
+pub const HV_BOOT_COUNT: u32 = 0xC600_0013;
+/// PSCI SYSTEM_RESET.
+pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
 
 /// Why a hypercall gave no result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +126,17 @@ pub fn system_off(verdict: u64) -> ! {
     loop {
         aarch64_cpu::asm::wfe();
     }
+}
+
+/// PSCI SYSTEM_RESET: the VM starts again from its image. Returns only if the call failed.
+pub fn system_reset() -> Result<(), HvcError> {
+    let [status, ..] = call(PSCI_SYSTEM_RESET, [0; 3]).map_err(HvcError::NoHypervisor)?;
+    Err(HvcError::Failed(status as i64))
+}
+
+/// HV_BOOT_COUNT: resets of this VM so far (0 on the first boot).
+pub fn boot_count() -> Result<u64, HvcError> {
+    vendor_call(HV_BOOT_COUNT, [0; 3]).map(|[count, ..]| count)
 }
 
 /// HV_DIRTY_LOG_ENABLE over `[ipa, ipa + len)`: write-protects the range, starts clean.

@@ -84,6 +84,14 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     checks::begin(Check::Console);
     println!("guest: test guest up (PL011 at {:#x})", layout::PL011_BASE);
     let hypervisor = checks::detect_hypervisor();
+    let boots = if hypervisor {
+        hypercall::boot_count().ok()
+    } else {
+        None
+    };
+    if let Some(count @ 1..) = boots {
+        println!("guest: boot {} (after {count} reset)", count + 1);
+    }
 
     verdict.run(Check::Boot, || checks::boot(boot, hypervisor));
     verdict.run(Check::Mmu, checks::mmu);
@@ -92,6 +100,15 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::DirtyLog, dirty_log::check);
     verdict.run(Check::Stage2Faults, checks::stage2_faults);
     verdict.run(Check::Hole, || checks::hole(hypervisor));
+    // Under a hypervisor, the first boot ends in PSCI SYSTEM_RESET and every check runs again
+    // on the second: memory must read as zero again, stage 2 must fault in afresh, and the VCPU
+    // must come out of reset. That tests the VM reset path as thoroughly as a first boot.
+    if boots == Some(0) && verdict.first_failure.is_none() {
+        println!("guest: every check passed on the first boot; resetting the VM to run them again");
+        if let Err(error) = hypercall::system_reset() {
+            println!("guest: SYSTEM_RESET failed: {error:?}");
+        }
+    }
     bench::run(hypervisor);
     verdict.finish()
 }

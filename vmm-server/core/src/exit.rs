@@ -260,6 +260,10 @@ pub enum ExitPlan {
     Mmu(MmuPlan),
     /// PSCI SYSTEM_OFF: end the VM (no reply).
     PowerOff { verdict: u64 },
+    /// PSCI SYSTEM_RESET: restart the VM from its image (no reply: the reset cancels the exit).
+    Reset,
+    /// HV_BOOT_COUNT: answer with [`boot_count_reply`].
+    BootCount(Conduit),
     /// Reply now.
     Reply(Resume),
 }
@@ -302,8 +306,15 @@ const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
     match hypercall::dispatch(exit.esr, exit.words) {
         HypercallAction::Return(x) => ExitPlan::Reply(Resume::results(x, conduit)),
         HypercallAction::PowerOff { verdict } => ExitPlan::PowerOff { verdict },
+        HypercallAction::Reset => ExitPlan::Reset,
+        HypercallAction::BootCount => ExitPlan::BootCount(conduit),
         HypercallAction::Mmu(call) => ExitPlan::Mmu(MmuPlan { call, conduit }),
     }
+}
+
+/// The reply to HV_BOOT_COUNT: `x0 = 0`, `x1 = boots`.
+pub const fn boot_count_reply(conduit: Conduit, boots: u64) -> Resume {
+    Resume::results([0, boots, 0, 0], conduit)
 }
 
 /// The step after the mmu-server answered a [`ExitPlan::ResolveStage2`] for `exit`.

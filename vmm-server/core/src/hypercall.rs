@@ -13,7 +13,7 @@
 use crate::psci::{self, PsciAction};
 use crate::syndrome::{self, ec};
 use abi::vm::hypercall::{
-    HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_STAGE2_FAULTS, NOT_SUPPORTED,
+    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_STAGE2_FAULTS, NOT_SUPPORTED,
 };
 
 /// SMCCC INVALID_PARAMETER (DEN 0028 §7.1): a vendor call's arguments are out of range.
@@ -71,6 +71,10 @@ pub enum HypercallAction {
     Return([u64; 4]),
     /// PSCI SYSTEM_OFF.
     PowerOff { verdict: u64 },
+    /// PSCI SYSTEM_RESET.
+    Reset,
+    /// HV_BOOT_COUNT: answer with the number of resets so far.
+    BootCount,
     /// Ask the mmu-server.
     Mmu(MmuCall),
 }
@@ -91,6 +95,7 @@ pub const fn dispatch(esr: u64, x: [u64; 6]) -> HypercallAction {
         return match psci::call(function, x[1]) {
             PsciAction::Return(x0) => only(x0),
             PsciAction::PowerOff { verdict } => HypercallAction::PowerOff { verdict },
+            PsciAction::Reset => HypercallAction::Reset,
         };
     }
     let (ipa, len) = (x[1], x[2]);
@@ -103,6 +108,7 @@ pub const fn dispatch(esr: u64, x: [u64; 6]) -> HypercallAction {
         }
         HV_DIRTY_LOG_ENABLE | HV_DIRTY_LOG_GET_AND_CLEAR => only(INVALID_PARAMETER),
         HV_STAGE2_FAULTS => HypercallAction::Mmu(MmuCall::Stage2Faults),
+        HV_BOOT_COUNT => HypercallAction::BootCount,
         _ => only(NOT_SUPPORTED),
     }
 }
@@ -145,10 +151,11 @@ mod tests {
     }
 
     #[test]
-    fn system_reset_is_not_supported_yet() {
+    fn system_reset_and_the_boot_count() {
+        assert_eq!(dispatch(HVC0, with_x0(0x8400_0009)), HypercallAction::Reset);
         assert_eq!(
-            dispatch(HVC0, with_x0(0x8400_0009)),
-            HypercallAction::Return([u64::MAX, 0, 0, 0])
+            dispatch(SMC0, with_x0(0xC600_0013)),
+            HypercallAction::BootCount
         );
     }
 
@@ -198,7 +205,7 @@ mod tests {
     fn unknown_ids_and_immediates_are_not_supported() {
         let not_supported = HypercallAction::Return([u64::MAX, 0, 0, 0]);
         // SMCCC_VERSION, a yielding call, a vendor id we do not implement, owner 6 below ours.
-        for function in [0x8000_0000, 0x0400_0000, 0xC600_0013, 0xC600_0000, 0] {
+        for function in [0x8000_0000, 0x0400_0000, 0xC600_0099, 0xC600_0000, 0] {
             assert_eq!(
                 dispatch(HVC0, with_x0(function)),
                 not_supported,

@@ -5,7 +5,7 @@
 //! - SYSTEM_OFF ends the VM; `x1` carries the verdict (our extension: a test guest's exit
 //!   status; other hypervisors ignore it). PSCI functions are SMC32 calls, so only `w1` counts
 //!   (Arm DEN 0028 §2.6: the upper halves of the argument registers are ignored).
-//! - SYSTEM_RESET answers NOT_SUPPORTED for now: restarting a VM from its image needs the
+//! - SYSTEM_RESET restarts the VM from its image (fresh RAM, VCPU out of reset); it used to need the
 //!   memory server to refill RAM and the mmu-server to drop the stage-2 tables, which is later
 //!   work. GUEST-ABI promises a restart; a guest that calls it today sees the call return.
 //! - CPU_ON, PSCI_FEATURES and the rest answer NOT_SUPPORTED: one VCPU, no SMP (docs/VMM.md).
@@ -23,6 +23,8 @@ pub enum PsciAction {
     Return(u64),
     /// End the VM with this verdict.
     PowerOff { verdict: u64 },
+    /// Restart the VM from its image (SYSTEM_RESET does not return).
+    Reset,
 }
 
 /// Whether `function` is in the PSCI ranges: SMC32 `0x8400_0000..=0x8400_001F` and SMC64
@@ -38,8 +40,7 @@ pub const fn call(function: u32, x1: u64) -> PsciAction {
         PSCI_SYSTEM_OFF => PsciAction::PowerOff {
             verdict: x1 & 0xFFFF_FFFF,
         },
-        // Not yet: see the module documentation.
-        PSCI_SYSTEM_RESET => PsciAction::Return(NOT_SUPPORTED),
+        PSCI_SYSTEM_RESET => PsciAction::Reset,
         _ => PsciAction::Return(NOT_SUPPORTED),
     }
 }
@@ -57,7 +58,7 @@ mod tests {
             PsciAction::PowerOff { verdict: 0 },
             "SMC32: only w1 is the verdict"
         );
-        assert_eq!(call(0x8400_0009, 0), PsciAction::Return(u64::MAX));
+        assert_eq!(call(0x8400_0009, 0), PsciAction::Reset);
         // CPU_ON (SMC64), PSCI_FEATURES, MIGRATE_INFO_TYPE.
         for function in [0xC400_0003, 0x8400_000A, 0x8400_0006] {
             assert_eq!(

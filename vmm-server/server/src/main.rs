@@ -83,11 +83,16 @@ struct Monitor {
     counters: ExitCounters,
     trace: TraceRing<TRACE_DEPTH>,
     sequence: u64,
+    /// The VM's thread (reset goes through it).
+    guest_tcb: CPtr,
+    /// Resets so far.
+    boots: u64,
 }
 
 impl Monitor {
-    /// Carries out the plan for one exit and returns the reply (or never returns: power-off).
-    fn handle(&mut self, exit: &VmExit) -> Resume {
+    /// Carries out the plan for one exit and returns the reply; `None` when the exit needs no
+    /// reply (a reset cancelled it), and never returns on power-off.
+    fn handle(&mut self, exit: &VmExit) -> Option<Resume> {
         self.sequence += 1;
         defmt::debug!(
             "exit {=u64}: kind {=u64} pc {=u64:#x} esr {=u64:#x} words {:#x}",
@@ -141,6 +146,14 @@ impl Monitor {
                     self.counters.count(exit, stage2);
                     self.power_off(verdict)
                 }
+                ExitPlan::Reset => {
+                    self.counters.count(exit, stage2);
+                    self.reset();
+                    return None;
+                }
+                ExitPlan::BootCount(conduit) => {
+                    ExitPlan::Reply(vmm_core::boot_count_reply(conduit, self.boots))
+                }
             };
         };
         self.counters.count(exit, stage2);
@@ -163,7 +176,52 @@ impl Monitor {
             );
         }
         defmt::debug!("resume {}", resume);
-        resume
+        Some(resume)
+    }
+
+    /// PSCI SYSTEM_RESET: the kernel rebuilds the VM from its image (RAM, VSpace, VCPU) and
+    /// starts it again; the exit that asked is cancelled with it, so nothing is replied.
+    fn reset(&mut self) {
+        self.boots += 1;
+        let (info, _) = syscall::invoke(
+            self.guest_tcb,
+            abi::InvocationLabel::TcbRestart,
+            [1, 0, 0, 0],
+        );
+        if info.is_error() {
+            println!(
+                "vmm: resetting the guest failed (kernel error {}); it stays stopped",
+                info.label()
+            );
+            return;
+        }
+        println!("vmm: guest reset (boot {})", self.boots + 1);
+        // The mmu-server's view of the VM starts over too: slot 0 (its RAM, as the mmu-server
+        // set it up from its boot info) is set again, which drops dirty-log state.
+        let mut ram = None;
+        bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
+            ram = Some((vm.index, vm.ram_base, vm.ram_size));
+            false
+        });
+        if let (Some(mmu), Some((region, ipa, len))) = (self.mmu, ram) {
+            let spec = mmu_api::SlotSpec {
+                ipa,
+                len,
+                region,
+                offset: 0,
+                flags: mmu_api::SlotFlags {
+                    read_only: false,
+                    allow_blocks: true,
+                },
+            };
+            let request = mmu_api::Request::SetSlot { slot: 0, spec };
+            if !matches!(
+                ipc::call::<mmu_api::Mmu>(&mut userlib::Kernel, mmu, &request),
+                Ok(Ok(_))
+            ) {
+                println!("vmm: the mmu-server did not take the reset memory slot");
+            }
+        }
     }
 
     /// PSCI SYSTEM_OFF: the summary lines, then the whole system stops with the verdict as its
@@ -208,6 +266,8 @@ fn main() -> ! {
         counters: ExitCounters::default(),
         trace: TraceRing::new(),
         sequence: 0,
+        guest_tcb: userlib::cap(&tcb_name(vm)),
+        boots: 0,
     };
     println!(
         "vmm: serving VM `{vm}` ({} device(s){})",
@@ -244,12 +304,41 @@ fn main() -> ! {
             (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
             continue;
         };
-        let resume = monitor.handle(&exit);
+        let Some(resume) = monitor.handle(&exit) else {
+            (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+            continue;
+        };
         // Last, after every log line and call: the two reply words that go in the buffer.
         let [word4, word5] = resume.buffer_words();
         ipc_buffer::write(REGISTER_MESSAGE_WORDS, word4);
         ipc_buffer::write(REGISTER_MESSAGE_WORDS + 1, word5);
         (_, info, registers) =
             syscall::reply_recv(exits, REPLY_SLOT, resume.info(), resume.registers());
+    }
+}
+
+/// `tcb:<vm>`, the name of the VM thread's capability, built without a heap.
+fn tcb_name(vm: &str) -> TcbName {
+    let mut name = TcbName {
+        bytes: [0; 64],
+        len: 0,
+    };
+    for &byte in b"tcb:".iter().chain(vm.as_bytes()).take(64) {
+        name.bytes[name.len] = byte;
+        name.len += 1;
+    }
+    name
+}
+
+/// A capability name on the stack.
+struct TcbName {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl core::ops::Deref for TcbName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }

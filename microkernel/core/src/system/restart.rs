@@ -60,6 +60,8 @@ impl System<'_> {
     pub fn restart(&mut self, id: TcbId, start: bool) -> Effect {
         self.cancel_ipc(id);
         self.tcb_mut(id).fault = None;
+        // A VCPU thread reset while its exit waited for the vmm: that exit is gone with it.
+        self.tcb_mut(id).vm_exit = None;
         self.tcb_mut(id).generation = self.tcb(id).generation.wrapping_add(1);
 
         for ep in 0..self.endpoints.len() {

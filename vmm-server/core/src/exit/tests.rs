@@ -131,8 +131,8 @@ fn system_off_powers_off_with_the_verdict_over_either_conduit() {
 }
 
 #[test]
-fn system_reset_and_unknown_ids_answer_not_supported() {
-    for function in [id::PSCI_SYSTEM_RESET, 0x8000_0000, 0xC600_0099, 0x1234] {
+fn unknown_ids_answer_not_supported() {
+    for function in [0x8000_0000, 0xC600_0099, 0x1234] {
         let hvc = reply(plan(&hypercall(HVC0, [function, 1, 2, 3, 4, 5])));
         assert_eq!(
             (hvc.reply.0, hvc.words),
@@ -530,7 +530,9 @@ proptest! {
         };
         match plan(&exit) {
             ExitPlan::Reply(resume) => prop_assert!(coherent(resume)),
-            ExitPlan::PowerOff { .. } => prop_assert_eq!(kind, VmExitKind::Hypercall),
+            ExitPlan::PowerOff { .. } | ExitPlan::Reset | ExitPlan::BootCount(_) => {
+                prop_assert_eq!(kind, VmExitKind::Hypercall)
+            }
             ExitPlan::Mmu(call) => {
                 for answer in [MmuAnswer::Done, MmuAnswer::Bitmap([raw; 4]), MmuAnswer::Refused, MmuAnswer::Failed] {
                     let resume = after_mmu(&call, answer);
@@ -559,4 +561,21 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn system_reset_and_the_boot_count_are_planned_for_the_server() {
+    assert_eq!(
+        plan(&hypercall(HVC0, [id::PSCI_SYSTEM_RESET, 0, 0, 0, 0, 0])),
+        ExitPlan::Reset
+    );
+    let ExitPlan::BootCount(conduit) = plan(&hypercall(SMC0, [id::HV_BOOT_COUNT, 0, 0, 0, 0, 0]))
+    else {
+        panic!("HV_BOOT_COUNT is answered by the server");
+    };
+    let resume = boot_count_reply(conduit, 2);
+    assert_eq!(
+        (resume.reply.0, resume.words),
+        (RESULTS | ADVANCE, [0, 0, 0, 2, 0, 0])
+    );
 }
