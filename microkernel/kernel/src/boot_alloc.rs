@@ -83,23 +83,42 @@ pub fn copy_to(target: u64, bytes: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target as *mut u8, bytes.len()) };
 }
 
+/// Reads entry `index` (taken modulo 512) of the page-table page at physical `table`.
+///
+/// # Safety
+/// 1. `table` is a page-table page the kernel owns (from this allocator or a VSpace's pool).
+pub unsafe fn read_table_entry(table: u64, index: usize) -> u64 {
+    // SAFETY: the page is the kernel's (obligation 1), inside RAM the identity map covers; the
+    // index is bounded to its 512 entries.
+    unsafe {
+        (table as *const u64)
+            .wrapping_add(index % 512)
+            .read_volatile()
+    }
+}
+
+/// Writes entry `index` (taken modulo 512) of the page-table page at physical `table`.
+///
+/// # Safety
+/// As for [`read_table_entry`].
+pub unsafe fn write_table_entry(table: u64, index: usize, value: u64) {
+    // SAFETY: as in `read_table_entry`.
+    unsafe {
+        (table as *mut u64)
+            .wrapping_add(index % 512)
+            .write_volatile(value)
+    }
+}
+
 impl TableMemory for BootAllocator {
     fn read(&self, table: u64, index: usize) -> u64 {
-        // SAFETY: `table` is a page-table page this allocator handed out; index < 512.
-        unsafe {
-            (table as *const u64)
-                .wrapping_add(index % 512)
-                .read_volatile()
-        }
+        // SAFETY: `table` is a page-table page this allocator handed out.
+        unsafe { read_table_entry(table, index) }
     }
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
         // SAFETY: as in `read`.
-        unsafe {
-            (table as *mut u64)
-                .wrapping_add(index % 512)
-                .write_volatile(value)
-        }
+        unsafe { write_table_entry(table, index, value) }
     }
 
     fn allocate_table(&mut self) -> Option<u64> {

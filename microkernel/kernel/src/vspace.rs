@@ -52,21 +52,13 @@ impl GuestVSpace {
 
 impl TableMemory for GuestVSpace {
     fn read(&self, table: u64, index: usize) -> u64 {
-        // SAFETY: `table` is a live table page of this VSpace; the index is bounded to it.
-        unsafe {
-            (table as *const u64)
-                .wrapping_add(index % 512)
-                .read_volatile()
-        }
+        // SAFETY: `table` is a live table page of this VSpace (its pool is kernel memory).
+        unsafe { crate::boot_alloc::read_table_entry(table, index) }
     }
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
         // SAFETY: as in `read`.
-        unsafe {
-            (table as *mut u64)
-                .wrapping_add(index % 512)
-                .write_volatile(value)
-        }
+        unsafe { crate::boot_alloc::write_table_entry(table, index, value) }
     }
 
     fn allocate_table(&mut self) -> Option<u64> {

@@ -26,6 +26,19 @@ pub fn try_cap(name: &str) -> Option<CPtr> {
     bootdesc::bootinfo::find_cap(bootinfo(), name).map(CPtr::from)
 }
 
+/// The slot of the capability named `<prefix><name>` (the per-VM names like `vspace:guest`),
+/// built on the stack: no heap in servers. `None` when there is none or it would exceed 64 bytes.
+pub fn try_cap_named(prefix: &str, name: &str) -> Option<CPtr> {
+    let mut bytes = [0u8; 64];
+    let len = prefix.len() + name.len();
+    if len > bytes.len() {
+        return None;
+    }
+    bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    bytes[prefix.len()..len].copy_from_slice(name.as_bytes());
+    try_cap(core::str::from_utf8(&bytes[..len]).ok()?)
+}
+
 /// This server's manifest name.
 pub fn server_name() -> &'static str {
     bootdesc::bootinfo::header(bootinfo())

@@ -177,15 +177,10 @@ fn main() -> ! {
         println!("mmu: no VM in the boot info; nothing to serve");
         userlib::crash_with_bad_access();
     };
-    let mut name = [0u8; 48];
-    let prefix = b"vspace:";
-    name[..prefix.len()].copy_from_slice(prefix);
-    let len = prefix.len() + vm.name.len().min(name.len() - prefix.len());
-    name[prefix.len()..len].copy_from_slice(&vm.name.as_bytes()[..len - prefix.len()]);
-    let vspace_name = core::str::from_utf8(&name[..len]).unwrap_or("vspace:");
-    let mut kernel = Kernel {
-        vspace: userlib::cap(vspace_name),
+    let Some(vspace) = userlib::caps::try_cap_named("vspace:", vm.name) else {
+        panic!("no `vspace:{}` capability", vm.name);
     };
+    let mut kernel = Kernel { vspace };
     let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
     let ram = SlotSpec {
         ipa: vm.ram_base,

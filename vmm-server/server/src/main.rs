@@ -266,7 +266,8 @@ fn main() -> ! {
         counters: ExitCounters::default(),
         trace: TraceRing::new(),
         sequence: 0,
-        guest_tcb: userlib::cap(&tcb_name(vm)),
+        guest_tcb: userlib::caps::try_cap_named("tcb:", vm)
+            .unwrap_or_else(|| panic!("no `tcb:{vm}` capability")),
         boots: 0,
     };
     println!(
@@ -314,31 +315,5 @@ fn main() -> ! {
         ipc_buffer::write(REGISTER_MESSAGE_WORDS + 1, word5);
         (_, info, registers) =
             syscall::reply_recv(exits, REPLY_SLOT, resume.info(), resume.registers());
-    }
-}
-
-/// `tcb:<vm>`, the name of the VM thread's capability, built without a heap.
-fn tcb_name(vm: &str) -> TcbName {
-    let mut name = TcbName {
-        bytes: [0; 64],
-        len: 0,
-    };
-    for &byte in b"tcb:".iter().chain(vm.as_bytes()).take(64) {
-        name.bytes[name.len] = byte;
-        name.len += 1;
-    }
-    name
-}
-
-/// A capability name on the stack.
-struct TcbName {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl core::ops::Deref for TcbName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }

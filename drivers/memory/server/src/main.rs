@@ -19,7 +19,7 @@ fn main() -> ! {
         u64::from(bootdesc::bootinfo::highest_slot(userlib::caps::bootinfo()).unwrap_or(0)) + 1;
     let mut backing = Backing::new();
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
-        let Some(slot) = userlib::caps::try_cap(&ram_name(vm.name)) else {
+        let Some(slot) = userlib::caps::try_cap_named("ram:", vm.name) else {
             return true;
         };
         if let Err(error) = backing.add_region(vm.index, vm.ram_size, slot) {
@@ -106,10 +106,6 @@ fn main() -> ! {
     }
 }
 
-fn ram_name(vm: &str) -> heapless_name::Name {
-    heapless_name::Name::new("ram:", vm)
-}
-
 /// Reads a received message's words out of the registers and the IPC buffer.
 fn receive(
     (badge, info, registers): syscall::Received,
@@ -130,32 +126,4 @@ fn receive(
         *word = ipc_buffer::read(index);
     }
     (badge, info, words)
-}
-
-/// Capability names built on the stack (no heap in this server).
-mod heapless_name {
-    /// `prefix` + `name`, at most 64 bytes.
-    pub struct Name {
-        bytes: [u8; 64],
-        len: usize,
-    }
-
-    impl Name {
-        pub fn new(prefix: &str, name: &str) -> Self {
-            let mut bytes = [0u8; 64];
-            let mut len = 0;
-            for &byte in prefix.as_bytes().iter().chain(name.as_bytes()).take(64) {
-                bytes[len] = byte;
-                len += 1;
-            }
-            Self { bytes, len }
-        }
-    }
-
-    impl core::ops::Deref for Name {
-        type Target = str;
-        fn deref(&self) -> &str {
-            core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-        }
-    }
 }
