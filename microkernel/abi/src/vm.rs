@@ -103,6 +103,9 @@ impl VmReply {
     pub const INJECT_ABORT: Self = Self(1 << 3);
     /// Inject an undefined-instruction exception into the guest at EL1.
     pub const INJECT_UNDEFINED: Self = Self(1 << 4);
+    /// Do not resume yet: the VCPU waits until its virtual interrupt line is asserted (a WFI
+    /// that blocks until an event; the kernel wakes it when the guest's virtual timer fires).
+    pub const WAIT_FOR_INTERRUPT: Self = Self(1 << 5);
 
     /// Both sets of actions.
     pub const fn with(self, other: Self) -> Self {

@@ -71,6 +71,9 @@ pub enum Effect {
         first_page: u32,
         pages: u32,
     },
+    /// VCPU thread `tcb` waits for its virtual interrupt line: the arch layer wakes it at once
+    /// when the line is already asserted ([`System::wake_vcpu`]), else when it asserts.
+    WaitForInterrupt { tcb: TcbId },
     /// Inject a synchronous exception into the guest of VCPU thread `tcb` at EL1: an external
     /// data abort at `address`, or an undefined instruction.
     InjectException {

@@ -78,6 +78,9 @@ pub enum ThreadState {
     },
     /// Waiting on a notification.
     BlockedOnNotification { ntfn: NotificationId },
+    /// A VCPU thread whose guest executed WFI: waiting until its virtual interrupt line is
+    /// asserted ([`crate::system::System::wake_vcpu`]).
+    WaitingForInterrupt,
 }
 
 impl ThreadState {

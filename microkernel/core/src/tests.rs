@@ -1116,3 +1116,68 @@ fn frames_are_carved_checked_mapped_and_revoked() {
     );
     assert!(system.lookup(SERVER, 8).is_ok(), "the range itself stays");
 }
+
+#[test]
+fn a_wfi_reply_parks_the_vcpu_until_it_is_woken() {
+    use abi::vm::{VmExit, VmExitKind, VmReply};
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    system.tcb_mut(CLIENT).vcpu = Some(0);
+    system.tcb_mut(CLIENT).fault_handler = Some((0, 1));
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    run_as(&mut system, CLIENT);
+    system.tcb_mut(CLIENT).context.regs[crate::tcb::PC] = 0x4008_0200;
+    let wfi = VmExit {
+        kind: VmExitKind::WaitForInterrupt,
+        pc: 0x4008_0200,
+        esr: 0x0600_0000,
+        words: [0; 6],
+    };
+    system.handle_vm_exit(&mut memory, wfi);
+    system.choose_next();
+    let action = VmReply::ADVANCE_PC.with(VmReply::WAIT_FOR_INTERRUPT);
+    let effect = syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(action.0, 0), 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    assert_eq!(effect, Effect::WaitForInterrupt { tcb: CLIENT });
+    assert_eq!(
+        system.tcb(CLIENT).state,
+        ThreadState::WaitingForInterrupt,
+        "not runnable until woken"
+    );
+    assert_eq!(
+        system.tcb(CLIENT).context.regs[crate::tcb::PC],
+        0x4008_0204,
+        "the WFI was stepped over"
+    );
+    assert!(!system.wake_vcpu(SERVER), "only a waiting VCPU is woken");
+    assert!(system.wake_vcpu(CLIENT));
+    assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
+    // A reset while it waits takes it out of the wait too.
+    run_as(&mut system, CLIENT);
+    system.handle_vm_exit(&mut memory, wfi);
+    system.choose_next();
+    syscall(
+        &mut system,
+        &mut memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(action.0, 0), 0, 0, 0, 0, abi::REPLY_SLOT],
+        true,
+    );
+    system.restart(CLIENT, true);
+    assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
+}

@@ -17,6 +17,12 @@ pub trait Arch {
     /// Configures the CPU to run a guest (`true`) or servers (`false`); `vcpu` is the guest's
     /// state (the loaded VCPU), updated with what leaving it must keep.
     fn set_guest_mode(guest: bool, vcpu: &mut Self::VcpuState);
+    /// Whether the loaded VCPU's virtual timer asserts its interrupt.
+    fn guest_timer_line() -> bool;
+    /// In guest mode: samples the virtual timer into the guest's virtual IRQ line; the level.
+    fn update_guest_irq() -> bool;
+    /// The virtual timer's interrupt id (PPI 11 = INTID 27).
+    fn guest_timer_intid() -> u32;
     /// Saves the loaded VCPU (when there is one) and loads another.
     fn switch_loaded_vcpu(old: Option<&mut Self::VcpuState>, new: &Self::VcpuState);
     /// Decodes the exit just taken from a guest with general registers `context`.

@@ -153,6 +153,8 @@ fn handle_irqs(kernel: &mut Kernel) {
         if intid == Current::timer_intid() {
             Current::arm_timer(kernel.timeslice_us);
             kernel.system.tick(1);
+        } else if intid == Current::guest_timer_intid() {
+            guest_timer_fired(kernel);
         } else if kernel.system.irq_fired(intid) {
             Current::mask_irq(intid);
         } else {
@@ -160,6 +162,21 @@ fn handle_irqs(kernel: &mut Kernel) {
             Current::mask_irq(intid);
         }
         Current::end_irq(intid);
+    }
+}
+
+/// The loaded guest's virtual timer fired. The line is level-triggered, so it stays masked at
+/// the GIC until the guest is entered with the timer quiet again; meanwhile it drives the
+/// guest's virtual IRQ (HCR_EL2.VI) and wakes a VCPU waiting in WFI.
+fn guest_timer_fired(kernel: &mut Kernel) {
+    Current::mask_irq(Current::guest_timer_intid());
+    let Some(vcpu) = kernel.loaded_vcpu else {
+        return;
+    };
+    let tcb = (kernel.images.len() + usize::from(vcpu)) as kernel_core::TcbId;
+    kernel.system.wake_vcpu(tcb);
+    if kernel.world == Some(vcpu) {
+        Current::update_guest_irq();
     }
 }
 
@@ -236,6 +253,17 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
                 });
             for (info, space) in kernel.system.vspaces.iter_mut().zip(kernel.vspaces.iter()) {
                 info.free_tables = space.free_tables;
+            }
+        }
+        Effect::WaitForInterrupt { tcb } => {
+            // The guest's timer state is live: its VCPU is the loaded one (it just exited).
+            if let Some(vcpu) = kernel.system.tcb(tcb).vcpu {
+                ensure_loaded(kernel, vcpu);
+            }
+            if Current::guest_timer_line() {
+                kernel.system.wake_vcpu(tcb);
+            } else {
+                Current::unmask_irq(Current::guest_timer_intid());
             }
         }
         Effect::InjectException {
@@ -364,6 +392,10 @@ fn switch_mode(kernel: &mut Kernel, vcpu: Option<u16>) {
         ensure_loaded(kernel, vcpu);
         Current::set_guest_mode(true, &mut kernel.vcpus[usize::from(vcpu)]);
         kernel.world = Some(vcpu);
+        if !Current::guest_timer_line() {
+            // The timer is quiet (or off): let its next expiry interrupt.
+            Current::unmask_irq(Current::guest_timer_intid());
+        }
     }
 }
 

@@ -100,6 +100,7 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::DirtyLog, dirty_log::check);
     verdict.run(Check::Stage2Faults, checks::stage2_faults);
     verdict.run(Check::Hole, || checks::hole(hypervisor));
+    verdict.run(Check::VirtualTimer, || checks::virtual_timer(hypervisor));
     // Under a hypervisor, the first boot ends in PSCI SYSTEM_RESET and every check runs again
     // on the second: memory must read as zero again, stage 2 must fault in afresh, and the VCPU
     // must come out of reset. That tests the VM reset path as thoroughly as a first boot.

@@ -42,7 +42,7 @@ pub enum Cause {
     Emulated,
     /// A hypercall was answered.
     Hypercall,
-    /// WFI/WFE stepped over (interrupts are not virtualised yet, so there is nothing to wait for).
+    /// WFI/WFE: stepped over, the VCPU waiting until its virtual interrupt line is asserted.
     Idle,
     /// A cache maintenance instruction on a device address was stepped over (KVM does the same:
     /// there is no cache to maintain for emulated MMIO).
@@ -273,10 +273,13 @@ pub const fn plan(exit: &VmExit) -> ExitPlan {
     match exit.kind {
         VmExitKind::Stage2Abort => plan_stage2(exit),
         VmExitKind::Hypercall => plan_hypercall(exit),
-        // PC at the WFx: step over it. With no virtual interrupts yet there is nothing a WFI
-        // could wait for; once the vGIC exists this becomes "block until an interrupt is
-        // pending" (KVM's kvm_vcpu_wfi).
-        VmExitKind::WaitForInterrupt => ExitPlan::Reply(Resume::advance(Cause::Idle)),
+        // PC at the WFx: step over it and block the VCPU until its virtual interrupt line is
+        // asserted (KVM's kvm_vcpu_block): the kernel wakes it when the guest's timer fires.
+        VmExitKind::WaitForInterrupt => ExitPlan::Reply(Resume {
+            reply: VmReply::ADVANCE_PC.with(VmReply::WAIT_FOR_INTERRUPT),
+            words: [0; 6],
+            cause: Cause::Idle,
+        }),
         // No system register is emulated yet: the guest sees what it would on a CPU without it.
         VmExitKind::SystemRegister | VmExitKind::Other => {
             ExitPlan::Reply(Resume::undefined(Cause::Unhandled))

@@ -302,6 +302,11 @@ impl System<'_> {
             None => self.transfer(memory, me, caller, 0, true),
             Some(fault) if fault.kind == FaultKind::VmExit => {
                 effect = self.resume_guest(memory, me, caller);
+                if let Effect::WaitForInterrupt { .. } = effect {
+                    // The arch layer decides: the line may already be asserted.
+                    self.tcb_mut(caller).state = ThreadState::WaitingForInterrupt;
+                    return (true, effect);
+                }
             }
             // A reply to a fault message resumes the faulting thread where it stopped.
             Some(_) => {}
@@ -337,7 +342,9 @@ impl System<'_> {
             context.regs[crate::tcb::PC] = context.regs[crate::tcb::PC].wrapping_add(4);
         }
         let address = exit.map_or(0, |exit| exit.words[1]);
-        if action.contains(VmReply::INJECT_UNDEFINED) {
+        if action.contains(VmReply::WAIT_FOR_INTERRUPT) {
+            Effect::WaitForInterrupt { tcb: guest }
+        } else if action.contains(VmReply::INJECT_UNDEFINED) {
             Effect::InjectException {
                 tcb: guest,
                 abort: false,
@@ -453,6 +460,16 @@ impl System<'_> {
         for (index, value) in words.iter().take(REGISTER_MESSAGE_WORDS).enumerate() {
             context.set_x(2 + index, *value);
         }
+    }
+
+    /// Wakes a VCPU thread waiting for its virtual interrupt line (the guest's WFI completes).
+    /// Returns whether it was waiting.
+    pub fn wake_vcpu(&mut self, tcb: TcbId) -> bool {
+        if self.tcb(tcb).state != ThreadState::WaitingForInterrupt {
+            return false;
+        }
+        self.make_runnable(tcb);
+        true
     }
 
     /// The current thread, a VCPU thread, left its guest: deliver the exit to its vmm as a

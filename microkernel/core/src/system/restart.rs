@@ -36,7 +36,7 @@ impl System<'_> {
                     .remove(self.tcbs, OBJECT_LINK, id);
             }
             ThreadState::Running => self.sched.dequeue(self.tcbs, id),
-            ThreadState::Inactive => {}
+            ThreadState::Inactive | ThreadState::WaitingForInterrupt => {}
         }
         self.tcb_mut(id).state = ThreadState::Inactive;
     }

@@ -31,6 +31,18 @@ impl super::Arch for Aarch64 {
         vcpu::set_guest_mode(guest, &mut state.el1[vcpu::el1::CNTKCTL]);
     }
 
+    fn guest_timer_line() -> bool {
+        vcpu::timer_line()
+    }
+
+    fn update_guest_irq() -> bool {
+        vcpu::update_virtual_irq()
+    }
+
+    fn guest_timer_intid() -> u32 {
+        crate::plat::layout::GUEST_TIMER_INTID
+    }
+
     fn switch_loaded_vcpu(old: Option<&mut vcpu::VcpuState>, new: &vcpu::VcpuState) {
         vcpu::switch_loaded(old, new);
     }

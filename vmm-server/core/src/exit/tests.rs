@@ -73,7 +73,7 @@ fn mmio_plan(exit: &VmExit) -> MmioPlan {
 }
 
 #[test]
-fn wfi_and_wfe_step_over_the_instruction() {
+fn wfi_and_wfe_step_over_the_instruction_and_wait_for_an_interrupt() {
     let exit = VmExit {
         kind: VmExitKind::WaitForInterrupt,
         pc: 0x4008_0000,
@@ -83,7 +83,7 @@ fn wfi_and_wfe_step_over_the_instruction() {
     let resume = reply(plan(&exit));
     assert_eq!(
         (resume.reply.0, resume.words, resume.cause),
-        (ADVANCE, [0; 6], Cause::Idle)
+        (ADVANCE | VmReply::WAIT_FOR_INTERRUPT.0, [0; 6], Cause::Idle)
     );
 }
 

@@ -196,6 +196,29 @@ unsafe extern "C" {
     fn vcpu_load_state(state: *const VcpuState);
 }
 
+/// HCR_EL2.VI: a virtual IRQ is pending for EL1 (ARM ARM D17.2.48).
+const HCR_VI: u64 = 1 << 7;
+
+/// Whether the loaded VCPU's virtual timer asserts its interrupt (CNTV_CTL_EL0: ENABLE set,
+/// IMASK clear, ISTATUS set; ARM ARM D11.2.4).
+pub fn timer_line() -> bool {
+    let control: u64;
+    // SAFETY: reading CNTV_CTL_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, cntv_ctl_el0", out(reg) control) };
+    control & 0b111 == 0b101
+}
+
+/// Samples the loaded VCPU's virtual timer into its virtual IRQ line (HCR_EL2.VI) while the
+/// CPU is in guest mode; returns the level. Without a vGIC the line follows the timer output
+/// only when sampled: on every entry into the guest and when the timer's interrupt arrives.
+pub fn update_virtual_irq() -> bool {
+    let level = timer_line();
+    let hcr = HCR_VCPU | if level { HCR_VI } else { 0 };
+    // SAFETY: HCR_EL2 only configures how the guest runs at the next eret.
+    unsafe { core::arch::asm!("msr hcr_el2, {}", "isb", in(reg) hcr) };
+    level
+}
+
 /// Switches the CPU's configuration to run guests (`true`) or servers (`false`). `cntkctl` is
 /// the guest's CNTKCTL_EL1 to install (when entering) or the place to keep it (when leaving).
 pub fn set_guest_mode(guest: bool, cntkctl: &mut u64) {
@@ -213,6 +236,7 @@ pub fn set_guest_mode(guest: bool, cntkctl: &mut u64) {
                 hcr = in(reg) HCR_VCPU,
             );
         }
+        update_virtual_irq();
     } else {
         let saved: u64;
         // SAFETY: as above.

@@ -25,3 +25,5 @@ pub const RAM_SIZE: u64 = 0x4000_0000;
 pub const RAM_END: u64 = RAM_BASE + RAM_SIZE;
 /// The EL2 physical timer's interrupt (PPI 10 = INTID 26), the kernel's preemption tick.
 pub const HYP_TIMER_INTID: u32 = 26;
+/// The EL1 virtual timer's interrupt (PPI 11 = INTID 27): the loaded guest's timer.
+pub const GUEST_TIMER_INTID: u32 = 27;
