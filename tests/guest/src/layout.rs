@@ -69,3 +69,22 @@ const _: () = assert!(DIRTY_WINDOW_SIZE / PAGE_SIZE == 256);
 const _: () = assert!(BLOCK_PROBES[0] * BLOCK_SIZE >= DIRTY_WINDOW + DIRTY_WINDOW_SIZE - RAM_BASE);
 const _: () = assert!((BLOCK_PROBES[7] + 1) * BLOCK_SIZE <= RAM_SIZE);
 const _: () = assert!(RAM_BASE.is_multiple_of(BLOCK_SIZE) && RAM_SIZE.is_multiple_of(BLOCK_SIZE));
+
+/// Blocks no check touches, left for the benchmark's first-touch stage-2 faults.
+pub const BENCH_BLOCKS: [u64; 3] = [4, 5, 6];
+
+const _: () = {
+    let mut i = 0;
+    while i < BENCH_BLOCKS.len() {
+        let mut j = 0;
+        while j < BLOCK_PROBES.len() {
+            assert!(BENCH_BLOCKS[i] != BLOCK_PROBES[j]);
+            j += 1;
+        }
+        assert!(
+            BENCH_BLOCKS[i] > 1,
+            "blocks 0 and 1 hold the image and the dirty window"
+        );
+        i += 1;
+    }
+};
