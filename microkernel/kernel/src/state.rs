@@ -61,6 +61,26 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// The thread of VM `vm`'s VCPU: boot places servers first, then one thread per VM.
+    pub fn vcpu_thread(&self, vm: u16) -> kernel_core::TcbId {
+        (self.images.len() + usize::from(vm)) as kernel_core::TcbId
+    }
+
+    /// The manifest name of thread `tcb`, a server's or a VM's.
+    pub fn thread_name(&self, tcb: kernel_core::TcbId) -> &'static str {
+        let index = usize::from(tcb);
+        match self.images.get(index) {
+            Some(image) => image.name,
+            None => self
+                .vm_names
+                .get(index - self.images.len())
+                .copied()
+                .unwrap_or("?"),
+        }
+    }
+}
+
 /// The cell holding the kernel state.
 pub struct KernelCell(UnsafeCell<MaybeUninit<Kernel>>);
 

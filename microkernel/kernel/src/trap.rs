@@ -173,7 +173,7 @@ fn guest_timer_fired(kernel: &mut Kernel) {
     let Some(vcpu) = kernel.loaded_vcpu else {
         return;
     };
-    let tcb = (kernel.images.len() + usize::from(vcpu)) as kernel_core::TcbId;
+    let tcb = kernel.vcpu_thread(vcpu);
     kernel.system.wake_vcpu(tcb);
     if kernel.world == Some(vcpu) {
         Current::update_guest_irq();
@@ -282,14 +282,7 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
         }
         Effect::UnhandledFault { tcb } => {
             let fault = kernel.system.tcb(tcb).fault;
-            let name = match kernel.images.get(usize::from(tcb)) {
-                Some(image) => image.name,
-                None => kernel
-                    .vm_names
-                    .get(usize::from(tcb) - kernel.images.len())
-                    .copied()
-                    .unwrap_or("?"),
-            };
+            let name = kernel.thread_name(tcb);
             match fault {
                 Some(fault) => kprintln!(
                     "KERNEL: server `{name}` has no fault handler and faulted: {} at pc {:#x}, address {:#x}, syndrome {:#x}",
