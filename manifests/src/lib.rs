@@ -1,5 +1,6 @@
 //! The system manifest: reads a TOML capability manifest, validates it, and compiles it into the
-//! boot payload the kernel instantiates the system from (DESIGN §5).
+//! boot payload the kernel instantiates the system from (docs/DESIGN.md, "The manifest and the
+//! boot image").
 //!
 //! This is a host-side library used by `cargo xtask`. Nothing half-valid boots, so
 //! [`Manifest::load`] either returns a fully checked manifest or one [`ManifestError`] that names

@@ -1,7 +1,8 @@
 //! Where the kernel places things in every server's address space.
 //!
 //! A server's VSpace is a stage-2 table with stage 1 off, so its virtual addresses are
-//! intermediate physical addresses (DESIGN §3). All servers are linked at the same address.
+//! intermediate physical addresses (docs/DESIGN.md, "Privilege split"). All servers are linked
+//! at the same address.
 //!
 //! ```text
 //! 0x0000_0000 .. 0x0010_0000   unmapped (null guard)

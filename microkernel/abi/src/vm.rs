@@ -131,7 +131,7 @@ impl MapAttributes {
     pub const EXECUTE: Self = Self(1 << 1);
 }
 
-/// What a `VSpaceMap` did (reply MR0): the seed-002 prejudgement outcome.
+/// What a `VSpaceMap` did (reply MR0): the stage-2 prejudgement's outcome (docs/MMU-STAGE2.md).
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapAction {

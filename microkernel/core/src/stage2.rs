@@ -1,14 +1,16 @@
 //! Stage-2 translation tables (ARM ARM D8, VMSAv8-64 stage 2, 4 KiB granule, 39-bit IPA,
-//! starting at level 1): descriptor encoding, the walks that map and unmap, and the seed-002
-//! prejudgement that decides how a change to a live table is made safely.
+//! starting at level 1): descriptor encoding, the walks that map and unmap, and the prejudgement
+//! that decides how a change to a live table is made safely (docs/DESIGN.md, "Stage-2 fault
+//! prejudgement and dirty-on-success"; docs/MMU-STAGE2.md).
 //!
 //! Every address space in the system is one of these tables: servers' VSpaces (stage 1 off, so
-//! VA = IPA) and guests' (DESIGN §3). The kernel's boot-time loader maps server images through
-//! [`map_page`] into fresh tables, where nothing can be cached yet. Changes to live tables go
-//! through [`map`], [`unmap`] and [`write_protect`]: each walks and decides without touching a
-//! live descriptor's TLB-visible state, and returns a [`Plan`] of writes, barriers and TLB
-//! invalidations in the order the architecture requires, which the kernel runs with [`apply`]
-//! (a step that cannot fail). Host tests run the same plans over in-memory tables.
+//! VA = IPA) and guests' (docs/DESIGN.md, "Privilege split"). The kernel's boot-time loader
+//! maps server images through [`map_page`] into fresh tables, where nothing can be cached yet.
+//! Changes to live tables go through [`map`], [`unmap`] and [`write_protect`]: each walks and
+//! decides without touching a live descriptor's TLB-visible state, and returns a [`Plan`] of
+//! writes, barriers and TLB invalidations in the order the architecture requires, which the
+//! kernel runs with [`apply`] (a step that cannot fail). Host tests run the same plans over
+//! in-memory tables.
 //!
 //! Submodules: [`descriptor`] (levels, sizes, block and table descriptors, decoding),
 //! [`prejudge`] (the action table and TLB plans), [`walk`] (map, unmap, write-protect).

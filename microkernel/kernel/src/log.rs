@@ -1,7 +1,7 @@
 //! The kernel's binary log: defmt frames from the kernel (protection domain 0) and from every
 //! server (domain = server index + 1, relayed by the DebugLog system call), written as records
 //! `[pd: u8][len: u16 LE][frame]` to the host file `defmt.log` through semihosting. `cargo
-//! xtask run` decodes each record against the ELF of its domain (DESIGN §8).
+//! xtask run` decodes each record against the ELF of its domain (docs/DESIGN.md, "Logging").
 //!
 //! Logging is for debugging only: verdicts and the banner go to the console as plain text.
 

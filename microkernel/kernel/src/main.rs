@@ -1,4 +1,5 @@
-//! The capability microkernel, at EL2 on aarch64 (DESIGN §3, §4).
+//! The capability microkernel, at EL2 on aarch64 (docs/DESIGN.md, "Privilege split" and "Kernel
+//! objects and the decode/perform rule").
 //!
 //! Boot: identity-map the board, configure EL2, bring up the GIC, instantiate the system the
 //! boot description names, and enter the highest-priority server. From then on the kernel only

@@ -109,10 +109,11 @@ fn run(space: &mut GuestVSpace, plan: &Plan, removed: Option<RemovedTable>) {
     }
 }
 
-/// The stage-2 mapping path (seed 002): kernel-core's prejudgement decides (same mapping: no-op;
-/// permissions only: in place; anything else: break-before-make with `TLBI IPAS2E1IS` +
-/// `VMALLE1IS`), and the kernel runs the plan. `None` when the walk refused (it cannot run out
-/// of tables: decode reserved them).
+/// The stage-2 mapping path (docs/DESIGN.md, "Stage-2 fault prejudgement and dirty-on-success";
+/// docs/MMU-STAGE2.md): kernel-core's prejudgement decides (same mapping: no-op; permissions
+/// only: in place; anything else: break-before-make with `TLBI IPAS2E1IS` + `VMALLE1IS`), and
+/// the kernel runs the plan. `None` when the walk refused (it cannot run out of tables: decode
+/// reserved them).
 pub fn map(
     space: &mut GuestVSpace,
     ipa: u64,

@@ -6,11 +6,12 @@
 //! the address, or a write hit a read-only slot). Dirty logging and the counters back the
 //! hypercalls of docs/GUEST-ABI.md.
 //!
-//! Restart contract (Hubris's rule, STYLE "IPC protocols"): every request but
+//! Restart contract (Hubris's rule: server death is part of every protocol): every request but
 //! `GetAndClearDirtyLog` is idempotent and retried by `ipc::call` after a restart. A fault handled
-//! twice maps the same frame again, which seed 002 makes a no-op. `GetAndClearDirtyLog` is not:
-//! repeating it would drop the bitmap the first call cleared. A restarted mmu-server has lost its
-//! slots and dirty logs; the vmm learns of it through `CallError::Restarted` and sets them again.
+//! twice maps the same frame again, which the kernel's prejudgement makes a no-op.
+//! `GetAndClearDirtyLog` is not: repeating it would drop the bitmap the first call cleared. A
+//! restarted mmu-server has lost its slots and dirty logs; the vmm learns of it through
+//! `CallError::Restarted` and sets them again.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -4,7 +4,8 @@
 //! IPC and to real page tables. Each architecture's translation scheme is a top-level module:
 //!
 //! * [`shadow`]: x86-64 shadow paging (guest tables × memory slots → shadow tables), used by the
-//!   VMX port when EPT is off. DESIGN §6 lessons 1, 2 and 5.
+//!   VMX port when EPT is off. docs/DESIGN.md, "The five KVM lessons" (three of them live here);
+//!   docs/SHADOW.md.
 //!
 //! The `test-utils` feature adds [`testing`]: in-memory fakes of guest memory and the shadow-table
 //! store, an independent reference walker and a CPU model, for tests and benchmarks.

@@ -1,11 +1,12 @@
 //! Stage-2 memory management for aarch64 guests (and any port with hardware second-stage
 //! tables): memory slots, fault resolution with page-size choice, dirty logging, counters.
-//! DESIGN §6 lessons 3 and 4; docs/MMU-STAGE2.md.
+//! docs/DESIGN.md, "Stage-2 fault prejudgement and dirty-on-success" and "Lazily backed regions
+//! with retry"; docs/MMU-STAGE2.md.
 //!
 //! The mmu-server holds a [`Stage2`] per VM and answers the vmm's [`mmu_api::Request`]s with
 //! [`Stage2::handle`]. The world outside is two traits, so all of this is host-tested:
 //! [`Backing`] (the memory-backing server, over IPC) lends frames, [`Stage2Mapper`] (kernel
-//! VSpace invocations) maps them. The kernel's side of a mapping, seed 002's prejudgement and TLB
+//! VSpace invocations) maps them. The kernel's side of a mapping, the prejudgement and TLB
 //! maintenance, lives in `kernel_core::stage2`.
 //!
 //! * [`slots`]: IPA ranges → backing region, non-overlapping, with a memslot generation.

@@ -3,7 +3,7 @@
 //! rebuilds them; mappings already in the kernel's tables stay valid. It answers the vmm's
 //! requests (`mmu_api`) with mmu-core's stage-2 engine, which asks the memory-backing server
 //! for frames (lent as capabilities with the reply) and maps them through the kernel's VSpace
-//! invocations (seed 002 runs in the kernel's mapping path).
+//! invocations (the prejudgement of every change runs in the kernel's mapping path).
 #![no_std]
 #![no_main]
 

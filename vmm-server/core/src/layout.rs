@@ -11,8 +11,8 @@
 //! .. 1 << 39                  nothing                          vmm: abort injected
 //! ```
 //!
-//! The addresses are QEMU `virt`'s (DESIGN §2), so a guest written for that board finds its
-//! UART where it expects it.
+//! The addresses are QEMU `virt`'s (QEMU's `hw/arm/virt.c`), so a guest written for that board
+//! finds its UART where it expects it.
 
 /// An IPA window `[base, base + size)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

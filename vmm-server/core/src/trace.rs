@@ -1,5 +1,6 @@
 //! A ring of the last exits, for the hard-to-debug path: `Copy` records written on every exit
-//! and read only when something went wrong (STYLE.md, "Logging"). Costs a few stores per exit.
+//! and read only when something went wrong: it costs nothing until someone reads it, beyond a few
+//! stores per exit.
 
 use crate::exit::Cause;
 use abi::vm::VmExitKind;

@@ -3,10 +3,10 @@
 //!
 //! The memory-backing server owns the frames of guest RAM. A region is zero-filled on demand,
 //! preloaded from an image in the boot payload, or populated lazily by its owner on first touch
-//! (DESIGN §6 lesson 4). The mmu-server asks for the frame that backs a region offset; the reply
-//! carries a frame *capability*, transferred with the reply, which the mmu-server maps into the
-//! guest's VSpace. Frames are lent, never pinned: the backing server can revoke them, and the
-//! mapping goes with the capability.
+//! (docs/DESIGN.md, "Lazily backed regions with retry"). The mmu-server asks for the frame that
+//! backs a region offset; the reply carries a frame *capability*, transferred with the reply, which
+//! the mmu-server maps into the guest's VSpace. Frames are lent, never pinned: the backing server
+//! can revoke them, and the mapping goes with the capability.
 //!
 //! When the region's state changes while a request is in flight (its owner is populating it, or
 //! the frame was just revoked), the answer is [`Response::Retry`]: KVM's `-EAGAIN` from

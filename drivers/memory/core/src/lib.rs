@@ -1,5 +1,6 @@
-//! The memory-backing server's decisions (DESIGN §6 lesson 4): which frame backs an offset of a
-//! guest RAM region, how large a frame may be lent, and when to answer `Retry`.
+//! The memory-backing server's decisions (docs/DESIGN.md, "Lazily backed regions with retry"):
+//! which frame backs an offset of a guest RAM region, how large a frame may be lent, and when to
+//! answer `Retry`.
 //!
 //! Guest RAM is populated by its owner on first touch, one 2 MiB chunk at a time (the image was
 //! preloaded by the kernel at boot and the rest of RAM is zero, so "populating" here is the

@@ -1,5 +1,6 @@
-//! Seed 002, the stage-2 prejudgement: how to change one live descriptor, decided before any
-//! write, and the exact order of writes, barriers and TLB invalidations that makes it safe.
+//! The stage-2 prejudgement: how to change one live descriptor, decided before any write, and
+//! the exact order of writes, barriers and TLB invalidations that makes it safe (docs/DESIGN.md,
+//! "Stage-2 fault prejudgement and dirty-on-success").
 //!
 //! The rule (KVM arm64 `stage2_map_walker_try_leaf`, ARM ARM D8.14 "Using break-before-make
 //! when updating translation table entries"):
@@ -245,7 +246,7 @@ impl Plan {
     }
 }
 
-/// Seed 002: how to replace the descriptor `existing` by `wanted` in an entry at `level`.
+/// The prejudgement: how to replace the descriptor `existing` by `wanted` in an entry at `level`.
 pub const fn prejudge(existing: u64, wanted: u64, level: Level) -> Action {
     let old = decode(existing, level);
     if matches!(old, Entry::Invalid) {

@@ -1,4 +1,4 @@
-//! Host tests of the stage-2 tables: descriptor encoding at every level, the seed-002 action
+//! Host tests of the stage-2 tables: descriptor encoding at every level, the prejudgement's action
 //! table with its exact TLB plans, map / unmap / write-protect over in-memory tables.
 
 use super::*;

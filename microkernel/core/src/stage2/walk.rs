@@ -70,9 +70,10 @@ fn allocate(memory: &mut impl TableMemory) -> Result<u64, MapError> {
     memory.allocate_table().ok_or(MapError::OutOfTables)
 }
 
-/// Maps `ipa` to `pa` with a leaf of `size` in the table rooted at `root` (level 1), and plans
-/// the change by seed 002: a no-op when it is already there, in place when only permissions
-/// differ, break-before-make otherwise. Nothing cached changes until the plan is applied.
+/// Maps `ipa` to `pa` with a leaf of `size` in the table rooted at `root` (level 1), and plans the
+/// change by the prejudgement (`prejudge`): a no-op when it is already there, in place when only
+/// permissions differ, break-before-make otherwise. Nothing cached changes until the plan is
+/// applied.
 pub fn map(
     memory: &mut impl TableMemory,
     root: u64,

@@ -1,18 +1,19 @@
 //! The guest page-fault path: MMIO fast path, guest walk, shadow path, page-size step-down, leaf.
 //!
 //! Order of work for a fault at `gva`:
-//! 1. **MMIO fast path** (seed 001): follow the shadow links; a current-generation MMIO entry
+//! 1. **MMIO fast path** (shadow/mmio.rs): follow the shadow links; a current-generation MMIO entry
 //!    whose stored rights allow the access answers at once, without guest walk or slot search.
 //! 2. **Guest walk** (SDM §4.5) and **permission check** (§4.6) under the root's role: a fault in
 //!    the guest's own tables is reflected with the guest's error code. Then A/D are set (§4.8).
 //! 3. **Indirect path**: for each guest table the walk used, find or create its shadow (keyed by
 //!    frame and role) and link it. Creating one write-protects its guest frame, so this happens
 //!    *before* the leaf size is chosen.
-//! 4. **Step-down** (seed 000, DESIGN §6 lesson 1, KVM's `kvm_mmu_hugepage_adjust`): the shadow
-//!    leaf is the largest size, not above the guest's page size or the host's, for which the
-//!    aligned region lies inside one slot, is host-aligned, and contains **no write-protected
-//!    frame**. 4 KiB always qualifies. A 1 GiB guest page with a page table inside it gets 2 MiB
-//!    leaves wherever the 2 MiB region avoids the table, and 4 KiB only around the table.
+//! 4. **Step-down** (KVM's `kvm_mmu_hugepage_adjust`; docs/DESIGN.md, "Large pages around shadowed
+//!    guest tables"): the shadow leaf is the largest size, not above the guest's page size or the
+//!    host's, for which the aligned region lies inside one slot, is host-aligned, and contains **no
+//!    write-protected frame**. 4 KiB always qualifies. A 1 GiB guest page with a page table inside
+//!    it gets 2 MiB leaves wherever the 2 MiB region avoids the table, and 4 KiB only around the
+//!    table.
 //! 5. **Direct tables** below the guest leaf level for a split large page, then the **leaf**:
 //!    the guest's effective rights (the whole walk's rights live in the leaf; links are fully
 //!    permissive), writable only if the guest entry is dirty, the slot writable and the target

@@ -1,9 +1,11 @@
-//! MMIO shadow entries: remembering "this address is MMIO" in the shadow table itself (seed 001).
+//! MMIO shadow entries: remembering "this address is MMIO" in the shadow table itself (KVM's
+//! MMIO sptes).
 //!
 //! The first fault on a guest address whose frame is in no memory slot costs a guest walk and a
 //! slot search. The engine then installs a *not-present* shadow entry marked as MMIO, holding the
 //! guest frame, the guest's effective rights and the memory-slot generation. The next fault there
-//! is recognised from that entry alone: no guest walk, no slot search (DESIGN §6 lesson 2).
+//! is recognised from that entry alone: no guest walk, no slot search (docs/DESIGN.md, "MMIO
+//! caching with generations").
 //!
 //! Encoding (P=0, so the processor ignores bits 63:1, SDM Vol. 3 §4.5 Figure 4-11: the whole
 //! entry is ours):

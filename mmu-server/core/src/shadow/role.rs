@@ -1,8 +1,9 @@
 //! The role word: every configuration bit that changes what a shadow table contains.
 //!
 //! A shadow table is found again by `(guest frame, role)`: by the engine when a walk needs the
-//! shadow of a guest table, and by the root cache when the guest loads CR3 (DESIGN §6 lesson 5,
-//! KVM's `prev_roots` and `kvm_mmu_page_role`). Two rules make that safe and effective:
+//! shadow of a guest table, and by the root cache when the guest loads CR3 (docs/DESIGN.md, "Root
+//! caching keyed by the full role"; KVM's `prev_roots` and `kvm_mmu_page_role`). Two rules make
+//! that safe and effective:
 //!
 //! * **Complete**: any bit that can change one entry of a shadow table is in the role, so a table
 //!   built under one configuration is never reused under another one where it would be wrong.

@@ -1,5 +1,5 @@
 //! The root cache: the current shadow root plus the three most recently used previous ones
-//! (DESIGN §6 lesson 5; KVM's `prev_roots`).
+//! (docs/DESIGN.md, "Root caching keyed by the full role"; KVM's `prev_roots`).
 //!
 //! Guests switch CR3 on every context switch. Rebuilding a shadow tree each time would cost a
 //! fault per page touched, so the last roots are kept, keyed by the guest root frame **and the

@@ -7,10 +7,10 @@
 //! [`ShadowMmu::alloc_page`], which write-protects the guest table it shadows before anything can
 //! map through it, and evicts (never fails) when the pool is full.
 //!
-//! Write-protection (DESIGN §6 lesson 1): when a host frame becomes a shadowed guest table, every
-//! writable 4 KiB shadow leaf mapping it loses RW, and every large shadow leaf covering it is
-//! dropped. From then on the fault path refuses to map it writable or to cover it with a large
-//! leaf, until no shadow page names it any more.
+//! Write-protection (docs/DESIGN.md, "Large pages around shadowed guest tables"): when a host frame
+//! becomes a shadowed guest table, every writable 4 KiB shadow leaf mapping it loses RW, and every
+//! large shadow leaf covering it is dropped. From then on the fault path refuses to map it writable
+//! or to cover it with a large leaf, until no shadow page names it any more.
 
 use super::addr::{ENTRIES, Gfn, Hpa, level_bytes};
 use super::backing::{GuestMemory, ShadowTableStore, TableId};

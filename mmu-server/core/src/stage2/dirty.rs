@@ -2,10 +2,11 @@
 //!
 //! A logged range (a *window*: up to 256 pages, 1 MiB, inside one slot; docs/GUEST-ABI.md) starts
 //! write-protected and clean. The first write to a page takes a permission fault; the planner maps
-//! the page writable and, **only after the mapping call succeeded**, sets its bit (seed 002,
-//! dirty-on-success: a page whose mapping failed was not written, and marking it would report a
-//! write that never happened). Get-and-clear hands the bits out, clears them and write-protects
-//! the range again, so the next write is seen.
+//! the page writable and, **only after the mapping call succeeded**, sets its bit
+//! (dirty-on-success, docs/DESIGN.md "Stage-2 fault prejudgement and dirty-on-success": a page
+//! whose mapping failed was not written, and marking it would report a write that never happened).
+//! Get-and-clear hands the bits out, clears them and write-protects the range again, so the next
+//! write is seen.
 //!
 //! Invariant (checked by the property test): inside a window, a page is mapped writable only if
 //! its bit is set. Hence no write is lost: every page written since the last get has its bit set.

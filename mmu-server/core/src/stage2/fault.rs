@@ -11,8 +11,8 @@
 //!   where it holds 2 MiB contiguous, else a 4 KiB one, and the mapping follows the frame.
 //!
 //! Execution ([`resolve`]) asks the backing (bounded retry), maps through the kernel, and only
-//! after the mapping call succeeded marks the page dirty and counts the fault (seed 002's
-//! dirty-on-success: KVM's `user_mem_abort` marks dirty only when the fault was handled).
+//! after the mapping call succeeded marks the page dirty and counts the fault (dirty-on-success:
+//! KVM's `user_mem_abort` marks dirty only when the fault was handled).
 //!
 //! Guest RAM is mapped Normal and executable: the guest's own stage 1 decides execute rights.
 
@@ -64,7 +64,8 @@ pub trait Backing {
 /// The guest's stage-2 table, as the planner needs it (kernel VSpace invocations in the server
 /// binary, `kernel_core::stage2` over in-memory tables in tests).
 pub trait Stage2Mapper {
-    /// Maps `frame` at `ipa` (aligned to `size`) with `attributes`; the kernel applies seed 002.
+    /// Maps `frame` at `ipa` (aligned to `size`) with `attributes`; the kernel prejudges the
+    /// change.
     fn map(
         &mut self,
         ipa: u64,

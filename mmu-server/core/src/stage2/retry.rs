@@ -1,10 +1,10 @@
 //! Asking the memory-backing server for a frame, retrying a bounded number of times.
 //!
-//! The backing server answers `Retry` when the region's state changed under the request (its
-//! owner is populating it, a frame was revoked): KVM's `-EAGAIN` from `hva_to_pfn_remapped`,
-//! DESIGN §6 lesson 4. Retrying is right, retrying forever is not: a backing server that keeps
-//! answering `Retry` (a bug, or an owner that never finishes) must not hang the guest's fault.
-//! After [`MAX_ATTEMPTS`] attempts the fault fails with
+//! The backing server answers `Retry` when the region's state changed under the request (its owner
+//! is populating it, a frame was revoked): KVM's `-EAGAIN` from `hva_to_pfn_remapped`,
+//! docs/DESIGN.md, "Lazily backed regions with retry". Retrying is right, retrying forever is not:
+//! a backing server that keeps answering `Retry` (a bug, or an owner that never finishes) must not
+//! hang the guest's fault. After [`MAX_ATTEMPTS`] attempts the fault fails with
 //! [`MmuError::BackingRetriesExhausted`], which names the count.
 //!
 //! Invariant: at most [`MAX_ATTEMPTS`] calls to [`Backing::frame_for`] per frame.

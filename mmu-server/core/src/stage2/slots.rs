@@ -3,7 +3,8 @@
 //! A slot maps `[ipa, ipa + len)` to the bytes `[offset, offset + len)` of a region of the
 //! memory-backing server. Slots never overlap; an IPA in no slot is not memory (MMIO or a hole,
 //! for the vmm to decide). Every change (set, delete, a dirty-logging flag) bumps the memslot
-//! generation, which anything derived from the slots (the MMIO cache, DESIGN §6 lesson 2) keys on.
+//! generation, which anything derived from the slots keys on (the planned stage-2 MMIO cache:
+//! docs/DESIGN.md, "MMIO caching with generations").
 //!
 //! Storage is a fixed array of `N` slots, numbered by the vmm; no heap.
 

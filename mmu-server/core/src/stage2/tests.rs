@@ -1,5 +1,5 @@
-//! Host tests of the stage-2 side: the planner's size choice, not-memory answers, seed 002 seen
-//! from the server (a repeated fault is a no-op in the kernel), dirty-on-success with injected
+//! Host tests of the stage-2 side: the planner's size choice, not-memory answers, the prejudgement
+//! seen from the server (a repeated fault is a no-op in the kernel), dirty-on-success with injected
 //! mapping failures, get-and-clear, bounded retry through the whole fault path, slot changes, and
 //! the request dispatcher. `property` checks translation and dirty bits over random sequences.
 

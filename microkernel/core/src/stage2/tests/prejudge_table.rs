@@ -1,4 +1,4 @@
-//! The seed-002 action table, row by row, with the exact TLB maintenance each row needs, and
+//! The prejudgement's action table, row by row, with the exact TLB maintenance each row needs, and
 //! the same changes made through `map` over in-memory tables.
 
 use super::*;
@@ -6,7 +6,7 @@ use crate::stage2::prejudge::Removed;
 use std::vec;
 use std::vec::Vec;
 
-/// One row of the seed-002 table: the existing and wanted descriptor at a level, the action,
+/// One row of the prejudgement's table: the existing and wanted descriptor at a level, the action,
 /// and the exact TLB maintenance.
 struct Row {
     name: &'static str,

@@ -1,9 +1,10 @@
 //! EL2 configuration: how servers run (HCR_EL2), the stage-2 format (VTCR_EL2), traps
 //! (CPTR_EL2), timer and PMU access, and the exception vectors.
 //!
-//! Servers are native threads in seL4's sense (DESIGN §3): EL0 with HCR_EL2.TGE so every
-//! exception comes to EL2, HCR_EL2.DC so stage 1 is off with Normal cacheable defaults, and
-//! HCR_EL2.VM so their VSpace, a VMID-tagged stage-2 table, translates every access.
+//! Servers are native threads in seL4's sense (docs/DESIGN.md, "Privilege split"): EL0 with
+//! HCR_EL2.TGE so every exception comes to EL2, HCR_EL2.DC so stage 1 is off with Normal
+//! cacheable defaults, and HCR_EL2.VM so their VSpace, a VMID-tagged stage-2 table, translates
+//! every access.
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;

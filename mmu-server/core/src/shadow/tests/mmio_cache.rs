@@ -1,4 +1,4 @@
-//! Seed 001: MMIO shadow entries, their generation, and the slot searches they save.
+//! MMIO shadow entries, their generation, and the slot searches they save.
 
 use super::helpers::*;
 use crate::shadow::mmio::GEN_BITS;

@@ -1,4 +1,4 @@
-//! Seed 004: the root cache hits for equal roles and misses for every role change.
+//! The root cache hits for equal roles and misses for every role change.
 
 use super::helpers::*;
 use crate::shadow::role::{ROLE_BITS, Role};

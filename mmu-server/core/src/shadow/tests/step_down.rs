@@ -1,4 +1,4 @@
-//! Seed 000: large pages around shadowed guest tables, and the self-mapping infinite retry.
+//! Large pages around shadowed guest tables (the step-down), and the self-mapping infinite retry.
 
 use super::helpers::*;
 use crate::shadow::pte::{RW, US};
