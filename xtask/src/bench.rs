@@ -3,15 +3,22 @@
 //! With `-icount shift=0,sleep=off -seed 1` QEMU executes exactly one instruction per virtual
 //! nanosecond and nothing depends on the host's speed, so a benchmark image can measure with
 //! the virtual counter and print exact, repeatable figures. xtask does not interpret them: it
-//! collects the console lines of the two agreed shapes and prints them unchanged,
+//! collects the console lines of the agreed shapes and prints them,
 //!
 //! ```text
-//! <text>: <N> instructions        e.g. "ipc call+reply_recv: 812 instructions"
-//! <text> ratio: <X.XX>            e.g. "ipc vs seL4 ratio: 1.07"
+//! <text>: <N> ticks               e.g. "ipc round trip: 442 ticks"
+//! <text>: <N> instructions        e.g. "trace call kernel: 206 instructions"
+//! <text> ratio: <X.XX>            e.g. "ipc full/fast ratio: 1.07"
 //! ```
+//!
+//! A program cannot know whether QEMU counts instructions, so it prints counter **ticks** (the
+//! PMU cycle counter, or nanoseconds of virtual time); only here, where `-icount shift=0` is
+//! known to be on, does the summary call them instructions.
 //!
 //! A benchmark fails when its image does not build, QEMU does not exit 0 before the timeout, or
 //! it printed no figure; its console is shown then.
+
+mod trace;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,7 +112,7 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
                 all_ran = false;
             }
         }
-        summary.extend(lines.into_iter().map(str::to_string));
+        summary.extend(lines.into_iter().map(as_instructions));
     }
     println!("\nsummary (QEMU -icount shift=0, instructions are exact):");
     for line in &summary {
@@ -117,6 +124,12 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
     Ok(all_ran)
 }
 
+/// `cargo xtask bench --trace [NAME]`: the kernel's instructions per system call of the
+/// selected benchmark, counted from a QEMU exec trace (see [`trace`]); returns whether it ran.
+pub fn trace(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
+    trace::run(workspace, name)
+}
+
 /// The console lines that are benchmark figures, in console order.
 pub fn figures(console: &str) -> Vec<&str> {
     console
@@ -126,11 +139,22 @@ pub fn figures(console: &str) -> Vec<&str> {
         .collect()
 }
 
-/// `^<text>: <N> instructions$` with a non-empty text and a decimal N.
+/// `^<text>: <N> instructions$` or `^<text>: <N> ticks$` with a non-empty text and a
+/// decimal N.
 fn is_instruction_count(line: &str) -> bool {
     line.strip_suffix(" instructions")
+        .or_else(|| line.strip_suffix(" ticks"))
         .and_then(|rest| rest.rsplit_once(": "))
         .is_some_and(|(text, count)| !text.is_empty() && is_digits(count))
+}
+
+/// A figure line as the summary prints it: under `-icount shift=0` one counter tick is one
+/// instruction.
+fn as_instructions(line: &str) -> String {
+    match line.strip_suffix(" ticks") {
+        Some(count) => format!("{count} instructions"),
+        None => line.to_string(),
+    }
 }
 
 /// `^<text> ratio: <X.XX>$` with a non-empty text and a decimal fraction.
@@ -164,6 +188,8 @@ mod tests {
                        y ratio: 1.\n\
                        ratio: 1.00\n\
                        mmio: fast path: 300 instructions\n\
+                       guest hvc: 1396 ticks\n\
+                       z: 3 tick\n\
                        done\n";
         assert_eq!(
             figures(console),
@@ -171,8 +197,14 @@ mod tests {
                 "ipc call+reply_recv: 812 instructions",
                 "ipc vs seL4 ratio: 1.07",
                 "mmio: fast path: 300 instructions",
+                "guest hvc: 1396 ticks",
             ]
         );
+        assert_eq!(
+            as_instructions("guest hvc: 1396 ticks"),
+            "guest hvc: 1396 instructions"
+        );
+        assert_eq!(as_instructions("x ratio: 1.00"), "x ratio: 1.00");
     }
 
     #[test]

@@ -22,9 +22,18 @@ pub const QEMU_PINNED: &str = "7.2";
 /// Every Rust target a build needs.
 pub const RUST_TARGETS: [&str; 2] = [TARGET, GUEST_TARGET];
 
-/// Makes sure the Rust targets and QEMU are installed, installing them when we can; prints the
-/// QEMU version in use.
-pub fn ensure_tools() -> anyhow::Result<()> {
+/// Makes sure the Rust targets are installed, installing them when they are missing.
+pub fn ensure_rust() -> anyhow::Result<()> {
+    ensure_rust_targets()
+}
+
+/// Makes sure the Rust targets and a working QEMU are installed, installing them when we can;
+/// prints the QEMU version in use.
+///
+/// "Working" means QEMU boots a trivial image with the tests' own command line (see
+/// [`crate::qemu::probe`]): a QEMU that starts but lacks a ROM or a machine option is found here,
+/// before any test, once per xtask run.
+pub fn ensure_tools(workspace: &crate::Workspace) -> anyhow::Result<()> {
     ensure_rust_targets()?;
     let version = match qemu_version() {
         Some(version) => version,
@@ -36,6 +45,8 @@ pub fn ensure_tools() -> anyhow::Result<()> {
         }
     };
     eprintln!("xtask: {version}");
+    crate::qemu::probe::boot_probe(&workspace.target_dir.join("xtask-probe"))
+        .context("checking the installed QEMU")?;
     if !version_is_pinned(&version) {
         eprintln!(
             "xtask: warning: the QEMU tests are verified on QEMU {QEMU_PINNED} (Debian 12); \

@@ -9,8 +9,10 @@
 
 mod bench;
 mod build;
+mod check;
 mod defmt_log;
 mod install;
+mod mutants;
 mod qemu;
 mod test;
 
@@ -70,6 +72,17 @@ enum Command {
     Bench {
         /// Only benchmarks whose name contains this.
         name: Option<String>,
+        /// Instead of the figures, count the kernel's instructions per system call of one
+        /// steady-state round trip from a QEMU exec trace of the named benchmark.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Static gates: rustfmt, clippy -D warnings on host and target crates, docs links.
+    Check,
+    /// Mutation testing (cargo-mutants) of the crates the system's logic lives in; slow.
+    Mutants {
+        /// One package (default: kernel-core and mmu-core).
+        package: Option<String>,
     },
 }
 
@@ -86,7 +99,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::locate();
-    install::ensure_tools()?;
+    match cli.command {
+        Command::Check | Command::Build { .. } => install::ensure_rust()?,
+        Command::Mutants { .. } => {}
+        Command::Run { .. } | Command::Test { .. } | Command::Bench { .. } => {
+            install::ensure_tools(&workspace)?
+        }
+    }
     match cli.command {
         Command::Build { manifest } => {
             let manifest = workspace.resolve(&manifest);
@@ -123,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 gdb,
                 timeout: timeout.map(std::time::Duration::from_secs),
                 echo: true,
+                extra_args: Vec::new(),
             };
             let outcome = qemu::run(&image, &options)?;
             let code = match outcome.status {
@@ -147,14 +167,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Bench { name } => {
-            let passed = bench::run(&workspace, name.as_deref())?;
+        Command::Check => Ok(status(check::run(&workspace)?)),
+        Command::Mutants { package } => Ok(status(mutants::run(&workspace, package.as_deref())?)),
+        Command::Bench { name, trace } => {
+            let passed = if trace {
+                bench::trace(&workspace, name.as_deref())?
+            } else {
+                bench::run(&workspace, name.as_deref())?
+            };
             Ok(if passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+fn status(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

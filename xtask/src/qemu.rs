@@ -39,6 +39,9 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Copy the console to our stdout/stderr while it runs (else only capture it).
     pub echo: bool,
+    /// More QEMU arguments, appended after all the others (e.g. `-d in_asm,exec -D <file>`
+    /// for `cargo xtask bench --trace`); empty by default.
+    pub extra_args: Vec<String>,
 }
 
 /// How a run ended.
@@ -65,7 +68,10 @@ pub fn command(image: &Image, options: &Options) -> Command {
     let mut qemu = Command::new(QEMU);
     qemu.args(["-M", "virt,virtualization=on,gic-version=3"])
         .args(["-cpu", "cortex-a72", "-m", "1G", "-smp", "1"])
-        .args(["-nographic", "-no-reboot"])
+        // No default devices: the virt machine's default NIC needs a ROM (`efi-virtio.rom`) from
+        // `ipxe-qemu`, which a `--no-install-recommends` install leaves out. The console is the
+        // PL011 on stdio, multiplexed with the monitor (Ctrl-A X quits, Ctrl-A C the monitor).
+        .args(["-nodefaults", "-display", "none", "-serial", "mon:stdio", "-no-reboot"])
         .args(["-semihosting-config", "enable=on,target=native"])
         .arg("-kernel")
         .arg(&image.elf);
@@ -79,6 +85,7 @@ pub fn command(image: &Image, options: &Options) -> Command {
     if options.gdb {
         qemu.args(["-s", "-S"]);
     }
+    qemu.args(&options.extra_args);
     qemu.current_dir(&image.dir);
     qemu
 }
@@ -278,5 +285,6 @@ pub fn describe(status: Status) -> String {
     }
 }
 
+pub mod probe;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Console output through the PL011 at `layout::PL011_BASE`.
 //!
 //! Under our hypervisor the UART is emulated by the pl011 device server, which implements only
-//! what a polled transmitter needs. So the guest keeps to two registers, with 32-bit accesses
+//! what a polled transmitter needs. So the guest keeps to two registers (and ILPR, which has no effect, for the benchmark), with 32-bit accesses
 //! only (PL011 TRM, DDI 0183, §3.3): it waits while FR.TXFF (transmit FIFO full) is set, then
 //! writes the byte to DR. No initialisation: QEMU's PL011 and the emulated one transmit from
 //! reset, and touching the control registers would widen the emulation contract.
@@ -17,6 +17,9 @@ use crate::layout::PL011_BASE;
 const DR: usize = 0x00;
 /// Flag register.
 const FR: usize = 0x18;
+/// IrDA low-power counter register: stored and otherwise without effect (the benchmark's MMIO
+/// write).
+const ILPR: usize = 0x20;
 /// FR.TXFF: the transmit FIFO is full.
 const FR_TXFF: u32 = 1 << 5;
 
@@ -59,6 +62,12 @@ impl Pl011 {
     /// Reads the flag register (the benchmark's MMIO read).
     pub fn flags(&self) -> u32 {
         self.read(FR)
+    }
+
+    /// Writes the IrDA low-power counter, which has no effect on transmission (the benchmark's
+    /// MMIO write).
+    pub fn write_low_power_counter(&self, value: u32) {
+        self.write(ILPR, value);
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full.
