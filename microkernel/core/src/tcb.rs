@@ -8,7 +8,12 @@ use crate::queue::Link;
 use crate::{EndpointId, NotificationId, ReplyId};
 use abi::FaultInfo;
 
-/// Saved user registers: x0..x30, then SP_EL0, ELR_EL2, SPSR_EL2.
+/// Saved user registers: x0..x30, then SP_EL0, ELR_EL2, SPSR_EL2, and TPIDR_EL0.
+///
+/// TPIDR_EL0 is writable at EL0 and readable by whatever runs next at EL0, so it is part of
+/// every thread's context (saved on every entry, restored on every exit): otherwise it would be
+/// a channel between protection domains, and any server could read or change a guest's EL0
+/// thread pointer (docs/ARCHITECTURE.md, "EL1 and EL0 state").
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserContext {
@@ -17,13 +22,15 @@ pub struct UserContext {
 }
 
 /// Number of words of a [`UserContext`].
-pub const CONTEXT_WORDS: usize = 34;
+pub const CONTEXT_WORDS: usize = 36;
 /// Index of the user stack pointer.
 pub const SP: usize = 31;
 /// Index of the resume address (ELR_EL2).
 pub const PC: usize = 32;
 /// Index of the saved program status (SPSR_EL2).
 pub const PSTATE: usize = 33;
+/// Index of the EL0 thread pointer (TPIDR_EL0); index 35 pads the context to 16 bytes.
+pub const TPIDR_EL0: usize = 34;
 
 impl UserContext {
     /// A context that starts at `pc` with stack `sp` at EL0, interrupts unmasked.

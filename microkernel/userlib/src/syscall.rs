@@ -108,6 +108,20 @@ pub fn cycles() -> u64 {
     value
 }
 
+/// This thread's EL0 thread pointer (TPIDR_EL0), which the kernel keeps per thread.
+pub fn thread_pointer() -> u64 {
+    let value: u64;
+    // SAFETY: reading TPIDR_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Sets this thread's EL0 thread pointer (TPIDR_EL0); no other thread sees the value.
+pub fn set_thread_pointer(value: u64) {
+    // SAFETY: TPIDR_EL0 is a software register; nothing in userlib gives it a meaning.
+    unsafe { core::arch::asm!("msr tpidr_el0, {}", in(reg) value, options(nomem, nostack)) };
+}
+
 /// The virtual counter (CNTVCT_EL0) and its frequency: time for restart budgets.
 pub fn now_ticks() -> (u64, u64) {
     let (count, frequency): (u64, u64);

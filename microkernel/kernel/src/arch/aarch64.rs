@@ -28,7 +28,7 @@ impl super::Arch for Aarch64 {
     }
 
     fn set_guest_mode(guest: bool, state: &mut vcpu::VcpuState) {
-        vcpu::set_guest_mode(guest, &mut state.el1[vcpu::el1::CNTKCTL]);
+        vcpu::set_guest_mode(guest, state);
     }
 
     fn guest_timer_line() -> bool {

@@ -12,8 +12,13 @@ userlib::entry!(main);
 /// Lives in `.data`: a restart must put it back to its initial value.
 static COUNTER: AtomicU64 = AtomicU64::new(COUNTER_START);
 
+/// This server's EL0 thread pointer: each request checks it is still there, so a kernel that
+/// let a client's TPIDR_EL0 reach it crashes the server (and fails the client's test).
+const THREAD_POINTER: u64 = 0x7e57_5e4e_0000_0001;
+
 fn main() -> ! {
     let endpoint = userlib::cap("pong");
+    userlib::syscall::set_thread_pointer(THREAD_POINTER);
     let crash_at = userlib::caps::inject_fault_at_request();
     let mut served = 0u32;
     ipc::serve::<Test>(&mut userlib::Kernel, endpoint, |_badge, request| {
@@ -23,6 +28,11 @@ fn main() -> ! {
                 "{}: injected fault at request {served}",
                 userlib::server_name()
             );
+            userlib::crash_with_bad_access();
+        }
+        let found = userlib::syscall::thread_pointer();
+        if found != THREAD_POINTER {
+            println!("{}: TPIDR_EL0 is {found:#x}, not its own", userlib::server_name());
             userlib::crash_with_bad_access();
         }
         match request {

@@ -63,10 +63,14 @@ pub fn init() {
     HCR_EL2.set(HCR_NATIVE);
     VTCR_EL2.set(VTCR);
     CPTR_EL2.set(CPTR_TRAP_FP);
-    // EL1/EL0 physical counter and timer not trapped; EL0 may read both counters (supervisor
-    // restart budgets, benchmarks).
-    CNTHCTL_EL2.set(0b11);
+    // EL1/EL0 physical counter and timer not trapped while servers run; EL0 may read both
+    // counters (supervisor restart budgets, benchmarks). Guest mode traps the physical timer
+    // (vcpu.rs).
+    CNTHCTL_EL2.set(super::vcpu::CNTHCTL_NATIVE);
     CNTKCTL_EL1.set(0b11);
+    // The EL0 fields of SCTLR_EL1 govern servers under TGE: start from the native value, which
+    // every exit from guest mode puts back.
+    SCTLR_EL1.set(super::vcpu::SCTLR_EL1_NATIVE);
     CNTVOFF_EL2.set(0);
     init_pmu();
     barrier::isb(barrier::SY);

@@ -4,7 +4,8 @@
 //! While a user thread runs, SP_EL2 points at that thread's saved [`UserContext`] (the first
 //! field of its TCB), so an exception from EL0 stores the user registers straight into the TCB
 //! and then switches to the kernel stack (seL4's arm64 scheme). Leaving the kernel loads a
-//! context and leaves SP_EL2 pointing at it for the next entry.
+//! context and leaves SP_EL2 pointing at it for the next entry. TPIDR_EL0 is part of the
+//! context: EL0 can write it, so it must never pass from one thread to the next.
 //!
 //! [`UserContext`]: kernel_core::tcb::UserContext
 
@@ -107,6 +108,8 @@ lower_exception_entry:
     mrs     x9, elr_el2
     mrs     x10, spsr_el2
     stp     x9, x10, [sp, #16 * 16]
+    mrs     x9, tpidr_el0
+    str     x9, [sp, #16 * 17]
     mov     x1, sp
     adrp    x9, __stack_top
     add     x9, x9, :lo12:__stack_top
@@ -120,6 +123,8 @@ restore_user_context:
     ldp     x9, x10, [sp, #16 * 16]
     msr     elr_el2, x9
     msr     spsr_el2, x10
+    ldr     x9, [sp, #16 * 17]
+    msr     tpidr_el0, x9
     ldp     x30, x9, [sp, #16 * 15]
     msr     sp_el0, x9
     ldp     x0, x1, [sp, #16 * 0]

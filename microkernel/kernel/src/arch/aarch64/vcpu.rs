@@ -1,14 +1,21 @@
 //! The VCPU world switch: EL1 state of a guest, and the switch between running servers
 //! (native threads, `HCR_NATIVE`) and running a guest (`HCR_VCPU`).
 //!
-//! The guest's general registers live in its thread's `UserContext` like any thread's; what a
-//! VCPU adds is its EL1 system registers and FP/SIMD registers. Servers run at EL0 with
-//! `HCR_EL2.TGE` set, which makes the EL1 translation regime and exception vectors irrelevant to
-//! them, and they are built soft-float with FP trapped, so a guest's EL1 and FP state can stay
-//! in the registers while servers run (the vmm handling its exits, say). It is saved and
-//! reloaded only when a *different* VCPU runs. Switching the mode itself is three register
-//! writes: HCR_EL2, CPTR_EL2 and CNTKCTL_EL1 (the one EL1 register that also governs EL0 under
-//! TGE: counter access).
+//! The guest's general registers (and TPIDR_EL0) live in its thread's `UserContext` like any
+//! thread's; what a VCPU adds is its EL1 system registers and FP/SIMD registers. Servers run at
+//! EL0 with `HCR_EL2.TGE` set, which makes the EL1 translation regime and exception vectors
+//! irrelevant to them, and they are built soft-float with FP trapped, so most of a guest's EL1
+//! and FP state can stay in the registers while servers run (the vmm handling its exits, say):
+//! it is saved and reloaded only when a *different* VCPU runs (the **lazy** set).
+//!
+//! Some EL1 and EL0 state still governs EL0 under TGE (E2H = 0): SCTLR_EL1's EL0 fields (E0E,
+//! UCT, DZE, UMA, SA0, ...), CNTKCTL_EL1 (EL0 counter and timer access) and TPIDRRO_EL0 (which
+//! EL0 reads). That is the **eager** set: the guest's values are installed on every entry into
+//! guest mode and the native ones on every exit from it, so a server never runs under a guest's
+//! value. Debug and PMU state is not switched at all: in guest mode MDCR_EL2 traps every guest
+//! access to it (the vmm emulates those registers as RAZ/WI), so the guest can never change
+//! what servers run under. The EL1 physical timer is trapped the same way (CNTHCTL_EL2.EL1PCEN
+//! clear in guest mode). docs/ARCHITECTURE.md, "EL1 and EL0 state", has the whole table.
 
 use super::cpu::HCR_NATIVE;
 use core::arch::global_asm;
@@ -33,36 +40,50 @@ const CPTR_NATIVE: u64 = 0x33FF | (1 << 10);
 const CNTKCTL_NATIVE: u64 = 0b11;
 /// SCTLR_EL1 at reset as the guest sees it: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+/// SCTLR_EL1 while servers run: the RES1 bits, nTWI/nTWE (bits 16, 18), SA0, SA and CP15BEN
+/// (bits 3..5), the Cortex-A72 reset value; little-endian EL0 (E0E clear), and every EL0
+/// access to cache maintenance, CTR_EL0, DC ZVA and DAIF trapped (UCI, UCT, DZE, UMA clear).
+pub const SCTLR_EL1_NATIVE: u64 = 0x30D5_0838;
+/// MDCR_EL2 trap bits for guests (ARM ARM D17.2.79): TPMCR (5), TPM (6), TDA (9), TDOSA (10),
+/// TDRA (11): PMU, debug, OS lock and debug ROM accesses trap to EL2.
+const MDCR_GUEST_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
+/// CNTHCTL_EL2 (non-VHE, ARM ARM D17.2.25) for servers: EL1PCTEN and EL1PCEN, so EL0 under TGE
+/// reads the physical counter.
+pub const CNTHCTL_NATIVE: u64 = 0b11;
+/// CNTHCTL_EL2 for guests: EL1PCTEN only: the guest reads the physical counter, but its
+/// accesses to the EL1 physical timer (CNTP_*) trap: that timer is the servers' world's.
+const CNTHCTL_GUEST: u64 = 0b01;
 
-/// Indices into [`VcpuState::el1`], in the order of the save/restore assembly below (all are
-/// listed to document the layout; only some are touched by name).
+/// Indices into [`VcpuState::el1`]. The lazy set comes first, in the order of the save/restore
+/// assembly below; the eager set follows (all are listed to document the layout; only some are
+/// touched by name).
 #[allow(dead_code)]
 pub mod el1 {
-    pub const SCTLR: usize = 0;
-    pub const TTBR0: usize = 1;
-    pub const TTBR1: usize = 2;
-    pub const TCR: usize = 3;
-    pub const MAIR: usize = 4;
-    pub const AMAIR: usize = 5;
-    pub const VBAR: usize = 6;
-    pub const CONTEXTIDR: usize = 7;
-    pub const TPIDR: usize = 8;
-    pub const TPIDR_EL0: usize = 9;
-    pub const TPIDRRO_EL0: usize = 10;
-    pub const SP: usize = 11;
-    pub const ELR: usize = 12;
-    pub const SPSR: usize = 13;
-    pub const ESR: usize = 14;
-    pub const FAR: usize = 15;
-    pub const AFSR0: usize = 16;
-    pub const AFSR1: usize = 17;
-    pub const PAR: usize = 18;
-    pub const CPACR: usize = 19;
-    pub const CSSELR: usize = 20;
-    pub const CNTV_CTL: usize = 21;
-    pub const CNTV_CVAL: usize = 22;
-    pub const CNTKCTL: usize = 23;
-    /// Number of registers.
+    pub const TTBR0: usize = 0;
+    pub const TTBR1: usize = 1;
+    pub const TCR: usize = 2;
+    pub const MAIR: usize = 3;
+    pub const AMAIR: usize = 4;
+    pub const VBAR: usize = 5;
+    pub const CONTEXTIDR: usize = 6;
+    pub const TPIDR: usize = 7;
+    pub const SP: usize = 8;
+    pub const ELR: usize = 9;
+    pub const SPSR: usize = 10;
+    pub const ESR: usize = 11;
+    pub const FAR: usize = 12;
+    pub const AFSR0: usize = 13;
+    pub const AFSR1: usize = 14;
+    pub const PAR: usize = 15;
+    pub const CPACR: usize = 16;
+    pub const CSSELR: usize = 17;
+    pub const CNTV_CTL: usize = 18;
+    pub const CNTV_CVAL: usize = 19;
+    /// The eager set: switched on every entry into and exit from guest mode.
+    pub const SCTLR: usize = 20;
+    pub const TPIDRRO_EL0: usize = 21;
+    pub const CNTKCTL: usize = 22;
+    /// Number of registers (one pad word keeps the FP area 16-byte aligned).
     pub const COUNT: usize = 24;
 }
 
@@ -92,30 +113,26 @@ global_asm!(
     .arch_extension fp
     .arch_extension simd
     .macro el1_regs op
-    \op sctlr_el1, 0
-    \op ttbr0_el1, 1
-    \op ttbr1_el1, 2
-    \op tcr_el1, 3
-    \op mair_el1, 4
-    \op amair_el1, 5
-    \op vbar_el1, 6
-    \op contextidr_el1, 7
-    \op tpidr_el1, 8
-    \op tpidr_el0, 9
-    \op tpidrro_el0, 10
-    \op sp_el1, 11
-    \op elr_el1, 12
-    \op spsr_el1, 13
-    \op esr_el1, 14
-    \op far_el1, 15
-    \op afsr0_el1, 16
-    \op afsr1_el1, 17
-    \op par_el1, 18
-    \op cpacr_el1, 19
-    \op csselr_el1, 20
-    \op cntv_ctl_el0, 21
-    \op cntv_cval_el0, 22
-    \op cntkctl_el1, 23
+    \op ttbr0_el1, 0
+    \op ttbr1_el1, 1
+    \op tcr_el1, 2
+    \op mair_el1, 3
+    \op amair_el1, 4
+    \op vbar_el1, 5
+    \op contextidr_el1, 6
+    \op tpidr_el1, 7
+    \op sp_el1, 8
+    \op elr_el1, 9
+    \op spsr_el1, 10
+    \op esr_el1, 11
+    \op far_el1, 12
+    \op afsr0_el1, 13
+    \op afsr1_el1, 14
+    \op par_el1, 15
+    \op cpacr_el1, 16
+    \op csselr_el1, 17
+    \op cntv_ctl_el0, 18
+    \op cntv_cval_el0, 19
     .endm
     .macro save_one reg, index
     mrs     x1, \reg
@@ -219,42 +236,74 @@ pub fn update_virtual_irq() -> bool {
     level
 }
 
-/// Switches the CPU's configuration to run guests (`true`) or servers (`false`). `cntkctl` is
-/// the guest's CNTKCTL_EL1 to install (when entering) or the place to keep it (when leaving).
-pub fn set_guest_mode(guest: bool, cntkctl: &mut u64) {
+/// Switches the CPU's configuration to run guests (`true`) or servers (`false`): HCR_EL2,
+/// CPTR_EL2, MDCR_EL2 and CNTHCTL_EL2, and the eager set of `state` (the loaded VCPU's), which
+/// is installed when entering and saved, with the native values put back, when leaving.
+pub fn set_guest_mode(guest: bool, state: &mut VcpuState) {
+    let mdcr = mdcr_native();
     if guest {
-        // SAFETY: HCR_EL2, CPTR_EL2 and CNTKCTL_EL1 configure how the next eret runs; the kernel
-        // itself is unaffected (it runs at EL2 with its own translation regime).
+        // SAFETY: these registers configure how the next eret to EL1/EL0 runs and what traps;
+        // the kernel at EL2 is unaffected (its own translation regime and SCTLR_EL2).
         unsafe {
             core::arch::asm!(
+                "msr sctlr_el1, {sctlr}",
+                "msr tpidrro_el0, {tpidrro}",
                 "msr cntkctl_el1, {cntkctl}",
+                "msr mdcr_el2, {mdcr}",
+                "msr cnthctl_el2, {cnthctl}",
                 "msr cptr_el2, {cptr}",
                 "msr hcr_el2, {hcr}",
                 "isb",
-                cntkctl = in(reg) *cntkctl,
+                sctlr = in(reg) state.el1[el1::SCTLR],
+                tpidrro = in(reg) state.el1[el1::TPIDRRO_EL0],
+                cntkctl = in(reg) state.el1[el1::CNTKCTL],
+                mdcr = in(reg) mdcr | MDCR_GUEST_TRAPS,
+                cnthctl = in(reg) CNTHCTL_GUEST,
                 cptr = in(reg) CPTR_GUEST,
                 hcr = in(reg) HCR_VCPU,
             );
         }
         update_virtual_irq();
     } else {
-        let saved: u64;
-        // SAFETY: as above.
+        let (sctlr, tpidrro, cntkctl): (u64, u64, u64);
+        // SAFETY: as above; from here on EL0 runs under the native values.
         unsafe {
             core::arch::asm!(
-                "mrs {saved}, cntkctl_el1",
-                "msr cntkctl_el1, {cntkctl}",
+                "mrs {sctlr}, sctlr_el1",
+                "mrs {tpidrro}, tpidrro_el0",
+                "mrs {cntkctl}, cntkctl_el1",
+                "msr sctlr_el1, {sctlr_native}",
+                "msr tpidrro_el0, xzr",
+                "msr cntkctl_el1, {cntkctl_native}",
+                "msr mdcr_el2, {mdcr}",
+                "msr cnthctl_el2, {cnthctl}",
                 "msr cptr_el2, {cptr}",
                 "msr hcr_el2, {hcr}",
                 "isb",
-                saved = out(reg) saved,
-                cntkctl = in(reg) CNTKCTL_NATIVE,
+                sctlr = out(reg) sctlr,
+                tpidrro = out(reg) tpidrro,
+                cntkctl = out(reg) cntkctl,
+                sctlr_native = in(reg) SCTLR_EL1_NATIVE,
+                cntkctl_native = in(reg) CNTKCTL_NATIVE,
+                mdcr = in(reg) mdcr,
+                cnthctl = in(reg) CNTHCTL_NATIVE,
                 cptr = in(reg) CPTR_NATIVE,
                 hcr = in(reg) HCR_NATIVE,
             );
         }
-        *cntkctl = saved;
+        state.el1[el1::SCTLR] = sctlr;
+        state.el1[el1::TPIDRRO_EL0] = tpidrro;
+        state.el1[el1::CNTKCTL] = cntkctl;
     }
+}
+
+/// MDCR_EL2 while servers run: HPMN (the PMU's event counters, all given to EL1/EL0), no traps,
+/// so servers read the cycle counter (cpu.rs enables it for EL0).
+fn mdcr_native() -> u64 {
+    let pmcr: u64;
+    // SAFETY: reading PMCR_EL0 has no side effect (at EL2 it is never trapped).
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
+    (pmcr >> 11) & 0x1F
 }
 
 /// Saves the loaded VCPU's registers into `old` and loads `new`'s. Runs in server mode; FP
