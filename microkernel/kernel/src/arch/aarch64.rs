@@ -64,6 +64,11 @@ impl super::Arch for Aarch64 {
     }
 
     fn init() {
+        if let Err(problem) = mmu::verify() {
+            crate::kprintln!("KERNEL PANIC: EL2 map: {problem}");
+            semihosting::exit(101);
+        }
+        crate::kprintln!("kernel: EL2 map: text R+X, rodata R, data RW+XN, stack guard unmapped");
         cpu::init();
         vcpu::init_identity();
         gic::init();
