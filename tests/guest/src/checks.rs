@@ -40,10 +40,13 @@ pub enum Check {
     Verdict = 9,
     /// WFI blocks until the virtual timer fires.
     VirtualTimer = 10,
+    /// Debug, PMU, physical-timer and SCTLR_EL1 writes leave the system working
+    /// (`isolation.rs`).
+    Isolation = 11,
 }
 
 impl Check {
-    const ALL: [Check; 10] = [
+    const ALL: [Check; 11] = [
         Check::Boot,
         Check::Mmu,
         Check::Console,
@@ -54,6 +57,7 @@ impl Check {
         Check::Hole,
         Check::Verdict,
         Check::VirtualTimer,
+        Check::Isolation,
     ];
 
     /// The verdict number.
@@ -73,6 +77,7 @@ impl Check {
             Check::Hole => "hole access",
             Check::Verdict => "verdict",
             Check::VirtualTimer => "virtual timer",
+            Check::Isolation => "isolation",
         }
     }
 }

@@ -19,7 +19,9 @@ pub struct ExitCounters {
     pub hvc: u64,
     /// WFI / WFE.
     pub wfi: u64,
-    /// System registers and everything else.
+    /// Trapped system-register accesses, emulated (RAZ/WI) or not (undefined).
+    pub sysreg: u64,
+    /// Everything else.
     pub other: u64,
 }
 
@@ -31,26 +33,34 @@ impl ExitCounters {
             (VmExitKind::Stage2Abort, _) => &mut self.stage2,
             (VmExitKind::Hypercall, _) => &mut self.hvc,
             (VmExitKind::WaitForInterrupt, _) => &mut self.wfi,
-            (VmExitKind::SystemRegister | VmExitKind::Other, _) => &mut self.other,
+            (VmExitKind::SystemRegister, _) => &mut self.sysreg,
+            (VmExitKind::Other, _) => &mut self.other,
         };
         *counter = counter.saturating_add(1);
     }
 
     /// All exits.
     pub fn total(&self) -> u64 {
-        [self.stage2, self.mmio, self.hvc, self.wfi, self.other]
-            .iter()
-            .fold(0u64, |sum, n| sum.saturating_add(*n))
+        [
+            self.stage2,
+            self.mmio,
+            self.hvc,
+            self.wfi,
+            self.sysreg,
+            self.other,
+        ]
+        .iter()
+        .fold(0u64, |sum, n| sum.saturating_add(*n))
     }
 }
 
-/// `stage2=… mmio=… hvc=… wfi=… other=…`, the summary line's body.
+/// `stage2=… mmio=… hvc=… wfi=… sysreg=… other=…`, the summary line's body.
 impl fmt::Display for ExitCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "stage2={} mmio={} hvc={} wfi={} other={}",
-            self.stage2, self.mmio, self.hvc, self.wfi, self.other
+            "stage2={} mmio={} hvc={} wfi={} sysreg={} other={}",
+            self.stage2, self.mmio, self.hvc, self.wfi, self.sysreg, self.other
         )
     }
 }
@@ -84,6 +94,7 @@ mod tests {
         counters.count(&exit(VmExitKind::Hypercall), None);
         counters.count(&exit(VmExitKind::WaitForInterrupt), None);
         counters.count(&exit(VmExitKind::SystemRegister), None);
+        counters.count(&exit(VmExitKind::SystemRegister), None);
         counters.count(&exit(VmExitKind::Other), None);
         assert_eq!(
             counters,
@@ -92,10 +103,14 @@ mod tests {
                 mmio: 1,
                 hvc: 1,
                 wfi: 1,
-                other: 2
+                sysreg: 2,
+                other: 1
             }
         );
-        assert_eq!(counters.total(), 9);
-        assert_eq!(counters.to_string(), "stage2=4 mmio=1 hvc=1 wfi=1 other=2");
+        assert_eq!(counters.total(), 10);
+        assert_eq!(
+            counters.to_string(),
+            "stage2=4 mmio=1 hvc=1 wfi=1 sysreg=2 other=1"
+        );
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! ```text
 //! plan(exit) ──► Reply(resume)                                   WFx, PSCI, unknown hypercalls,
-//!   │                                                            sysreg / other → undefined
+//!   │                                                            other → undefined
+//!   ├─► Reply(sysreg::resume(esr))                               system registers (EC 0x18):
+//!   │      debug / PMU / CNTP_* ──► RAZ/WI: read = load of 0 (WRITE_REGISTER), step
+//!   │      anything else, or a syndrome that does not decode ──► undefined
 //!   ├─► PowerOff { verdict }                                     PSCI SYSTEM_OFF
 //!   ├─► Mmu(call) ── mmu-server ──► after_mmu(call, answer) ──► Reply   vendor hypercalls
 //!   └─► ResolveStage2(fault) ── mmu-server ──► after_stage2(exit, answer, devices)
@@ -26,6 +29,7 @@ use crate::hypercall::{
     self, Conduit, HypercallAction, INTERNAL_FAILURE, INVALID_PARAMETER, MmuCall,
 };
 use crate::syndrome::{self, Abort, FaultStatus, MmioAccess};
+use crate::sysreg::{self, Encoding, RegisterClass};
 use abi::MessageInfo;
 use abi::vm::{VmExit, VmExitKind, VmReply};
 
@@ -72,8 +76,14 @@ pub enum Cause {
     DeviceRestarted,
     /// Abort: the mmu-server could not resolve the fault.
     MmuFailed,
-    /// Undefined: a trapped system register, an exit of a kind the vmm does not emulate, or a
-    /// syndrome that does not match its kind.
+    /// A trapped debug, PMU or physical-timer register access, read as zero or write ignored
+    /// (`sysreg`): the PC steps over it.
+    RazWi(RegisterClass),
+    /// Undefined: a trapped system register (or system instruction) the vmm does not emulate,
+    /// or a direction the register does not have.
+    UnknownRegister(Encoding),
+    /// Undefined: an exit of a kind the vmm does not emulate, or a syndrome that does not match
+    /// its kind.
     Unhandled,
 }
 
@@ -105,6 +115,19 @@ impl Resume {
     /// Step over the instruction.
     pub const fn advance(cause: Cause) -> Self {
         Self::new(VmReply::ADVANCE_PC, [0; REPLY_WORDS], cause)
+    }
+
+    /// An emulated load: `value` into `x<register>` (`WRITE_REGISTER`), then step over the
+    /// instruction. A load into xzr (31) only steps: the kernel is never asked to write it.
+    pub const fn load(register: u8, value: u64, cause: Cause) -> Self {
+        if register >= 31 {
+            return Self::advance(cause);
+        }
+        Self::new(
+            VmReply::ADVANCE_PC.with(VmReply::WRITE_REGISTER),
+            [register as u64, value, 0, 0, 0, 0],
+            cause,
+        )
     }
 
     /// Inject a synchronous external abort (the PC stays at the access).
@@ -280,10 +303,10 @@ pub const fn plan(exit: &VmExit) -> ExitPlan {
             words: [0; 6],
             cause: Cause::Idle,
         }),
-        // No system register is emulated yet: the guest sees what it would on a CPU without it.
-        VmExitKind::SystemRegister | VmExitKind::Other => {
-            ExitPlan::Reply(Resume::undefined(Cause::Unhandled))
-        }
+        // Debug, PMU and physical-timer registers are RAZ/WI; any other register is undefined,
+        // as on a CPU without it.
+        VmExitKind::SystemRegister => ExitPlan::Reply(sysreg::resume(exit.esr)),
+        VmExitKind::Other => ExitPlan::Reply(Resume::undefined(Cause::Unhandled)),
     }
 }
 
@@ -366,21 +389,9 @@ pub fn after_mmio(plan: &MmioPlan, answer: Result<device_api::Response, ipc::Cal
     use device_api::Response;
     let access = &plan.access;
     match (access.write, answer) {
-        (false, Ok(Response::Value(_))) if access.discards_result() => {
-            Resume::advance(Cause::Emulated)
+        (false, Ok(Response::Value(raw))) => {
+            Resume::load(access.register, access.load_value(raw), Cause::Emulated)
         }
-        (false, Ok(Response::Value(raw))) => Resume::new(
-            VmReply::ADVANCE_PC.with(VmReply::WRITE_REGISTER),
-            [
-                u64::from(access.register),
-                access.load_value(raw),
-                0,
-                0,
-                0,
-                0,
-            ],
-            Cause::Emulated,
-        ),
         (true, Ok(Response::Done)) => Resume::advance(Cause::Emulated),
         (_, Ok(Response::BusError)) => Resume::abort(Cause::DeviceBusError),
         (_, Ok(_)) => Resume::abort(Cause::DeviceConfused),

@@ -2,6 +2,7 @@
 //! with no IPC and no hardware, so every decision is host-tested.
 //!
 //! - [`syndrome`]: ESR_EL2 decoding (data/instruction aborts, MMIO access shape, load values).
+//! - [`sysreg`]: trapped MSR/MRS: debug, PMU and physical-timer registers RAZ/WI.
 //! - [`hypercall`] and [`psci`]: SMCCC dispatch of docs/GUEST-ABI.md's calls.
 //! - [`devices`]: IPA windows → device-server endpoints.
 //! - [`mmu`]: plans ↔ the mmu-server's protocol (`mmu_api`).
@@ -21,6 +22,7 @@ pub mod layout;
 pub mod mmu;
 pub mod psci;
 pub mod syndrome;
+pub mod sysreg;
 pub mod trace;
 
 pub use counters::ExitCounters;
