@@ -13,8 +13,8 @@
 //! - `span`: parse with `toml_edit` (which keeps byte spans) into a small positioned tree;
 //! - `schema` (+ `fields`, `region`, `vm`): read each table into typed definitions, checking
 //!   keys, types and ranges;
-//! - `validate` (+ `vm`): cross-table checks (references, the supervisor, names, overlaps,
-//!   duplicates);
+//! - `validate` (+ `vm`, `platform`): cross-table checks (references, the supervisor, names,
+//!   overlaps, duplicates, device regions off what the kernel owns);
 //! - `compile`: object indices, the implicit `faults` endpoint, each VM's exit endpoint and RAM
 //!   region, capabilities and their slots;
 //! - `payload`: boot-info blobs and the `bootdesc` record stream.
@@ -26,6 +26,7 @@ mod compile;
 mod error;
 mod fields;
 mod payload;
+pub mod platform;
 mod region;
 mod schema;
 mod span;

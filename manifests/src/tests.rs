@@ -50,9 +50,10 @@ clients = ["uart"]
 waiter = "uart"
 signallers = [{ server = "app", badge = 4 }]
 
+# QEMU virt's second PL011 (SPI 8); the first, at 0x0900_0000, is the kernel's.
 [regions.pl011]
 kind = "device"
-base = 0x0900_0000
+base = 0x0904_0000
 size = 0x1000
 map = [{ server = "uart", at = 0x4000_0000, rights = "rw" }]
 
@@ -65,7 +66,7 @@ map = [
 ]
 
 [irqs.uart]
-intid = 33
+intid = 40
 notification = "uart-irq"
 badge = 2
 "#;
@@ -206,7 +207,7 @@ fn defaults_apply_when_keys_are_absent() {
     assert_eq!(
         plan.regions[0].kind,
         RegionKind::Device {
-            phys_base: 0x0900_0000
+            phys_base: 0x0901_0000
         }
     );
     // The default client badge is the client's index + 1: ping is server 2.
@@ -396,13 +397,13 @@ fn payload_round_trips_with_counts_order_and_indices() {
         matches!(records[6], Record::Endpoint(ref e) if e.name == "faults" && e.server == Some(1))
     );
     assert!(
-        matches!(records[8], Record::Region(ref r) if r.kind == RegionKind::Device { phys_base: 0x0900_0000 } && r.size == 0x1000)
+        matches!(records[8], Record::Region(ref r) if r.kind == RegionKind::Device { phys_base: 0x0904_0000 } && r.size == 0x1000)
     );
     assert!(
         matches!(records[9], Record::Region(ref r) if r.kind == RegionKind::Ram && r.size == 0x2000)
     );
     assert!(
-        matches!(records[10], Record::Irq(ref i) if (i.intid, i.notification, i.badge) == (33, 0, 2))
+        matches!(records[10], Record::Irq(ref i) if (i.intid, i.notification, i.badge) == (40, 0, 2))
     );
     let caps: Vec<_> = records
         .iter()

@@ -3,8 +3,9 @@
 //!
 //! Runs after `schema.rs` has read every table on its own. A manifest that passes here has
 //! exactly one supervisor (restart "never"), only references to objects that exist, no server
-//! listed twice on one endpoint or notification, distinct client badges per endpoint, no two
-//! device regions over the same physical page, no two mappings of one server over the same
+//! listed twice on one endpoint or notification, distinct client badges per endpoint, no device
+//! region over a kernel-owned device or RAM (`platform.rs`), no two device regions over the same
+//! physical page, no two mappings of one server over the same
 //! address, and unique interrupt ids. VMs are checked by `vm::check_vms` (last). [`Names`] also
 //! serves `compile.rs` to turn names into indices.
 
@@ -271,7 +272,8 @@ fn check_peers(
     Ok(())
 }
 
-/// Device regions may not share physical pages; one server's mappings may not share addresses.
+/// Device regions stay off what the kernel owns (`platform.rs`: the GIC, its UART, RAM) and may
+/// not share physical pages; one server's mappings may not share addresses.
 fn check_regions(
     rep: &Reporter<'_>,
     names: &Names<'_>,
@@ -283,6 +285,9 @@ fn check_regions(
         let name = region.name.value.as_str();
         if let Some(base) = &region.base {
             let (start, end) = (base.value, base.value + region.size);
+            if let Some(reason) = crate::platform::refuse_device(name, start, end) {
+                return Err(rep.error(&base.span, &base.key, reason));
+            }
             if let Some((other, o_start, o_end)) =
                 devices.iter().find(|(_, s, e)| start < *e && *s < end)
             {

@@ -90,8 +90,16 @@ fn valid_edge_cases_are_accepted() {
          [regions.shm]\nkind = \"ram\"\nsize = 0x2000\nmap = [\
          { server = \"a\", at = 0x4000_0000, rights = \"rw\" },\
          { server = \"boss\", at = 0x7f_ffff_e000, rights = \"r\" }]\n\
-         [regions.d1]\nkind = \"device\"\nbase = 0x0800_0000\nsize = 0x1000\n\
-         [regions.d2]\nkind = \"device\"\nbase = 0x0800_1000\nsize = 0x1000\n",
+         [regions.d1]\nkind = \"device\"\nbase = 0x0A00_0000\nsize = 0x1000\n\
+         [regions.d2]\nkind = \"device\"\nbase = 0x0A00_1000\nsize = 0x1000\n",
+        // Device regions touching, but not overlapping, what the kernel owns: flash's last
+        // page (the GIC distributor follows), the page after the distributor, the page before
+        // the redistributors, the page after the kernel's UART, the PCIe ECAM (RAM follows).
+        "[regions.flash-end]\nkind = \"device\"\nbase = 0x07FF_F000\nsize = 0x1000\n\
+         [regions.after-gicd]\nkind = \"device\"\nbase = 0x0801_0000\nsize = 0x1000\n\
+         [regions.before-gicr]\nkind = \"device\"\nbase = 0x0809_F000\nsize = 0x1000\n\
+         [regions.after-uart]\nkind = \"device\"\nbase = 0x0900_1000\nsize = 0x1000\n\
+         [regions.ecam]\nkind = \"device\"\nbase = 0x3F00_0000\nsize = 0x100_0000\n",
         // Two irqs on one notification, PPI and SPI bounds.
         "[notifications.dev]\nwaiter = \"boss\"\n\
          [irqs.timer]\nintid = 16\nnotification = \"dev\"\n\

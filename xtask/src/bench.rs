@@ -125,7 +125,8 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
 }
 
 /// `cargo xtask bench --trace [NAME]`: the kernel's instructions per system call of the
-/// selected benchmark, counted from a QEMU exec trace (see [`trace`]); returns whether it ran.
+/// selected benchmark, counted from a QEMU exec trace (see [`trace`](mod@trace)); returns
+/// whether it ran.
 pub fn trace(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
     trace::run(workspace, name)
 }

@@ -71,7 +71,14 @@ pub fn command(image: &Image, options: &Options) -> Command {
         // No default devices: the virt machine's default NIC needs a ROM (`efi-virtio.rom`) from
         // `ipxe-qemu`, which a `--no-install-recommends` install leaves out. The console is the
         // PL011 on stdio, multiplexed with the monitor (Ctrl-A X quits, Ctrl-A C the monitor).
-        .args(["-nodefaults", "-display", "none", "-serial", "mon:stdio", "-no-reboot"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "mon:stdio",
+            "-no-reboot",
+        ])
         .args(["-semihosting-config", "enable=on,target=native"])
         .arg("-kernel")
         .arg(&image.elf);

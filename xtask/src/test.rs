@@ -340,7 +340,15 @@ mod tests {
     fn the_repository_table_parses() {
         let workspace = Workspace::locate();
         let tests = parse_tests(&workspace.root.join(TABLE)).expect("tests/qemu-tests.toml");
-        assert!(tests.contains(&hello()), "{tests:?}");
+        let hello = tests.iter().find(|test| test.name == "hello");
+        let hello = hello.expect("the table has a `hello` test");
+        assert_eq!(hello.manifest, Path::new("manifests/hello.toml"));
+        assert!(
+            hello
+                .expect
+                .contains(&"ping: 10000 round trips ok".to_string()),
+            "{hello:?}"
+        );
     }
 
     #[test]

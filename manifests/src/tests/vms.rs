@@ -38,7 +38,7 @@ clients = ["vmm"]
 
 [regions.uart]
 kind = "device"
-base = 0x0900_0000
+base = 0x0904_0000
 size = 0x1000
 map = [{ server = "vmm", at = 0x4000_0000, rights = "rw" }]
 
@@ -97,7 +97,7 @@ fn exit_endpoints_follow_the_fault_endpoint_and_ram_regions_the_manifest_regions
             (
                 "uart",
                 RegionKind::Device {
-                    phys_base: 0x0900_0000
+                    phys_base: 0x0904_0000
                 },
                 0x1000
             ),

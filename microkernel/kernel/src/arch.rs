@@ -25,13 +25,16 @@ pub trait Arch {
     fn guest_timer_intid() -> u32;
     /// Saves the loaded VCPU (when there is one) and loads another.
     fn switch_loaded_vcpu(old: Option<&mut Self::VcpuState>, new: &Self::VcpuState);
-    /// Decodes the exit just taken from a guest with general registers `context`.
-    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> abi::vm::VmExit;
-    /// Injects an abort at `address` (or an undefined instruction) into the loaded guest.
+    /// Decodes the exit just taken from a guest with general registers `context`; `None` when
+    /// the guest should simply run again (nothing to report).
+    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> Option<abi::vm::VmExit>;
+    /// Injects an abort at `address` (or an undefined instruction) into the loaded guest; an
+    /// abort answering an instruction-fetch exit (`exit_syndrome`) is an instruction abort.
     fn inject_guest_exception(
         context: &mut kernel_core::tcb::UserContext,
         abort: bool,
         address: u64,
+        exit_syndrome: u64,
     );
     /// The kernel's own address space; first thing at boot.
     fn init_early();

@@ -111,6 +111,46 @@ fn index(value: u16, count: usize, what: &str) -> usize {
     value
 }
 
+// The kernel drives the GIC and the UART at these addresses; `abi::platform`, which the
+// manifest compiler checks device regions against, must name the same windows.
+const _: () = {
+    use crate::plat::layout;
+    use abi::platform::{GIC_DISTRIBUTOR, GIC_REDISTRIBUTORS, KERNEL_UART, RAM};
+    assert!(GIC_DISTRIBUTOR.base == layout::GICD_BASE as u64);
+    assert!(GIC_REDISTRIBUTORS.base == layout::GICR_BASE as u64);
+    assert!(KERNEL_UART.base == layout::UART_BASE as u64);
+    assert!(RAM.base == layout::RAM_BASE && RAM.size == layout::RAM_SIZE);
+};
+
+/// A device region's record, checked before anything is built from it, as the manifest compiler
+/// checks it: page aligned, over none of the devices the kernel drives itself (the GIC
+/// distributor and redistributors, its UART: a server that could map those could route, mask or
+/// forge any interrupt, or write the console under the kernel) nor RAM, and below RAM.
+fn check_device_region(name: &str, base: u64, size: u64) {
+    let end = base.saturating_add(size);
+    if !base.is_multiple_of(PAGE_SIZE) {
+        fail(format_args!(
+            "region `{name}`: device base {base:#x} is not page aligned"
+        ));
+    }
+    if let Some(window) = abi::platform::kernel_owned(base, end) {
+        fail(format_args!(
+            "region `{name}`: device region {base:#x}..{end:#x} overlaps {} ({:#x}..{:#x}), \
+             which the kernel owns",
+            window.name,
+            window.base,
+            window.end()
+        ));
+    }
+    if end > abi::platform::RAM.base {
+        fail(format_args!(
+            "region `{name}`: device region {base:#x}..{end:#x} lies above RAM; the kernel \
+             maps devices only from below {:#x}",
+            abi::platform::RAM.base
+        ));
+    }
+}
+
 /// Builds the whole system. Returns the kernel state, every server ready to run.
 pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let payload_header = PayloadHeader::parse(PAYLOAD).unwrap_or_else(|error| {
@@ -276,16 +316,10 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     ));
                 }
                 regions[region_index] = match region.kind {
-                    RegionKind::Device { phys_base }
-                        if phys_base % PAGE_SIZE == 0
-                            && phys_base < crate::plat::layout::RAM_BASE =>
-                    {
+                    RegionKind::Device { phys_base } => {
+                        check_device_region(region.name, phys_base, region.size);
                         (phys_base, region.size, MemoryKind::Device)
                     }
-                    RegionKind::Device { phys_base } => fail(format_args!(
-                        "region `{}`: device base {phys_base:#x}",
-                        region.name
-                    )),
                     RegionKind::Ram => (
                         memory.pages_aligned(region.size / PAGE_SIZE, 2 << 20),
                         region.size,

@@ -96,8 +96,11 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
     let system = &mut kernel.system;
     let current = system.current;
     if system.tcb(current).vcpu.is_some() {
-        let exit = Current::decode_guest_exit(&system.tcb(current).context);
-        return system.handle_vm_exit(&mut PhysicalIpcBuffers, exit);
+        return match Current::decode_guest_exit(&system.tcb(current).context) {
+            Some(exit) => system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
+            // The guest runs again from the same instruction and faults afresh if it must.
+            None => Effect::None,
+        };
     }
     let (esr, far) = Current::exception_syndrome();
     match esr >> 26 {
@@ -270,6 +273,7 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             tcb,
             abort,
             address,
+            exit_syndrome,
         } => {
             if let Some(vcpu) = kernel.system.tcb(tcb).vcpu {
                 ensure_loaded(kernel, vcpu);
@@ -277,6 +281,7 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
                     &mut kernel.system.tcb_mut(tcb).context,
                     abort,
                     address,
+                    exit_syndrome,
                 );
             }
         }

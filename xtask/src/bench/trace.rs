@@ -17,8 +17,15 @@
 //! the `eret` that leaves the kernel, both included. It is labelled by the server function that
 //! holds the last instruction of the user block before it (the `svc`), from the symbols of the
 //! server ELFs whose code matches the block's instruction words (servers share one virtual
-//! layout, so the same pc may lie in several ELFs). A timer interrupt is an episode too, labelled
-//! by whatever it interrupted: an outlier the median ignores.
+//! layout, so the same pc may lie in several ELFs).
+//!
+//! One function may trap on more than one kernel path (the IPC benchmark's `round_trip` sends
+//! one word, then five), so a label's episodes are split by their exact sequence of kernel
+//! blocks, and each path seen often enough gets its own figure, named by kernel functions it
+//! visits and the label's other paths do not (`trace ipc_bench::round_trip via
+//! kernel::trap::slow_path kernel: 562 instructions`); the path that visits no such function
+//! keeps the plain label. A timer interrupt is an episode too, labelled by whatever it
+//! interrupted: a rare path, left out.
 //!
 //! The trace file (`<image dir>/trace.log`, hundreds of MB) is read line by line and deleted
 //! afterwards unless `XTASK_KEEP_TRACE` is set.
@@ -28,7 +35,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,11 +56,9 @@ const KEEP_ENV: &str = "XTASK_KEEP_TRACE";
 /// Logging every block is much slower than running: the table's timeout times this.
 const TIMEOUT_FACTOR: u64 = 10;
 
-/// Labels seen fewer times than this are not reported (boot, one-off calls).
+/// Labels and kernel paths seen fewer times than this are not reported (boot, one-off calls,
+/// interrupts).
 const MIN_EPISODES: usize = 100;
-
-/// How many of the most frequent instruction counts the table shows per label.
-const MODES: usize = 3;
 
 /// Traces the selected benchmarks and prints their kernel instructions per system call;
 /// returns whether every one ran and gave at least one figure.
@@ -176,17 +181,19 @@ fn analyse(image: &Image, log: &Path, ran: Duration) -> anyhow::Result<Report> {
 // ---------------------------------------------------------------------------------------------
 // Symbols
 
-/// Where the kernel is, and the servers' functions and code.
+/// Where the kernel is, and the kernel's and the servers' functions.
 struct Symbols {
     /// The kernel ELF's loaded segments.
     kernel: Vec<Range<u64>>,
-    /// One entry per distinct server ELF.
-    servers: Vec<ServerElf>,
+    /// The kernel's functions (its code is not needed).
+    kernel_functions: Elf,
+    /// One entry per distinct server (or guest) ELF.
+    servers: Vec<Elf>,
 }
 
-/// What a server ELF says about its addresses.
+/// What an ELF says about its addresses.
 #[derive(Default)]
-struct ServerElf {
+struct Elf {
     /// Function address ranges and demangled names, sorted by start.
     functions: Vec<(Range<u64>, String)>,
     /// Loaded bytes by address (segments' file contents).
@@ -204,19 +211,35 @@ impl Symbols {
             .map(|segment| segment.address()..segment.address() + segment.size())
             .filter(|range| !range.is_empty())
             .collect();
+        let mut kernel_functions = Elf::parse(&kernel_bytes)
+            .with_context(|| format!("parsing {}", image.elf.display()))?;
+        kernel_functions.code.clear();
+        // The servers, then the other ELFs of the image directory: the VMs' guests.
+        let mut paths: Vec<PathBuf> = image.servers.iter().map(|(_, path)| path.clone()).collect();
+        let mut others: Vec<PathBuf> = fs::read_dir(&image.dir)
+            .with_context(|| format!("listing {}", image.dir.display()))?
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "elf"))
+            .filter(|path| !paths.contains(path))
+            .collect();
+        others.sort();
+        paths.extend(others);
         let mut seen: Vec<Vec<u8>> = Vec::new();
         let mut servers = Vec::new();
-        for (server, path) in &image.servers {
+        for path in &paths {
             let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             if seen.contains(&bytes) {
                 continue;
             }
-            let elf = ServerElf::parse(&bytes)
-                .with_context(|| format!("parsing {} (server `{server}`)", path.display()))?;
+            let elf = Elf::parse(&bytes).with_context(|| format!("parsing {}", path.display()))?;
             servers.push(elf);
             seen.push(bytes);
         }
-        Ok(Self { kernel, servers })
+        Ok(Self {
+            kernel,
+            kernel_functions,
+            servers,
+        })
     }
 
     fn is_kernel(&self, pc: u64) -> bool {
@@ -226,7 +249,7 @@ impl Symbols {
     /// The label of an episode whose user block started at `first_pc` with the instruction
     /// `words` (empty when unknown) and last executed the instruction at `last_pc`.
     fn label(&self, first_pc: u64, words: &[u32], last_pc: u64) -> String {
-        let matching: Vec<&ServerElf> = self
+        let matching: Vec<&Elf> = self
             .servers
             .iter()
             .filter(|elf| words.is_empty() || elf.holds(first_pc, words))
@@ -247,7 +270,7 @@ impl Symbols {
     }
 }
 
-impl ServerElf {
+impl Elf {
     fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
         let elf = object::File::parse(bytes)?;
         let mut symbols: Vec<(u64, u64, &str)> = elf
@@ -318,6 +341,8 @@ struct Execution {
     translation: Option<usize>,
     /// How many of the translation's instructions ran.
     count: usize,
+    /// Whether QEMU's flags for it say EL2 (see [`runs_at_el2`]).
+    el2: bool,
 }
 
 /// The user block an episode started from.
@@ -331,6 +356,16 @@ struct UserBlock {
 struct Episode {
     from: Option<UserBlock>,
     instructions: u64,
+    /// FNV-1a over its blocks' (pc, instructions): equal for episodes on one kernel path.
+    path: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(hash: u64, value: u64) -> u64 {
+    value.to_le_bytes().iter().fold(hash, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The state machine over the trace's lines.
@@ -346,6 +381,8 @@ struct Tracer<'a> {
     fresh: Option<usize>,
     pending: Option<Execution>,
     episode: Option<Episode>,
+    /// The pcs of the current episode's blocks (to name a new kernel path).
+    episode_blocks: Vec<u64>,
     last_user: Option<UserBlock>,
     /// (translation, count) of a trapping user block → label index.
     label_of: HashMap<(Option<usize>, u64, usize), usize>,
@@ -363,6 +400,9 @@ struct Report {
     user_instructions: u64,
     /// Block executions whose translation was never logged (counted as 0 instructions).
     unknown_blocks: u64,
+    /// Block executions whose address says kernel but whose flags say not EL2, or the other
+    /// way round (a guest at the kernel's addresses, or another QEMU's flag layout).
+    misplaced_blocks: u64,
     /// Kernel instructions before the first user block (boot) and after the last (shutdown).
     unlabelled_instructions: u64,
     trace_bytes: u64,
@@ -376,8 +416,25 @@ struct Label {
     name: String,
     /// Kernel instructions of each episode, in trace order.
     episodes: Vec<u64>,
+    /// Its episodes split by the kernel path they took (path hash → index).
+    path_index: HashMap<u64, usize>,
+    paths: Vec<KernelPath>,
     /// Seen often enough to be reported (set by `Tracer::finish`).
     shown: bool,
+}
+
+/// The episodes of one label that took one kernel path (the same blocks).
+#[derive(Debug, Default)]
+struct KernelPath {
+    /// The kernel functions its blocks lie in, in order of first appearance.
+    functions: Vec<String>,
+    /// Kernel instructions of each episode.
+    episodes: Vec<u64>,
+    /// Seen often enough (in a shown label) to be reported (set by `Tracer::finish`).
+    shown: bool,
+    /// What tells it from the label's other shown paths: empty, ` via <its own functions>`,
+    /// or ` #<n>` (set by `Tracer::finish`).
+    suffix: String,
 }
 
 impl<'a> Tracer<'a> {
@@ -391,6 +448,7 @@ impl<'a> Tracer<'a> {
             fresh: None,
             pending: None,
             episode: None,
+            episode_blocks: Vec::new(),
             last_user: None,
             label_of: HashMap::new(),
             report: Report::default(),
@@ -408,8 +466,8 @@ impl<'a> Tracer<'a> {
             self.end_translation();
         }
         if let Some(rest) = line.strip_prefix("Trace ") {
-            if let Some((host, pc)) = parse_execution(rest) {
-                self.execution(host, pc);
+            if let Some((host, pc, flags)) = parse_execution(rest) {
+                self.execution(host, pc, runs_at_el2(flags));
             }
         } else if line.starts_with("IN:") {
             self.reading = Some(Translation::default());
@@ -420,7 +478,8 @@ impl<'a> Tracer<'a> {
             {
                 self.pending = None;
             }
-        } else if let Some(rest) = line.strip_prefix("cpu_io_recompile: rewound execution of TB to ")
+        } else if let Some(rest) =
+            line.strip_prefix("cpu_io_recompile: rewound execution of TB to ")
         {
             // The block just logged ran up to (not including) the device access at `pc`.
             if let (Some(pc), Some(pending)) = (parse_hex(rest.trim()), &mut self.pending)
@@ -447,7 +506,7 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn execution(&mut self, host: u64, pc: u64) {
+    fn execution(&mut self, host: u64, pc: u64, el2: bool) {
         if let Some(pending) = self.pending.take() {
             self.count(pending);
         }
@@ -467,6 +526,7 @@ impl<'a> Tracer<'a> {
             pc,
             translation,
             count,
+            el2,
         });
     }
 
@@ -477,22 +537,28 @@ impl<'a> Tracer<'a> {
             self.report.unknown_blocks += 1;
         }
         let instructions = execution.count as u64;
-        if self.symbols.is_kernel(execution.pc) {
+        let kernel = self.symbols.is_kernel(execution.pc);
+        if kernel != execution.el2 {
+            self.report.misplaced_blocks += 1;
+        }
+        if kernel {
             self.report.kernel_instructions += instructions;
-            match &mut self.episode {
-                Some(episode) => episode.instructions += instructions,
-                None => {
-                    self.episode = Some(Episode {
-                        from: self.last_user,
-                        instructions,
-                    })
+            let episode = self.episode.get_or_insert_with(|| {
+                self.episode_blocks.clear();
+                Episode {
+                    from: self.last_user,
+                    instructions: 0,
+                    path: FNV_OFFSET,
                 }
-            }
+            });
+            episode.instructions += instructions;
+            episode.path = fnv(fnv(episode.path, execution.pc), instructions);
+            self.episode_blocks.push(execution.pc);
         } else {
             self.report.user_instructions += instructions;
             if let Some(episode) = self.episode.take() {
                 match episode.from {
-                    Some(from) => self.record(from, episode.instructions),
+                    Some(from) => self.record(from, episode),
                     None => self.report.unlabelled_instructions += episode.instructions,
                 }
             }
@@ -500,7 +566,7 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    fn record(&mut self, from: UserBlock, instructions: u64) {
+    fn record(&mut self, from: UserBlock, episode: Episode) {
         let execution = from.execution;
         let key = (execution.translation, execution.pc, execution.count);
         let index = match self.label_of.get(&key) {
@@ -521,7 +587,28 @@ impl<'a> Tracer<'a> {
                 index
             }
         };
-        self.report.labels[index].episodes.push(instructions);
+        let label = &mut self.report.labels[index];
+        label.episodes.push(episode.instructions);
+        let path = match label.path_index.get(&episode.path) {
+            Some(&path) => path,
+            None => {
+                let mut functions: Vec<String> = Vec::new();
+                for &pc in &self.episode_blocks {
+                    let name = self.symbols.kernel_functions.function_at(pc);
+                    let name = name.map_or_else(|| format!("{pc:#x}"), str::to_string);
+                    if !functions.contains(&name) {
+                        functions.push(name);
+                    }
+                }
+                label.paths.push(KernelPath {
+                    functions,
+                    ..KernelPath::default()
+                });
+                label.path_index.insert(episode.path, label.paths.len() - 1);
+                label.paths.len() - 1
+            }
+        };
+        label.paths[path].episodes.push(episode.instructions);
     }
 
     fn label_name(&self, execution: Execution) -> String {
@@ -545,8 +632,64 @@ impl<'a> Tracer<'a> {
         }
         for label in &mut self.report.labels {
             label.shown = label.episodes.len() >= MIN_EPISODES;
+            for path in &mut label.paths {
+                path.shown = label.shown && path.episodes.len() >= MIN_EPISODES;
+            }
+            name_paths(&mut label.paths);
         }
         self.report
+    }
+}
+
+/// Names the shown `paths` of one label apart by kernel functions each visits and others do
+/// not: greedily the function that the most of the remaining other paths do not visit (the
+/// earliest on a tie), until none remains or no function rules more out. A path that visits no
+/// function the others lack keeps the plain label; paths left with the same name (the same
+/// functions, with a loop run more often) are numbered in order of instructions.
+fn name_paths(paths: &mut [KernelPath]) {
+    let shown: Vec<usize> = (0..paths.len()).filter(|&i| paths[i].shown).collect();
+    let mut names = Vec::with_capacity(shown.len());
+    for &path in &shown {
+        let mut others: Vec<usize> = shown.iter().copied().filter(|&i| i != path).collect();
+        let mut chosen: Vec<&str> = Vec::new();
+        while !others.is_empty() {
+            let best = paths[path]
+                .functions
+                .iter()
+                .map(|name| {
+                    let rules_out = others
+                        .iter()
+                        .filter(|&&other| !paths[other].functions.contains(name))
+                        .count();
+                    (name, rules_out)
+                })
+                .filter(|&(_, rules_out)| rules_out > 0)
+                .min_by_key(|&(_, rules_out)| std::cmp::Reverse(rules_out));
+            let Some((name, _)) = best else {
+                break;
+            };
+            chosen.push(name);
+            others.retain(|&other| paths[other].functions.contains(name));
+        }
+        names.push(if chosen.is_empty() {
+            String::new()
+        } else {
+            format!(" via {}", chosen.join(" + "))
+        });
+    }
+    let mut order: Vec<usize> = (0..shown.len()).collect();
+    order.sort_by_key(|&index| median(&paths[shown[index]].episodes));
+    let mut numbered: HashMap<&str, usize> = HashMap::new();
+    for &index in &order {
+        let name = names[index].as_str();
+        let suffix = if names.iter().filter(|other| *other == name).count() > 1 {
+            let n = numbered.entry(name).or_default();
+            *n += 1;
+            format!("{name} #{n}")
+        } else {
+            name.to_string()
+        };
+        paths[shown[index]].suffix = suffix;
     }
 }
 
@@ -561,14 +704,22 @@ fn parse_instruction(line: &str) -> Option<(u64, u32)> {
 
 /// `0: 0x7fc960000240 [0000000000000000/0000000040100004/00000061/ff020200] sym` (after
 /// "Trace ") → (host pointer, pc).
-fn parse_execution(rest: &str) -> Option<(u64, u64)> {
+fn parse_execution(rest: &str) -> Option<(u64, u64, u32)> {
     let (_cpu, rest) = rest.split_once(": ")?;
     let (host, rest) = rest.split_once(" [")?;
     let (fields, _symbol) = rest.split_once(']')?;
     let mut fields = fields.split('/');
     let _cs_base = fields.next()?;
     let pc = u64::from_str_radix(fields.next()?, 16).ok()?;
-    Some((parse_hex(host)?, pc))
+    let flags = u32::from_str_radix(fields.next()?, 16).ok()?;
+    Some((parse_hex(host)?, pc, flags))
+}
+
+/// Whether a block's TB flags say it runs at EL2: QEMU 7.2's `TBFLAG_ANY.MMUIDX` (bits 4..8)
+/// is then `E20_2`, `E20_2_PAN` or `E2` (3, 5, 6). Only a cross-check of the classification by
+/// address, which does not depend on QEMU's internals.
+fn runs_at_el2(flags: u32) -> bool {
+    matches!((flags >> 4) & 0xf, 3 | 5 | 6)
 }
 
 /// `0x7fc9600aa280 [0000000000203d00] sym` (after "Stopped execution of TB chain before ") →
@@ -594,37 +745,49 @@ fn median(values: &[u64]) -> u64 {
     sorted[(sorted.len() - 1) / 2]
 }
 
-/// The `n` most frequent values as (value, occurrences), most frequent first (ties: smaller
-/// value first).
-fn modes(values: &[u64], n: usize) -> Vec<(u64, usize)> {
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for &value in values {
-        *counts.entry(value).or_default() += 1;
+impl Report {
+    /// The figure lines: per shown label, one per shown kernel path (the label's median when
+    /// no path was frequent enough).
+    fn figures(&self) -> Vec<(String, u64)> {
+        let mut figures = Vec::new();
+        for label in self.labels.iter().filter(|label| label.shown) {
+            let mut paths: Vec<&KernelPath> =
+                label.paths.iter().filter(|path| path.shown).collect();
+            paths.sort_by_key(|path| median(&path.episodes));
+            if paths.is_empty() {
+                figures.push((label.name.clone(), median(&label.episodes)));
+            }
+            for path in paths {
+                figures.push((
+                    format!("{}{}", label.name, path.suffix),
+                    median(&path.episodes),
+                ));
+            }
+        }
+        figures
     }
-    let mut counts: Vec<(u64, usize)> = counts.into_iter().collect();
-    counts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    counts.truncate(n);
-    counts
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "trace {}: kernel instructions per episode (QEMU -icount shift=0 exec trace)",
+            "trace {}: kernel instructions per system call (QEMU -icount shift=0 exec trace)\n\
+             \x20 An episode runs from the exception entry after a user's svc to the eret that \
+             leaves the kernel, both\n\
+             \x20 included. It is labelled by the user function that trapped and split by the \
+             kernel path it took;\n\
+             \x20 a path is named by kernel functions it visits and the label's other paths do \
+             not. Timer interrupts\n\
+             \x20 count as episodes of whatever they interrupted: rare paths, left out (like \
+             any label or path seen\n\
+             \x20 < {MIN_EPISODES} times) but included in a label's median/min/max.",
             self.title
         )?;
         writeln!(
             f,
-            "  An episode runs from the exception entry after a server's svc to the eret that \
-             leaves the kernel,\n  both included, and is labelled by the server function that \
-             trapped. Timer interrupts are\n  episodes of whatever they interrupted: outliers \
-             the median ignores. Labels seen < {MIN_EPISODES} times are left out."
-        )?;
-        writeln!(
-            f,
             "  {} blocks, {} kernel + {} user instructions ({} kernel outside episodes: boot, \
-             shutdown); {} MB of trace, run {:.1} s, read {:.1} s",
+             shutdown);\n  {} MB of trace, QEMU ran {:.1} s, reading it took {:.1} s",
             self.blocks,
             self.kernel_instructions,
             self.user_instructions,
@@ -640,40 +803,46 @@ impl std::fmt::Display for Report {
                 self.unknown_blocks
             )?;
         }
-        let mut shown: Vec<&Label> = self.labels.iter().filter(|label| label.shown).collect();
-        shown.sort_by(|a, b| b.episodes.len().cmp(&a.episodes.len()).then(a.name.cmp(&b.name)));
+        if self.misplaced_blocks > 0 {
+            writeln!(
+                f,
+                "  warning: {} block executions ran at another exception level than their \
+                 address says (kernel = inside the kernel ELF's segments = EL2)",
+                self.misplaced_blocks
+            )?;
+        }
+        let shown: Vec<&Label> = self.labels.iter().filter(|label| label.shown).collect();
         if shown.is_empty() {
             return writeln!(f, "  (no label with {MIN_EPISODES} episodes)");
         }
-        let width = shown.iter().map(|label| label.name.len()).max().unwrap_or(0);
-        writeln!(
-            f,
-            "  {:width$}  episodes  median     min     max  most frequent (instructions x episodes)",
-            "label"
-        )?;
-        for label in &shown {
-            let values = &label.episodes;
-            let mut frequent = String::new();
-            for (value, count) in modes(values, MODES) {
-                let _ = write!(frequent, " {value}x{count}");
-            }
+        writeln!(f, "  episodes  median     min     max  label / kernel path")?;
+        let row = |f: &mut std::fmt::Formatter<'_>, values: &[u64], name: &str| {
             writeln!(
                 f,
-                "  {:width$}  {:>8}  {:>6}  {:>6}  {:>6} {frequent}",
-                label.name,
+                "  {:>8}  {:>6}  {:>6}  {:>6}  {name}",
                 values.len(),
                 median(values),
                 values.iter().min().copied().unwrap_or(0),
                 values.iter().max().copied().unwrap_or(0),
-            )?;
-        }
+            )
+        };
         for label in &shown {
-            writeln!(
-                f,
-                "trace {} kernel: {} instructions",
-                label.name,
-                median(&label.episodes)
-            )?;
+            row(f, &label.episodes, &label.name)?;
+            let mut paths: Vec<&KernelPath> =
+                label.paths.iter().filter(|path| path.shown).collect();
+            paths.sort_by_key(|path| median(&path.episodes));
+            let single = paths.len() == 1;
+            for path in paths {
+                let name = match path.suffix.strip_prefix(' ') {
+                    _ if single => "one kernel path".to_string(),
+                    None => "base path (no kernel function the others lack)".to_string(),
+                    Some(suffix) => suffix.to_string(),
+                };
+                row(f, &path.episodes, &format!("  {name}"))?;
+            }
+        }
+        for (name, instructions) in self.figures() {
+            writeln!(f, "trace {name} kernel: {instructions} instructions")?;
         }
         Ok(())
     }
@@ -1262,7 +1431,7 @@ mod tests {
         ] {
             code[offset..offset + 4].copy_from_slice(&u32::to_le_bytes(word));
         }
-        let server = ServerElf {
+        let server = Elf {
             functions: vec![
                 (0x20_0100..0x20_0180, "ipc_bench::round_trip".into()),
                 (0x20_0200..0x20_0280, "ipc_bench::serve".into()),
@@ -1270,12 +1439,24 @@ mod tests {
             code: vec![(0x20_0000, code)],
         };
         // A second server at the same addresses with other code: never matches.
-        let other = ServerElf {
+        let other = Elf {
             functions: vec![(0x20_0000..0x20_1000, "supervisor::main".into())],
             code: vec![(0x20_0000, vec![0xff; 0x1000])],
         };
+        let kernel_functions = Elf {
+            functions: vec![
+                (0x4010_0000..0x4010_0800, "kernel_main".into()),
+                (0x4010_0800..0x4010_0810, "exception_vectors".into()),
+                (0x4010_0810..0x4010_0820, "kernel::trap::eret_path".into()),
+                (0x4010_0820..0x4010_0900, "kernel::trap::reply_path".into()),
+                (0x4010_0900..0x4010_0a00, "kernel::trap::slow_path".into()),
+            ],
+            code: Vec::new(),
+        };
         Symbols {
-            kernel: vec![0x4010_0000..0x4020_0000],
+            // Two segments, as a kernel ELF has (code, then data).
+            kernel: vec![0x4010_0000..0x4018_0000, 0x4018_0000..0x4020_0000],
+            kernel_functions,
             servers: vec![other, server],
         }
     }
@@ -1371,8 +1552,12 @@ Trace 0: 0x7f0000000200 [0000000000000000/0000000000200100/00000101/ff020200]
             parse_execution(
                 "0: 0x7fc960000240 [0000000000000000/0000000040100004/00000061/ff020200] "
             ),
-            Some((0x7fc9_6000_0240, 0x4010_0004))
+            Some((0x7fc9_6000_0240, 0x4010_0004, 0x61))
         );
+        assert!(runs_at_el2(0x61));
+        assert!(runs_at_el2(0x261));
+        assert!(!runs_at_el2(0x101));
+        assert!(!runs_at_el2(0x121));
         assert_eq!(
             parse_stopped("0x7fc9600aa280 [0000000000203d00] "),
             Some((0x7fc9_600a_a280, 0x20_3d00))
@@ -1386,6 +1571,7 @@ Trace 0: 0x7f0000000200 [0000000000000000/0000000000200100/00000101/ff020200]
         // server 2, kernel 3 + (4 stopped, then 4); client 1 (budget), then 2.
         assert_eq!(report.blocks, 15);
         assert_eq!(report.unknown_blocks, 0);
+        assert_eq!(report.misplaced_blocks, 0);
         assert_eq!(report.kernel_instructions, 2 + 5 + 7 + 5 + 7);
         assert_eq!(report.user_instructions, 2 + 2 + 2 + 2 + 1 + 2);
         assert_eq!(report.unlabelled_instructions, 2);
@@ -1445,7 +1631,10 @@ Trace 0: 0x10 [0000000000000000/0000000000200100/00000101/ff020200]
     fn labels_fall_back_to_the_address_or_name_every_candidate() {
         let symbols = symbols();
         // Code no ELF holds (a guest): the address.
-        assert_eq!(symbols.label(0x20_0100, &[0x1234_5678], 0x20_0100), "0x200100");
+        assert_eq!(
+            symbols.label(0x20_0100, &[0x1234_5678], 0x20_0100),
+            "0x200100"
+        );
         // Code unknown: every ELF with a function there.
         assert_eq!(
             symbols.label(0x20_0104, &[], 0x20_0104),
@@ -1458,15 +1647,108 @@ Trace 0: 0x10 [0000000000000000/0000000000200100/00000101/ff020200]
     }
 
     #[test]
-    fn median_is_the_lower_middle_value_and_modes_the_most_frequent() {
+    fn median_is_the_lower_middle_value() {
         assert_eq!(median(&[5]), 5);
         assert_eq!(median(&[9, 1, 5]), 5);
         assert_eq!(median(&[206, 206, 1500, 206, 214, 214]), 206);
         assert_eq!(median(&[4, 3, 2, 1]), 2);
+    }
+
+    #[test]
+    fn splits_a_label_by_the_kernel_path_and_names_the_paths_apart() {
+        // The client traps twice: once the kernel goes vector → eret_path, once vector →
+        // slow_path → eret_path; the server's blocks end each kernel run.
+        let trace = "\
+IN: 
+0x00200100:  d2800020  movz     x0, #0x1
+0x00200104:  d4000001  svc      #0
+
+Trace 0: 0x10 [0000000000000000/0000000000200100/00000101/ff020200] 
+IN: 
+0x40100800:  d10443ff  sub      sp, sp, #0x110
+0x40100804:  a90007e0  stp      x0, x1, [sp]
+
+Trace 0: 0x20 [0000000000000000/0000000040100800/00000061/ff020200] 
+IN: 
+0x40100810:  d69f03e0  eret
+
+Trace 0: 0x30 [0000000000000000/0000000040100810/00000061/ff020200] 
+IN: 
+0x00200200:  d2800040  movz     x0, #0x2
+
+Trace 0: 0x40 [0000000000000000/0000000000200200/00000101/ff020200] 
+Trace 0: 0x10 [0000000000000000/0000000000200100/00000101/ff020200] 
+Trace 0: 0x20 [0000000000000000/0000000040100800/00000061/ff020200] 
+IN: 
+0x40100900:  d2800000  mov      x0, #0
+0x40100904:  d2800000  mov      x0, #0
+0x40100908:  d2800000  mov      x0, #0
+
+Trace 0: 0x50 [0000000000000000/0000000040100900/00000061/ff020200] 
+Trace 0: 0x30 [0000000000000000/0000000040100810/00000061/ff020200] 
+Trace 0: 0x40 [0000000000000000/0000000000200200/00000101/ff020200] 
+";
+        let mut report = run(trace);
         assert_eq!(
-            modes(&[206, 214, 206, 1500, 214, 206], 2),
-            vec![(206, 3), (214, 2)]
+            episodes(&report),
+            vec![("ipc_bench::round_trip", vec![3, 6])]
         );
+        let label = &mut report.labels[0];
+        let functions: Vec<&[String]> = label.paths.iter().map(|p| &p.functions[..]).collect();
+        assert_eq!(
+            functions,
+            vec![
+                &[
+                    "exception_vectors".to_string(),
+                    "kernel::trap::eret_path".into()
+                ][..],
+                &[
+                    "exception_vectors".to_string(),
+                    "kernel::trap::slow_path".into(),
+                    "kernel::trap::eret_path".into()
+                ][..],
+            ]
+        );
+        label.shown = true;
+        for path in &mut label.paths {
+            path.shown = true;
+        }
+        name_paths(&mut label.paths);
+        let figures: Vec<String> = report
+            .figures()
+            .into_iter()
+            .map(|(name, n)| format!("{name}: {n}"))
+            .collect();
+        assert_eq!(
+            figures,
+            vec![
+                "ipc_bench::round_trip: 3",
+                "ipc_bench::round_trip via kernel::trap::slow_path: 6",
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_are_named_by_functions_the_others_do_not_visit() {
+        let path = |functions: &[&str], instructions: u64| KernelPath {
+            functions: functions.iter().map(|name| name.to_string()).collect(),
+            episodes: vec![instructions],
+            shown: true,
+            suffix: String::new(),
+        };
+        let mut paths = vec![
+            path(&["a", "b"], 20),
+            path(&["a", "c", "b"], 30),
+            path(&["a", "c", "d", "b"], 40),
+            path(&["a", "b"], 10),
+            KernelPath {
+                shown: false,
+                ..path(&["a", "x"], 1)
+            },
+        ];
+        name_paths(&mut paths);
+        let suffixes: Vec<&str> = paths.iter().map(|path| path.suffix.as_str()).collect();
+        assert_eq!(suffixes, vec![" #2", " via c", " via d", " #1", ""]);
     }
 
     #[test]
@@ -1513,7 +1795,8 @@ Trace 0: 0x10 [0000000000000000/0000000000200100/00000101/ff020200]
                 "<core::fmt::Formatter>::pad",
             ),
             (
-                "_RNvXs0_NtNtCs3g5Gb6bJpu0_4core3fmt8buildersNtB5_10PadAdapterNtB7_5Write9write_str",
+                "_RNvXs0_NtNtCs3g5Gb6bJpu0_4core3fmt8buildersNtB5_10PadAdapterNtB7_5Write9\
+                 write_str",
                 "<core::fmt::builders::PadAdapter as core::fmt::Write>::write_str",
             ),
             (

@@ -95,4 +95,3 @@ pub fn tiny_elf(status: u64) -> Vec<u8> {
     elf.extend_from_slice(&body);
     elf
 }
-

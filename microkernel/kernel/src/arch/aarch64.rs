@@ -47,7 +47,7 @@ impl super::Arch for Aarch64 {
         vcpu::switch_loaded(old, new);
     }
 
-    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> abi::vm::VmExit {
+    fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> Option<abi::vm::VmExit> {
         exit::decode(ESR_EL2.get(), FAR_EL2.get(), context)
     }
 
@@ -55,8 +55,9 @@ impl super::Arch for Aarch64 {
         context: &mut kernel_core::tcb::UserContext,
         abort: bool,
         address: u64,
+        exit_syndrome: u64,
     ) {
-        exit::inject(context, abort, address);
+        exit::inject(context, abort, address, exit_syndrome);
     }
 
     fn init_early() {

@@ -32,7 +32,10 @@ fn main() -> ! {
         }
         let found = userlib::syscall::thread_pointer();
         if found != THREAD_POINTER {
-            println!("{}: TPIDR_EL0 is {found:#x}, not its own", userlib::server_name());
+            println!(
+                "{}: TPIDR_EL0 is {found:#x}, not its own",
+                userlib::server_name()
+            );
             userlib::crash_with_bad_access();
         }
         match request {

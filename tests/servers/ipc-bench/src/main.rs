@@ -14,7 +14,6 @@ userlib::entry!(main);
 const WARM_UP: u64 = 100;
 const ROUNDS: u64 = 2000;
 
-
 fn main() -> ! {
     match userlib::server_name() {
         "bench-server" => serve(userlib::cap("bench")),
