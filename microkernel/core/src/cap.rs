@@ -235,6 +235,29 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_slot_carries_no_rights_and_objects_without_rights_carry_all() {
+        assert_eq!(Cap::Null.rights(), Rights::NONE);
+        assert_eq!(Cap::Tcb { tcb: 1 }.rights(), Rights::ALL);
+        assert_eq!(endpoint(0, 0b0101).rights(), Rights::from_bits_truncate(0b0101));
+    }
+
+    #[test]
+    fn a_copy_of_a_mapped_frame_is_the_same_frame_unmapped() {
+        let mut mapped = FrameCap::new(2, 0x4_0200, 512, true);
+        mapped.set_mapping(Some((3, 0x200)));
+        assert_eq!(mapped.mapping(), Some((3, 0x200)));
+        assert_eq!(
+            Cap::Frame(mapped).derive(Rights::ALL, None),
+            Ok(Cap::Frame(FrameCap::new(2, 0x4_0200, 512, true))),
+            "exactly a fresh carve of the same pages"
+        );
+        assert_eq!(
+            Cap::Frame(mapped).derive(Rights::ALL, Some(1)),
+            Err(DeriveError::NotBadgeable)
+        );
+    }
+
+    #[test]
     fn replies_and_null_are_not_copied_and_tcbs_take_no_badge() {
         assert_eq!(
             Cap::Null.derive(Rights::ALL, None),

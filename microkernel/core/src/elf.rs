@@ -230,6 +230,87 @@ mod tests {
     }
 
     #[test]
+    fn every_field_is_read_from_its_own_place_and_flags_are_separate() {
+        let elf = build(
+            0x20_0010,
+            &[
+                (0x20_0000, 0x100, 0x100, PF_X),
+                (0x20_1000, 0x800, 0x10, PF_W),
+            ],
+        );
+        let data_start = 64 + 2 * 56;
+        let image = parse(&elf, WINDOW.0, WINDOW.1).unwrap();
+        assert_eq!(
+            image.segments(),
+            [
+                Segment {
+                    vaddr: 0x20_0000,
+                    memsz: 0x100,
+                    offset: data_start,
+                    filesz: 0x100,
+                    writable: false,
+                    executable: true,
+                },
+                Segment {
+                    vaddr: 0x20_1000,
+                    memsz: 0x800,
+                    offset: data_start,
+                    filesz: 0x10,
+                    writable: true,
+                    executable: false,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_identification_field_is_checked_on_its_own() {
+        let good = build(0x20_0000, &[(0x20_0000, 0x100, 0x100, PF_X)]);
+        // Magic, class (ELF64), data (little-endian), version, type (executable).
+        for (index, value) in [(0, 0), (3, b'G'), (4, 1), (5, 2), (6, 0), (16, 3)] {
+            let mut elf = good.clone();
+            elf[index] = value;
+            assert_eq!(
+                parse(&elf, WINDOW.0, WINDOW.1).unwrap_err(),
+                ElfError::NotAarch64Executable,
+                "byte {index} = {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_inclusive_where_the_format_allows() {
+        let fine = |elf: &[u8]| parse(elf, WINDOW.0, WINDOW.1).map(|image| image.entry);
+        // File bytes may end exactly at the end of the file (`build` appends 0x2000 bytes).
+        let to_the_last_byte = build(0x20_0000, &[(0x20_0000, 0x2000, 0x2000, PF_X)]);
+        assert_eq!(fine(&to_the_last_byte), Ok(0x20_0000));
+        let one_short = &to_the_last_byte[..to_the_last_byte.len() - 1];
+        assert_eq!(fine(one_short), Err(ElfError::Truncated));
+        // Memory may end exactly at the end of the window.
+        let top = WINDOW.1 - 0x1000;
+        assert_eq!(fine(&build(top, &[(top, 0x1000, 0, PF_X)])), Ok(top));
+        assert_eq!(
+            fine(&build(top, &[(top, 0x1001, 0, PF_X)])),
+            Err(ElfError::OutsideWindow)
+        );
+        // The entry may be the segment's last byte, not one past it.
+        assert_eq!(
+            fine(&build(0x20_00ff, &[(0x20_0000, 0x100, 0, PF_X)])),
+            Ok(0x20_00ff)
+        );
+        assert_eq!(
+            fine(&build(0x20_0100, &[(0x20_0000, 0x100, 0, PF_X)])),
+            Err(ElfError::BadEntry)
+        );
+        // Program headers may be larger than the 56 bytes we read, never smaller.
+        let mut larger = build(0x20_0000, &[(0x20_0000, 0x100, 0x100, PF_X)]);
+        larger[54..56].copy_from_slice(&64u16.to_le_bytes());
+        assert_eq!(fine(&larger), Ok(0x20_0000));
+        larger[54..56].copy_from_slice(&40u16.to_le_bytes());
+        assert_eq!(fine(&larger), Err(ElfError::Truncated));
+    }
+
+    #[test]
     fn refuses_damaged_images_with_the_reason() {
         let cases: [(Vec<u8>, ElfError); 6] = [
             (

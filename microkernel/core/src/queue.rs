@@ -159,8 +159,13 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
+    /// Pops until empty (at most one more than there are threads, so a broken queue that
+    /// never empties fails the test instead of hanging it).
     fn drain(queue: &mut Queue, tcbs: &mut [Tcb]) -> Vec<TcbId> {
-        core::iter::from_fn(|| queue.pop_front(tcbs, 1)).collect()
+        let bound = tcbs.len() + 1;
+        core::iter::from_fn(|| queue.pop_front(tcbs, 1))
+            .take(bound)
+            .collect()
     }
 
     #[test]

@@ -75,11 +75,14 @@ pub enum Effect {
     /// when the line is already asserted ([`System::wake_vcpu`]), else when it asserts.
     WaitForInterrupt { tcb: TcbId },
     /// Inject a synchronous exception into the guest of VCPU thread `tcb` at EL1: an external
-    /// data abort at `address`, or an undefined instruction.
+    /// abort at `address`, or an undefined instruction. `exit_syndrome` is the syndrome of the
+    /// exit being answered (0 when there was none), from which the arch layer tells an
+    /// instruction abort from a data abort.
     InjectException {
         tcb: TcbId,
         abort: bool,
         address: u64,
+        exit_syndrome: u64,
     },
 }
 

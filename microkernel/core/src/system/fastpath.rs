@@ -3,8 +3,9 @@
 //!
 //! Preconditions mirror seL4's `fastpath_call` / `fastpath_reply_recv`: at most four message
 //! words, no capability transfer, a valid capability of the right kind and rights, a current
-//! generation, a partner already waiting, and a partner whose priority is at least that of every
-//! ready thread (so switching to it is what the scheduler would do anyway). Anything else
+//! generation, a partner already waiting, and a partner whose priority is above that of every
+//! ready thread (so switching to it is what the scheduler would do anyway: a woken thread joins
+//! the tail of its level, so a ready thread of equal priority would run first). Anything else
 //! returns [`FastpathOutcome::Fallback`] before any state has changed, and the caller runs the
 //! full path.
 
@@ -95,7 +96,7 @@ impl System<'_> {
         let next_waiter = target.links[OBJECT_LINK].next;
         if sched
             .highest_priority()
-            .is_some_and(|best| target.priority < best)
+            .is_some_and(|best| target.priority <= best)
             || next_waiter != NONE
             || replies
                 .get(usize::from(reply))
@@ -172,7 +173,7 @@ impl System<'_> {
             || target.fault.is_some()
             || sched
                 .highest_priority()
-                .is_some_and(|best| target.priority < best)
+                .is_some_and(|best| target.priority <= best)
         {
             return FastpathOutcome::Fallback;
         }

@@ -341,7 +341,7 @@ impl System<'_> {
         if action.contains(VmReply::ADVANCE_PC) {
             context.regs[crate::tcb::PC] = context.regs[crate::tcb::PC].wrapping_add(4);
         }
-        let address = exit.map_or(0, |exit| exit.words[1]);
+        let (address, exit_syndrome) = exit.map_or((0, 0), |exit| (exit.words[1], exit.esr));
         if action.contains(VmReply::WAIT_FOR_INTERRUPT) {
             Effect::WaitForInterrupt { tcb: guest }
         } else if action.contains(VmReply::INJECT_UNDEFINED) {
@@ -349,12 +349,14 @@ impl System<'_> {
                 tcb: guest,
                 abort: false,
                 address,
+                exit_syndrome,
             }
         } else if action.contains(VmReply::INJECT_ABORT) {
             Effect::InjectException {
                 tcb: guest,
                 abort: true,
                 address,
+                exit_syndrome,
             }
         } else {
             Effect::None
