@@ -58,6 +58,9 @@ mod ec {
     pub const BRK64: u64 = 0x3C;
 }
 
+/// ESR_EL2.ISS.TI of a trapped WFx: set for WFE (ARM ARM D17.2.37).
+const WFX_IS_WFE: u64 = 1;
+
 /// Called by the vectors for every exception from EL0. The IPC fast path is tried first and,
 /// when it switches, nothing else runs: no scheduler pass, no effects.
 #[unsafe(no_mangle)]
@@ -96,6 +99,14 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
     let system = &mut kernel.system;
     let current = system.current;
     if system.tcb(current).vcpu.is_some() {
+        if Current::syndrome() >> 26 == ec::WFX && Current::syndrome() & WFX_IS_WFE != 0 {
+            // WFE waits for an event another CPU would send; on one CPU the guest is spinning
+            // on a lock held by a thread that is not running: step over it and yield, without
+            // a round trip to the vmm and without sleeping on the guest's timer (which may be
+            // off). A WFI still goes to the vmm, which parks the VCPU until an interrupt.
+            system.tcb_mut(current).context.regs[PC] += 4;
+            return system.handle_syscall(&mut PhysicalIpcBuffers, abi::Syscall::Yield as u64);
+        }
         return match Current::decode_guest_exit(&system.tcb(current).context) {
             Some(exit) => system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
             // The guest runs again from the same instruction and faults afresh if it must.

@@ -296,7 +296,14 @@ pub const fn plan(exit: &VmExit) -> ExitPlan {
     match exit.kind {
         VmExitKind::Stage2Abort => plan_stage2(exit),
         VmExitKind::Hypercall => plan_hypercall(exit),
-        // PC at the WFx: step over it and block the VCPU until its virtual interrupt line is
+        // PC at a WFE (ISS.TI set): the kernel steps over WFE itself and yields, so one that
+        // still arrives is only stepped over: nothing will send the event it waits for.
+        VmExitKind::WaitForInterrupt if exit.esr & 1 != 0 => ExitPlan::Reply(Resume {
+            reply: VmReply::ADVANCE_PC,
+            words: [0; 6],
+            cause: Cause::Idle,
+        }),
+        // PC at the WFI: step over it and block the VCPU until its virtual interrupt line is
         // asserted (KVM's kvm_vcpu_block): the kernel wakes it when the guest's timer fires.
         VmExitKind::WaitForInterrupt => ExitPlan::Reply(Resume {
             reply: VmReply::ADVANCE_PC.with(VmReply::WAIT_FOR_INTERRUPT),

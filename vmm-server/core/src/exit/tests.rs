@@ -73,7 +73,7 @@ fn mmio_plan(exit: &VmExit) -> MmioPlan {
 }
 
 #[test]
-fn wfi_and_wfe_step_over_the_instruction_and_wait_for_an_interrupt() {
+fn wfi_steps_over_the_instruction_and_waits_for_an_interrupt() {
     let exit = VmExit {
         kind: VmExitKind::WaitForInterrupt,
         pc: 0x4008_0000,
@@ -84,6 +84,22 @@ fn wfi_and_wfe_step_over_the_instruction_and_wait_for_an_interrupt() {
     assert_eq!(
         (resume.reply.0, resume.words, resume.cause),
         (ADVANCE | VmReply::WAIT_FOR_INTERRUPT.0, [0; 6], Cause::Idle)
+    );
+}
+
+#[test]
+fn wfe_is_only_stepped_over_never_a_wait() {
+    // ISS.TI = 1: WFE. Waiting for an interrupt there would hang a guest whose timer is off.
+    let exit = VmExit {
+        kind: VmExitKind::WaitForInterrupt,
+        pc: 0x4008_0000,
+        esr: 0x0600_0001,
+        words: [0; 6],
+    };
+    let resume = reply(plan(&exit));
+    assert_eq!(
+        (resume.reply.0, resume.words, resume.cause),
+        (ADVANCE, [0; 6], Cause::Idle)
     );
 }
 
