@@ -18,12 +18,13 @@
 //! 7. `system` (SystemControl) when `system_control = true`;
 //! 8. per VM, in VM order: `tcb:<vm>` (GuestTcb) and `vcpu:<vm>` (Vcpu) for its vmm,
 //!    `vspace:<vm>` (GuestVSpace) for its mmu, `ram:<vm>` (Frame over its RAM region) for its
-//!    memory server.
+//!    memory server;
+//! 9. `debug:console` (DebugConsole) and `debug:log` (DebugLog), as its `debug` key lists them.
 //!
 //! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>`,
-//! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>` or `ram:<vm>`; validation
-//! guarantees they are unique within a server (manifest names have no `:`, and a VM is never
-//! named like a server).
+//! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>`, `ram:<vm>`, `debug:console`
+//! or `debug:log`; validation guarantees they are unique within a server (manifest names have
+//! no `:`, and a VM is never named like a server).
 
 use crate::error::{ManifestError, Reporter};
 use crate::schema::{ManifestDef, MapRights, PeerDef};
@@ -33,6 +34,10 @@ use bootdesc::{CapObject, Mapping, RegionKind, RestartPolicy, ServerRole};
 
 /// The name of the implicit endpoint every server's faults are sent to.
 pub const FAULT_ENDPOINT: &str = "faults";
+/// The name of the capability `debug = ["console"]` grants (console text).
+pub const DEBUG_CONSOLE: &str = abi::DEBUG_CONSOLE_CAP;
+/// The name of the capability `debug = ["log"]` grants (defmt records).
+pub const DEBUG_LOG: &str = abi::DEBUG_LOG_CAP;
 /// Slots added to what a server needs when the manifest does not set `cnode_slots`.
 pub const SPARE_SLOTS: u16 = 16;
 /// The largest CNode a manifest may ask for.
@@ -246,11 +251,20 @@ pub(crate) fn compile(
                 caps.push((format!("vspace:{name}"), object));
             }
             if names.server(&vm.memory)? == s {
+                // Guest RAM: the guest reads, writes and runs from it, so the frames its
+                // mmu-server maps carry all three rights (lending can only narrow them).
                 let object = CapObject::Frame {
                     region: plan.ram_region,
+                    rights: Rights::READ.union(Rights::WRITE).union(Rights::EXECUTE),
                 };
                 caps.push((format!("ram:{name}"), object));
             }
+        }
+        if server.debug.console {
+            caps.push((DEBUG_CONSOLE.to_string(), CapObject::DebugConsole));
+        }
+        if server.debug.log {
+            caps.push((DEBUG_LOG.to_string(), CapObject::DebugLog));
         }
 
         let needed = abi::FIRST_FREE_SLOT as usize + caps.len();

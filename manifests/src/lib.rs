@@ -36,7 +36,7 @@ mod vm;
 #[cfg(test)]
 mod tests;
 
-pub use compile::{FAULT_ENDPOINT, MAX_CNODE_SLOTS, SPARE_SLOTS};
+pub use compile::{DEBUG_CONSOLE, DEBUG_LOG, FAULT_ENDPOINT, MAX_CNODE_SLOTS, SPARE_SLOTS};
 pub use error::ManifestError;
 
 use compile::Plan;

@@ -11,7 +11,7 @@ use crate::compile::Plan;
 use anyhow::{Context, bail};
 use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer, VmInfo};
 use bootdesc::{
-    Cap, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server, Vm,
+    Cap, CapObject, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server, Vm,
 };
 use std::collections::BTreeMap;
 
@@ -60,6 +60,7 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                     index: index as u16,
                     ram_base: vm.ram_base,
                     ram_size: plan.regions[usize::from(vm.ram_region)].size,
+                    mmu_badge: mmu_badge(plan, id, &vm.name),
                 })
                 .collect();
             let header = BootInfoHeader {
@@ -75,6 +76,29 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                 .with_context(|| format!("encoding the boot info of server `{}`", server.name))
         })
         .collect()
+}
+
+/// The badge the calls of `vm`'s mmu-server (the holder of `vspace:<vm>`) carry at an endpoint
+/// `server` serves, if it is a client of one.
+fn mmu_badge(plan: &Plan, server: usize, vm: &str) -> Option<u64> {
+    let vspace = format!("vspace:{vm}");
+    let mmu = plan
+        .servers
+        .iter()
+        .find(|s| s.caps.iter().any(|cap| cap.name == vspace))?;
+    mmu.caps.iter().find_map(|cap| match cap.object {
+        CapObject::Endpoint {
+            index,
+            badge,
+            rights,
+        } if rights.contains(abi::Rights::WRITE)
+            && plan.endpoints.get(usize::from(index)).and_then(|e| e.1)
+                == u16::try_from(server).ok() =>
+        {
+            Some(badge)
+        }
+        _ => None,
+    })
 }
 
 /// Checks that `image` is there and is an ELF file. For messages: `what` is its owner

@@ -35,6 +35,16 @@ pub(crate) struct ServerDef {
     pub system_control: bool,
     pub cnode_slots: Option<Sp<u16>>,
     pub inject_fault: Option<Sp<u32>>,
+    pub debug: DebugDef,
+}
+
+/// A server's `debug` key: which kernel debug outputs it may use (none by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DebugDef {
+    /// `"console"`: the `debug:console` capability (console text, `DebugWrite`).
+    pub console: bool,
+    /// `"log"`: the `debug:log` capability (defmt records, `DebugLog`).
+    pub log: bool,
 }
 
 /// One entry of an endpoint's `clients` or a notification's `signallers`.
@@ -127,6 +137,7 @@ const SERVER_KEYS: &[&str] = &[
     "system_control",
     "cnode_slots",
     "inject_fault_at_request",
+    "debug",
 ];
 const ENDPOINT_KEYS: &[&str] = &["server", "clients"];
 const NOTIFICATION_KEYS: &[&str] = &["waiter", "signallers"];
@@ -298,8 +309,46 @@ fn read_server(
             1..=i64::from(u32::MAX),
             Radix::Decimal,
         )?,
+        debug: read_debug(&f)?,
         name,
     })
+}
+
+/// Reads `debug = ["console", "log"]`: each known value at most once.
+fn read_debug(f: &Fields<'_>) -> Result<DebugDef, ManifestError> {
+    const EXPECTED: &str = "an array of \"console\" and \"log\"";
+    let Some(node) = f.node("debug") else {
+        return Ok(DebugDef::default());
+    };
+    let NodeValue::Array(elements) = &node.value else {
+        return Err(f.wrong_type(&f.key("debug"), node, EXPECTED));
+    };
+    let mut debug = DebugDef::default();
+    for (index, element) in elements.iter().enumerate() {
+        let key = format!("{}[{index}]", f.key("debug"));
+        let NodeValue::String(text) = &element.value else {
+            return Err(f.wrong_type(&key, element, "\"console\" or \"log\""));
+        };
+        let granted = match text.as_str() {
+            "console" => &mut debug.console,
+            "log" => &mut debug.log,
+            _ => {
+                return Err(f.rep.error(
+                    &element.span,
+                    &key,
+                    format!("unknown debug output {text:?} (expected \"console\" or \"log\")"),
+                ));
+            }
+        };
+        if std::mem::replace(granted, true) {
+            return Err(f.rep.error(
+                &element.span,
+                &key,
+                format!("debug output {text:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(debug)
 }
 
 fn read_restart(f: &Fields<'_>, node: &Node) -> Result<Sp<RestartPolicy>, ManifestError> {

@@ -10,6 +10,7 @@ use bootdesc::{
 };
 use std::collections::BTreeMap;
 
+mod debug;
 mod vms;
 
 /// Uses every feature; the supervisor is deliberately not the first server.

@@ -60,6 +60,14 @@ ram_base = 0x8000_0000
 ram_size = 0x20_0000
 "#;
 
+/// The `ram:<vm>` frame range over region `region`: guest RAM, read, write and execute.
+fn ram(region: u16) -> CapObject {
+    CapObject::Frame {
+        region,
+        rights: Rights::READ.union(Rights::WRITE).union(Rights::EXECUTE),
+    }
+}
+
 /// A fake ELF for every server and every VM, each of a different length.
 fn all_images(manifest: &Manifest) -> BTreeMap<String, Vec<u8>> {
     let names = manifest.binaries().into_iter().chain(manifest.guests());
@@ -128,7 +136,7 @@ fn vm_caps_come_after_the_existing_groups_in_vm_order() {
             ("vcpu:guest".into(), F + 4, CapObject::Vcpu { vm: 0 }),
             ("tcb:second".into(), F + 5, CapObject::GuestTcb { vm: 1 }),
             ("vcpu:second".into(), F + 6, CapObject::Vcpu { vm: 1 }),
-            ("ram:second".into(), F + 7, CapObject::Frame { region: 2 }),
+            ("ram:second".into(), F + 7, ram(2)),
         ]
     );
     assert_eq!(
@@ -147,10 +155,7 @@ fn vm_caps_come_after_the_existing_groups_in_vm_order() {
             ),
         ]
     );
-    assert_eq!(
-        caps(&plan, "memory"),
-        [("ram:guest".into(), F, CapObject::Frame { region: 1 })]
-    );
+    assert_eq!(caps(&plan, "memory"), [("ram:guest".into(), F, ram(1))]);
     // The supervisor gets TCBs of servers only, never of VCPUs.
     let boss: Vec<_> = caps(&plan, "boss").into_iter().map(|c| c.0).collect();
     assert_eq!(boss, ["faults", "tcb:vmm", "tcb:mmu", "tcb:memory"]);
@@ -212,6 +217,40 @@ fn bootinfo_blobs_name_the_vm_caps() {
             );
         }
     }
+}
+
+#[test]
+fn the_memory_server_learns_the_badge_of_each_vms_mmu_server() {
+    // VIRT's mmu calls nobody; with a `memory` endpoint it calls the memory server, whose boot
+    // info then names the mmu's badge for the VM it backs (and nobody else's).
+    let text =
+        format!("{VIRT}\n[endpoints.memory]\nserver = \"memory\"\nclients = [\"mmu\", \"vmm\"]\n");
+    let blobs_of = |text: &str| {
+        let plan = plan(text);
+        let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
+        let badges = |blob: &[u8]| {
+            let mut badges = Vec::new();
+            bootinfo::for_each_vm(blob, |vm| {
+                badges.push((vm.name.to_string(), vm.mmu_badge));
+                true
+            });
+            badges
+        };
+        blobs.iter().map(|blob| badges(blob)).collect::<Vec<_>>()
+    };
+    let none = blobs_of(VIRT);
+    assert_eq!(
+        none[3],
+        [("guest".to_string(), None)],
+        "memory: no mmu calls it"
+    );
+    let with = blobs_of(&text);
+    // Servers in order: boss, vmm, mmu (index 2, default badge 3), memory.
+    assert_eq!(with[3], [("guest".to_string(), Some(3))]);
+    assert_eq!(
+        with[1][0].1, None,
+        "the vmm serves no endpoint the mmu calls"
+    );
 }
 
 #[test]

@@ -32,3 +32,10 @@ pub const REPLY_SLOT: CPtr = 1;
 pub const CNODE_SLOT: CPtr = 2;
 /// The first slot the manifest compiler assigns.
 pub const FIRST_FREE_SLOT: CPtr = 3;
+
+/// The manifest name of the capability that lets a server write console text (`DebugWrite`),
+/// granted by its manifest's `debug = ["console"]`.
+pub const DEBUG_CONSOLE_CAP: &str = "debug:console";
+/// The manifest name of the capability that lets a server hand defmt records to the kernel's
+/// log (`DebugLog`), granted by its manifest's `debug = ["log"]`.
+pub const DEBUG_LOG_CAP: &str = "debug:log";

@@ -18,8 +18,11 @@ impl Rights {
     pub const GRANT: Self = Self(1 << 2);
     /// Let the receiver of a Call transfer capabilities in its reply.
     pub const GRANT_REPLY: Self = Self(1 << 3);
+    /// Execute from a frame (frame capabilities only: a mapping may be executable only when
+    /// its frame capability carries this right).
+    pub const EXECUTE: Self = Self(1 << 4);
     /// Every right.
-    pub const ALL: Self = Self(0b1111);
+    pub const ALL: Self = Self(0b1_1111);
 
     /// Decodes the raw bits; unknown bits are dropped.
     pub const fn from_bits_truncate(bits: u8) -> Self {
@@ -53,8 +56,8 @@ mod tests {
 
     #[test]
     fn intersection_never_grows() {
-        for a in 0..16u8 {
-            for b in 0..16u8 {
+        for a in 0..32u8 {
+            for b in 0..32u8 {
                 let (ra, rb) = (Rights::from_bits_truncate(a), Rights::from_bits_truncate(b));
                 let derived = ra.intersection(rb);
                 assert!(ra.contains(derived));

@@ -34,10 +34,13 @@ pub enum Syscall {
     Yield = 7,
     /// Non-blocking poll of a notification.
     Poll = 8,
-    /// Write bytes from the IPC buffer to the kernel console (`x0` = length).
+    /// Write bytes from the IPC buffer to the kernel console: `x0` a `DebugConsole`
+    /// capability, `x1` the length in bytes (at most the IPC buffer). Answers in `x1` like an
+    /// invocation: success, or the error naming the capability, with nothing printed.
     DebugWrite = 9,
-    /// Hand one encoded defmt frame from the IPC buffer (`x0` = length) to the kernel's log,
-    /// tagged with the caller's protection domain.
+    /// Hand one encoded defmt frame from the IPC buffer to the kernel's log, tagged with the
+    /// caller's protection domain: `x0` a `DebugLog` capability, `x1` the length in bytes.
+    /// Answers like [`Syscall::DebugWrite`].
     DebugLog = 10,
 }
 

@@ -22,6 +22,9 @@ pub enum VmExitKind {
     SystemRegister = 4,
     /// Anything else. `words = [far]`.
     Other = 5,
+    /// An SError (asynchronous external abort) taken while the guest ran, attributed to it as
+    /// KVM does. `esr` is its syndrome (EC 0x2F); `words = []`.
+    SError = 6,
 }
 
 impl VmExitKind {
@@ -33,6 +36,7 @@ impl VmExitKind {
             3 => Self::WaitForInterrupt,
             4 => Self::SystemRegister,
             5 => Self::Other,
+            6 => Self::SError,
             _ => return None,
         })
     }
@@ -106,6 +110,9 @@ impl VmReply {
     /// Do not resume yet: the VCPU waits until its virtual interrupt line is asserted (a WFI
     /// that blocks until an event; the kernel wakes it when the guest's virtual timer fires).
     pub const WAIT_FOR_INTERRUPT: Self = Self(1 << 5);
+    /// Make a virtual SError pending for the guest (HCR_EL2.VSE), taken when its PSTATE.A
+    /// allows: how a guest learns of an SError its own access caused.
+    pub const INJECT_SERROR: Self = Self(1 << 6);
 
     /// Both sets of actions.
     pub const fn with(self, other: Self) -> Self {
@@ -174,6 +181,9 @@ pub mod hypercall {
     pub const HV_STAGE2_FAULTS: u64 = 0xC600_0012;
     /// Vendor hypervisor service: how many times this VM was reset (0 on its first boot).
     pub const HV_BOOT_COUNT: u64 = 0xC600_0013;
+    /// Vendor hypervisor service: make a virtual SError pending for the calling VCPU (a test
+    /// of the injection path, which a real SError would otherwise be the only way to reach).
+    pub const HV_INJECT_SERROR: u64 = 0xC600_0014;
     /// SMCCC NOT_SUPPORTED.
     pub const NOT_SUPPORTED: u64 = u64::MAX;
 }

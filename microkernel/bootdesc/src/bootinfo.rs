@@ -40,6 +40,10 @@ pub struct VmInfo<'a> {
     pub ram_base: u64,
     /// Size of its RAM in bytes.
     pub ram_size: u64,
+    /// The badge the VM's mmu-server's calls carry at this server's endpoints, if it calls
+    /// any: the memory-backing server lends that caller the VM's RAM frames with every right
+    /// (the guest reads, writes and runs from them), anyone else read-only.
+    pub mmu_badge: Option<u64>,
 }
 
 /// A server the supervisor looks after.

@@ -207,8 +207,13 @@ pub enum CapObject {
     Vcpu { vm: u16 },
     /// A VM's stage-2 address space: map, unmap, write-protect.
     GuestVSpace { vm: u16 },
-    /// A RAM region as a frame range: carve 4 KiB / 2 MiB frames from it, revoke them.
-    Frame { region: u16 },
+    /// A RAM region as a frame range: carve 4 KiB / 2 MiB frames from it, revoke them. `rights`
+    /// (read, write, execute) bound every frame carved from it and every mapping of those.
+    Frame { region: u16, rights: Rights },
+    /// The right to write text to the kernel console (`DebugWrite`).
+    DebugConsole,
+    /// The right to hand defmt records to the kernel's log (`DebugLog`).
+    DebugLog,
 }
 
 /// A region mapped into a server's address space.

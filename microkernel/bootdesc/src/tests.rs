@@ -134,6 +134,7 @@ fn bootinfo_finds_caps_by_name() {
             index: 0,
             ram_base: 0x4000_0000,
             ram_size: 0x400_0000,
+            mmu_badge: Some(4),
         }],
     )
     .unwrap();

@@ -3,6 +3,8 @@
 //! Derivation rules (seL4's): a derived capability's rights are the intersection of the source's
 //! rights and the requested ones, so rights only shrink; a badge is set once, on an unbadged
 //! endpoint or notification capability, and sticks: re-badging a badged capability is refused.
+//! Frame capabilities carry rights too (read, write, execute): a mapping may not exceed them,
+//! and a copy, a mint or a transfer can only keep or drop them.
 
 use crate::{EndpointId, NotificationId, ReplyId, TcbId};
 use abi::Rights;
@@ -43,9 +45,18 @@ pub enum Cap {
     /// Physical memory: a whole RAM region as booted (a frame range), or a 4 KiB / 2 MiB frame
     /// carved from one.
     Frame(FrameCap),
+    /// The right to write text to the kernel console (the `DebugWrite` system call).
+    DebugConsole,
+    /// The right to hand defmt records to the kernel's log (the `DebugLog` system call).
+    DebugLog,
 }
 
-/// A frame capability: which pages, and where (if anywhere) this capability maps them.
+/// A frame capability: which pages, with which rights, and where (if anywhere) this
+/// capability maps them.
+///
+/// A mapping belongs to the capability that made it (seL4's rule): deleting the capability
+/// unmaps it first (`CNodeDelete` answers with the unmap for the kernel to do), so no mapping
+/// outlives every capability that could revoke it.
 ///
 /// Plain integers only (no `bool`, no `Option`): a field with spare bit patterns would let the
 /// compiler hide `Cap`'s discriminant inside it, and every capability lookup, the IPC fast
@@ -64,13 +75,18 @@ pub struct FrameCap {
     pub mapped_page: u32,
     /// 1 when carved from a range (mappable); 0 for the region's range capability itself.
     pub carved: u8,
+    /// What a mapping of it may allow: [`Rights::READ`], [`Rights::WRITE`], [`Rights::EXECUTE`].
+    pub rights: Rights,
 }
 
 impl FrameCap {
     /// `mapped_vspace` of an unmapped frame.
     pub const UNMAPPED: u16 = u16::MAX;
+    /// Every right a frame can carry: read, write, execute.
+    pub const ALL_RIGHTS: Rights = Rights::READ.union(Rights::WRITE).union(Rights::EXECUTE);
 
-    /// A frame capability over `pages` pages from `first_page`, unmapped.
+    /// A frame capability over `pages` pages from `first_page`, unmapped, with every frame
+    /// right ([`FrameCap::with_rights`] narrows them).
     pub const fn new(region: u16, first_page: u32, pages: u32, carved: bool) -> Self {
         Self {
             region,
@@ -79,6 +95,15 @@ impl FrameCap {
             pages,
             mapped_page: 0,
             carved: carved as u8,
+            rights: Self::ALL_RIGHTS,
+        }
+    }
+
+    /// The same capability with `rights` (only the frame rights of it are kept).
+    pub const fn with_rights(self, rights: Rights) -> Self {
+        Self {
+            rights: rights.intersection(Self::ALL_RIGHTS),
+            ..self
         }
     }
 
@@ -129,6 +154,7 @@ impl Cap {
     pub const fn rights(&self) -> Rights {
         match *self {
             Self::Endpoint { rights, .. } | Self::Notification { rights, .. } => rights,
+            Self::Frame(FrameCap { rights, .. }) => rights,
             Self::Null => Rights::NONE,
             _ => Rights::ALL,
         }
@@ -169,6 +195,7 @@ impl Cap {
                 None => Ok(Self::Frame(FrameCap {
                     mapped_vspace: FrameCap::UNMAPPED,
                     mapped_page: 0,
+                    rights: frame.rights.intersection(rights),
                     ..frame
                 })),
                 Some(_) => Err(DeriveError::NotBadgeable),
@@ -238,7 +265,10 @@ mod tests {
     fn an_empty_slot_carries_no_rights_and_objects_without_rights_carry_all() {
         assert_eq!(Cap::Null.rights(), Rights::NONE);
         assert_eq!(Cap::Tcb { tcb: 1 }.rights(), Rights::ALL);
-        assert_eq!(endpoint(0, 0b0101).rights(), Rights::from_bits_truncate(0b0101));
+        assert_eq!(
+            endpoint(0, 0b0101).rights(),
+            Rights::from_bits_truncate(0b0101)
+        );
     }
 
     #[test]

@@ -75,6 +75,17 @@ pub struct ElfImage {
     pub segment_count: usize,
 }
 
+impl Segment {
+    /// The part of this segment's file bytes that lands in `[chunk_start, chunk_end)` (guest
+    /// addresses): `(file offset, guest address, length)`, or `None` when none does. Loading an
+    /// image chunk by chunk, each chunk zeroed first, copies every file byte exactly once.
+    pub fn file_bytes_in(&self, chunk_start: u64, chunk_end: u64) -> Option<(u64, u64, u64)> {
+        let start = self.vaddr.max(chunk_start);
+        let end = self.vaddr.saturating_add(self.filesz).min(chunk_end);
+        (start < end).then(|| (self.offset + (start - self.vaddr), start, end - start))
+    }
+}
+
 impl ElfImage {
     /// The used segments.
     pub fn segments(&self) -> &[Segment] {
@@ -184,6 +195,46 @@ pub fn parse(bytes: &[u8], window_start: u64, window_end: u64) -> Result<ElfImag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_see_exactly_their_part_of_a_segment() {
+        let segment = Segment {
+            vaddr: 0x4008_0000,
+            memsz: 0x3000,
+            offset: 0x1000,
+            filesz: 0x2800,
+            writable: false,
+            executable: true,
+        };
+        // A chunk covering the start, one in the middle, one past the file bytes, one before.
+        assert_eq!(
+            segment.file_bytes_in(0x4000_0000, 0x4008_1000),
+            Some((0x1000, 0x4008_0000, 0x1000))
+        );
+        assert_eq!(
+            segment.file_bytes_in(0x4008_1000, 0x4008_2000),
+            Some((0x2000, 0x4008_1000, 0x1000))
+        );
+        assert_eq!(
+            segment.file_bytes_in(0x4008_2000, 0x4008_4000),
+            Some((0x3000, 0x4008_2000, 0x800))
+        );
+        assert_eq!(segment.file_bytes_in(0x4008_2800, 0x4008_4000), None);
+        assert_eq!(segment.file_bytes_in(0x4000_0000, 0x4008_0000), None);
+        // Every byte exactly once over any chunking.
+        for chunk in [0x100u64, 0x1000, 0x1234, 0x20_0000] {
+            let mut covered = 0;
+            let mut at = 0x4000_0000;
+            while at < 0x4010_0000 {
+                if let Some((offset, address, len)) = segment.file_bytes_in(at, at + chunk) {
+                    assert_eq!(offset - 0x1000, address - 0x4008_0000);
+                    covered += len;
+                }
+                at += chunk;
+            }
+            assert_eq!(covered, 0x2800, "chunk {chunk:#x}");
+        }
+    }
     use std::vec::Vec;
 
     /// Builds a minimal ELF with the given (vaddr, memsz, filesz, flags) segments.

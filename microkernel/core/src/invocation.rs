@@ -20,7 +20,7 @@ pub enum Invocation {
     TcbReadState { tcb: TcbId },
     /// Store `cap` in the empty pool slot `index`.
     CNodeInsert { index: usize, cap: Cap },
-    /// Empty the pool slot `index`.
+    /// Empty the pool slot `index` (a mapped frame capability is unmapped first).
     CNodeDelete { index: usize },
     /// Unmask an interrupt line.
     IrqAck { intid: u32 },
@@ -45,6 +45,14 @@ pub fn decode(
     match (cap, operation) {
         (Cap::Tcb { tcb }, InvocationLabel::TcbSuspend) => Ok(Invocation::TcbSuspend { tcb }),
         (Cap::Tcb { tcb }, InvocationLabel::TcbResume) => Ok(Invocation::TcbResume { tcb }),
+        // A VM is reset in bounded steps (each invocation rebuilds part of its RAM and answers
+        // what remains) with the thread left down, then resumed: starting it at once would run
+        // the guest on half-rebuilt memory.
+        (Cap::Tcb { tcb }, InvocationLabel::TcbRestart)
+            if args[0] == 1 && system.tcb(tcb).vcpu.is_some() =>
+        {
+            Err(KernelError::InvalidArgument { index: 0 })
+        }
         (Cap::Tcb { tcb }, InvocationLabel::TcbRestart) => match args[0] {
             0 | 1 => Ok(Invocation::TcbRestart {
                 tcb,
@@ -114,7 +122,7 @@ impl System<'_> {
                 self.set_result(caller, &[generation, runnable]);
             }
             Invocation::CNodeInsert { index, cap } => self.slots[index] = cap,
-            Invocation::CNodeDelete { index } => self.slots[index] = Cap::Null,
+            Invocation::CNodeDelete { index } => return self.delete_slot(index),
             Invocation::IrqAck { intid } => return Effect::UnmaskIrq { intid },
             Invocation::SystemOff { status } => return Effect::SystemOff { status },
             Invocation::Memory(memory) => return self.perform_memory(memory),

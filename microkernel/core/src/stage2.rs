@@ -27,8 +27,8 @@ pub mod walk;
 pub use descriptor::{Entry, Level, PageSize, block_descriptor, decode, leaf_descriptor};
 pub use prejudge::{Action, Plan, Removed, Step, TlbOp, prejudge};
 pub use walk::{
-    MapOutcome, RemovedTable, UnmapOutcome, WriteProtectOutcome, apply, map, tables_under, unmap,
-    write_protect,
+    MapOutcome, RemovedTable, UnmapOutcome, WRITE_PROTECT_BUDGET, WriteProtectOutcome, apply, map,
+    tables_under, unmap, write_protect, write_protect_bounded,
 };
 
 /// Bits of a stage-2 leaf descriptor (ARM ARM D8.3, "Stage 2 attributes").

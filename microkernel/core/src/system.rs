@@ -84,6 +84,8 @@ pub enum Effect {
         address: u64,
         exit_syndrome: u64,
     },
+    /// Make a virtual SError pending for the guest of VCPU thread `tcb`.
+    InjectSError { tcb: TcbId },
 }
 
 /// Every kernel object and the scheduler.
@@ -208,17 +210,34 @@ impl<'a> System<'a> {
                 self.rotate = true;
                 Effect::None
             }
-            Syscall::DebugWrite => {
-                let len = self.tcb(me).context.x(0) as usize;
-                Effect::DebugWrite {
-                    len: len.min(abi::message::IPC_BUFFER_WORDS * 8),
-                }
+            Syscall::DebugWrite | Syscall::DebugLog => self.sys_debug(syscall),
+        }
+    }
+
+    /// DebugWrite / DebugLog: `x0` must name a `DebugConsole` / `DebugLog` capability, `x1` is
+    /// the length (clamped to the IPC buffer). Checked before anything happens: without the
+    /// capability the caller gets the error naming the slot and nothing is printed or logged.
+    fn sys_debug(&mut self, syscall: Syscall) -> Effect {
+        let me = self.current;
+        let context = &self.tcb(me).context;
+        let (cptr, len) = (context.x(0), context.x(1));
+        let len = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(abi::message::IPC_BUFFER_WORDS * 8);
+        let effect = match (self.lookup(me, cptr), syscall) {
+            (Err(error), _) => Err(error),
+            (Ok(Cap::DebugConsole), Syscall::DebugWrite) => Ok(Effect::DebugWrite { len }),
+            (Ok(Cap::DebugLog), Syscall::DebugLog) => Ok(Effect::DebugLog { len }),
+            (Ok(_), _) => Err(KernelError::WrongObjectType { slot: cptr }),
+        };
+        match effect {
+            Ok(effect) => {
+                self.set_result(me, &[]);
+                effect
             }
-            Syscall::DebugLog => {
-                let len = self.tcb(me).context.x(0) as usize;
-                Effect::DebugLog {
-                    len: len.min(abi::message::IPC_BUFFER_WORDS * 8),
-                }
+            Err(error) => {
+                self.set_error(me, error);
+                Effect::None
             }
         }
     }

@@ -11,9 +11,15 @@ use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, Rights, Syscall};
 use std::collections::HashMap;
 use std::vec::Vec;
 
+mod console;
 mod fastpath;
+mod frames;
 mod invocation;
+mod ipc;
 mod memory;
+mod restart;
+mod scheduling;
+mod vm_reset;
 
 /// IPC buffers in a hash map keyed by the thread's `ipc_buffer` address.
 #[derive(Default)]

@@ -17,6 +17,9 @@ pub trait Arch {
     /// Configures the CPU to run a guest (`true`) or servers (`false`); `vcpu` is the guest's
     /// state (the loaded VCPU), updated with what leaving it must keep.
     fn set_guest_mode(guest: bool, vcpu: &mut Self::VcpuState);
+    /// Makes a virtual SError pending for a VCPU; it is taken when the guest next runs with
+    /// SErrors unmasked.
+    fn pend_guest_serror(vcpu: &mut Self::VcpuState);
     /// Whether the loaded VCPU's virtual timer asserts its interrupt.
     fn guest_timer_line() -> bool;
     /// In guest mode: samples the virtual timer into the guest's virtual IRQ line; the level.
@@ -54,8 +57,15 @@ pub trait Arch {
     fn leave_vmid(previous: u64);
     /// One barrier or TLB invalidation of a stage-2 plan, for the installed VMID.
     fn tlb_op(op: kernel_core::stage2::TlbOp);
-    /// Arms the preemption timer.
-    fn arm_timer(microseconds: u64);
+    /// The system counter now.
+    fn counter_now() -> u64;
+    /// Counter ticks in `microseconds`.
+    fn counter_ticks(microseconds: u64) -> u64;
+    /// Arms the kernel's timer to interrupt when the counter reaches `deadline`.
+    fn arm_timer_at(deadline: u64);
+    /// When the virtual timer saved in a VCPU that is not loaded will fire (counter value), or
+    /// `None` when it is off or masked.
+    fn saved_guest_timer_deadline(vcpu: &Self::VcpuState) -> Option<u64>;
     /// The preemption timer's interrupt id.
     fn timer_intid() -> u32;
     /// Acknowledges the highest-priority pending interrupt.

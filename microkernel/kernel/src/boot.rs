@@ -173,6 +173,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         ram_base: 0,
         ram: (0, 0),
         region: 0,
+        reset_done: 0,
     });
     let endpoints = memory.array(usize::from(header.endpoints), |_| Endpoint::new(None));
     let notifications = memory.array(usize::from(header.notifications), |_| {
@@ -233,6 +234,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     ram_base: vm.ram_base,
                     ram: (ram, ram_size),
                     region: vm.ram_region,
+                    reset_done: 0,
                 };
                 vm_index += 1;
             }
@@ -389,6 +391,8 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                         irq: index(irq, irqs.len(), "irq") as u16,
                     },
                     CapObject::SystemControl => Cap::SystemControl,
+                    CapObject::DebugConsole => Cap::DebugConsole,
+                    CapObject::DebugLog => Cap::DebugLog,
                     CapObject::GuestTcb { vm } => Cap::Tcb {
                         tcb: (servers + index(vm, vms, "vm")) as u16,
                     },
@@ -398,18 +402,16 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     CapObject::GuestVSpace { vm } => Cap::VSpace {
                         vspace: index(vm, vms, "vm") as u16,
                     },
-                    CapObject::Frame { region } => {
+                    CapObject::Frame { region, rights } => {
                         let (base, size, kind) =
                             regions[index(region, regions.len(), "frame region")];
                         if kind != MemoryKind::Normal {
                             fail(format_args!("frame capability to device region {region}"));
                         }
-                        Cap::Frame(FrameCap::new(
-                            region,
-                            (base >> 12) as u32,
-                            (size >> 12) as u32,
-                            false,
-                        ))
+                        let pages = ((base >> 12) as u32, (size >> 12) as u32);
+                        Cap::Frame(
+                            FrameCap::new(region, pages.0, pages.1, false).with_rights(rights),
+                        )
                     }
                 };
             }

@@ -13,7 +13,14 @@ pub struct VmImage {
     pub ram: (u64, u64),
     /// The region's index (its frames are revoked on reset).
     pub region: u16,
+    /// Bytes of RAM already rebuilt by a reset in progress (0: none in progress).
+    pub reset_done: u64,
 }
+
+/// RAM rebuilt per reset step: zeroing and copying 2 MiB is a bounded piece of work (well under
+/// a millisecond on a Cortex-A72), so a VM reset, however large the VM, never keeps the kernel
+/// from taking interrupts for longer than that.
+pub const RESET_CHUNK: u64 = 2 << 20;
 
 /// Copies the guest's ELF segments into its RAM region (physical `ram`, `ram_size` bytes, seen
 /// by the guest at `ram_base`) and returns the entry point. The rest of RAM stays zero.
@@ -38,9 +45,24 @@ pub fn tables_for(ram_size: u64) -> u32 {
     (l3 + l2 + 8) as u32
 }
 
-/// Resets a VM's memory: its RAM zeroed and the image copied in again (the state a first boot
-/// sees). Returns the entry point.
-pub fn reload(name: &str, image: &VmImage) -> u64 {
-    crate::boot_alloc::zero(image.ram.0, image.ram.1);
-    preload(name, image.file, image.ram_base, image.ram.0, image.ram.1)
+/// One step of resetting a VM's memory to the state a first boot sees: RAM from `done` bytes
+/// on, at most [`RESET_CHUNK`], zeroed and the image's bytes that belong there copied in again.
+/// Returns how far RAM is rebuilt now and the image's entry point.
+pub fn reload_chunk(name: &str, image: &VmImage, done: u64) -> (u64, u64) {
+    let (ram, ram_size) = image.ram;
+    let len = RESET_CHUNK.min(ram_size.saturating_sub(done));
+    crate::boot_alloc::zero(ram + done, len);
+    let parsed = match elf::parse(image.file, image.ram_base, image.ram_base + ram_size) {
+        Ok(parsed) => parsed,
+        // Boot loaded this very image; a parse that fails now is a broken invariant.
+        Err(error) => panic!("reset: vm `{name}`: its image no longer parses: {error:?}"),
+    };
+    let (chunk_start, chunk_end) = (image.ram_base + done, image.ram_base + done + len);
+    for segment in parsed.segments() {
+        if let Some((offset, address, bytes)) = segment.file_bytes_in(chunk_start, chunk_end) {
+            let source = &image.file[offset as usize..(offset + bytes) as usize];
+            crate::boot_alloc::copy_to(ram + (address - image.ram_base), source);
+        }
+    }
+    (done + len, parsed.entry)
 }

@@ -16,6 +16,7 @@ mod loader;
 mod log;
 mod plat;
 mod state;
+mod timers;
 mod trap;
 mod vspace;
 

@@ -21,6 +21,8 @@ pub struct Kernel {
     pub name: &'static str,
     /// Round-robin time slice.
     pub timeslice_us: u64,
+    /// The counter value at which the next preemption tick is due (timers.rs).
+    pub tick_at: u64,
     /// The VTTBR value currently installed.
     pub installed_vspace: u64,
     /// Each VM's VCPU state, by VM index.
@@ -50,6 +52,7 @@ impl Kernel {
             images,
             name,
             timeslice_us,
+            tick_at: 0,
             installed_vspace: 0,
             vcpus: &mut [],
             vspaces: &mut [],

@@ -89,7 +89,13 @@ fn slow_path(kernel: &mut Kernel, kind: u64) -> *mut UserContext {
             handle_irqs(kernel);
             Effect::None
         }
-        _ => fault_current(kernel, FaultKind::Unknown, 0, 0),
+        crate::arch::aarch64::entry::KIND_SERROR => handle_serror(kernel),
+        // No interrupt is routed as FIQ here: a spurious one is nobody's fault.
+        crate::arch::aarch64::entry::KIND_FIQ => Effect::None,
+        other => {
+            debug_assert!(false, "exception kind {other} from the vectors");
+            Effect::None
+        }
     };
     apply(kernel, effect);
     next_context(kernel)
@@ -138,6 +144,21 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
     }
 }
 
+/// An SError taken from EL0/EL1: a guest's goes to its vmm as a typed exit (which normally
+/// answers with a virtual SError); a server's is that server's fault. Never charged to a
+/// thread other than the one that ran.
+fn handle_serror(kernel: &mut Kernel) -> Effect {
+    let current = kernel.system.current;
+    if kernel.system.tcb(current).vcpu.is_some() {
+        return match Current::decode_guest_exit(&kernel.system.tcb(current).context) {
+            Some(exit) => kernel.system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
+            None => Effect::None,
+        };
+    }
+    let (esr, _) = Current::exception_syndrome();
+    fault_current(kernel, FaultKind::Unknown, 0, esr)
+}
+
 fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
     let system = &mut kernel.system;
     let pc = system.tcb(system.current).context.regs[PC];
@@ -160,13 +181,13 @@ fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u
     )
 }
 
-/// Takes every pending interrupt: the tick preempts, device lines signal their notification
-/// and stay masked until acknowledged.
+/// Takes every pending interrupt: the kernel's timer (the tick, which preempts, and the
+/// wake-ups of VCPUs that are not loaded, timers.rs), the loaded guest's virtual timer, and
+/// device lines, which signal their notification and stay masked until acknowledged.
 fn handle_irqs(kernel: &mut Kernel) {
     while let Some(intid) = Current::acknowledge_irq() {
         if intid == Current::timer_intid() {
-            Current::arm_timer(kernel.timeslice_us);
-            kernel.system.tick(1);
+            crate::timers::fired(kernel);
         } else if intid == Current::guest_timer_intid() {
             guest_timer_fired(kernel);
         } else if kernel.system.irq_fired(intid) {
@@ -239,9 +260,15 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
             match action {
                 Some(action) => kernel.system.set_result(caller, &[action as u64]),
-                None => kernel
-                    .system
-                    .set_error(caller, abi::KernelError::InvalidArgument { index: 1 }),
+                None => {
+                    // Cannot happen after decode; if it did, the records (already moved to the
+                    // new capability) must not leave an entry nobody records: clear the range.
+                    crate::vspace::unmap(space, ipa, size);
+                    kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
+                    kernel.system.forget_mappings(vspace, ipa, size);
+                    let error = abi::KernelError::InvalidArgument { index: 1 };
+                    kernel.system.set_error(caller, error);
+                }
             }
         }
         Effect::Unmap { vspace, ipa, size } => {
@@ -250,7 +277,10 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
         }
         Effect::WriteProtect { vspace, ipa, len } => {
-            crate::vspace::write_protect(&mut kernel.vspaces[usize::from(vspace)], ipa, len);
+            let caller = kernel.system.current;
+            let next =
+                crate::vspace::write_protect(&mut kernel.vspaces[usize::from(vspace)], ipa, len);
+            kernel.system.set_result(caller, &[next]);
         }
         Effect::Revoke {
             region,
@@ -296,6 +326,11 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
                 );
             }
         }
+        Effect::InjectSError { tcb } => {
+            if let Some(vcpu) = kernel.system.tcb(tcb).vcpu {
+                Current::pend_guest_serror(&mut kernel.vcpus[usize::from(vcpu)]);
+            }
+        }
         Effect::UnhandledFault { tcb } => {
             let fault = kernel.system.tcb(tcb).fault;
             let name = kernel.thread_name(tcb);
@@ -337,7 +372,13 @@ fn next_context(kernel: &mut Kernel) -> *mut UserContext {
         handle_irqs(kernel);
         next = kernel.system.choose_next();
     }
-    install(kernel, next)
+    let context = install(kernel, next);
+    if kernel.world.is_some() {
+        // Entering a guest (the fast path never does): its virtual IRQ line follows its timer
+        // as it is now, not as it was at the last mode switch.
+        Current::update_guest_irq();
+    }
+    context
 }
 
 /// Installs `next`'s VSpace when it differs from the current one, switching between server and
@@ -362,32 +403,56 @@ fn install(kernel: &mut Kernel, next: kernel_core::TcbId) -> *mut UserContext {
     context
 }
 
-/// Resets the VM of VCPU thread `tcb` (PSCI SYSTEM_RESET through its vmm): the VSpace emptied,
-/// every frame lent from its RAM revoked, RAM zeroed and the image copied in again, the VCPU
-/// out of reset at the entry point. The caller (core) already cancelled the thread's IPC.
+/// One bounded step of resetting the VM of VCPU thread `tcb` (PSCI SYSTEM_RESET through its
+/// vmm, which invokes `TcbRestart` with `start` = 0 until the answer says nothing remains, then
+/// `TcbResume`). The first step empties the VSpace, revokes every frame lent from the VM's RAM
+/// (unmapping it wherever else it is still mapped) and resets the VCPU; every step rebuilds at
+/// most [`crate::guest::RESET_CHUNK`] of RAM (zeroed, the image's bytes copied in again); the
+/// last one puts the VCPU at the entry point. The caller's result word is the number of bytes
+/// still to rebuild. The caller (core) already cancelled the thread's IPC, and the thread stays
+/// inactive until it is resumed.
 fn reset_vm(kernel: &mut Kernel, tcb: kernel_core::TcbId) {
     let Some(vm) = kernel.system.tcb(tcb).vcpu else {
         return;
     };
     let index = usize::from(vm);
-    let space = &mut kernel.vspaces[index];
-    crate::vspace::clear(space);
-    kernel.system.vspaces[index].free_tables = space.free_tables;
-    let image = &kernel.vm_images[index];
-    let (first_page, pages) = ((image.ram.0 >> 12) as u32, (image.ram.1 >> 12) as u32);
-    kernel
-        .system
-        .revoke_frames(image.region, first_page, pages, |_, _, _| {});
-    let entry = crate::guest::reload(kernel.vm_names[index], image);
-    kernel.vcpus[index] = Current::new_vcpu_state();
-    if kernel.loaded_vcpu == Some(vm) {
-        // The live EL1 and FP registers are the old guest's: load the reset state next time.
-        kernel.loaded_vcpu = None;
+    if kernel.vm_images[index].reset_done == 0 {
+        let space = &mut kernel.vspaces[index];
+        crate::vspace::clear(space);
+        let image = &kernel.vm_images[index];
+        let (first_page, pages) = ((image.ram.0 >> 12) as u32, (image.ram.1 >> 12) as u32);
+        // Frames of its RAM still mapped in another VSpace are unmapped there.
+        let spaces = &mut *kernel.vspaces;
+        let unmap = |vspace: u16, ipa, size| {
+            if let Some(space) = spaces.get_mut(usize::from(vspace)) {
+                crate::vspace::unmap(space, ipa, size);
+            }
+        };
+        let revoke = (image.region, first_page, pages);
+        kernel
+            .system
+            .revoke_for_vm_reset(vm, revoke.0, revoke.1, revoke.2, unmap);
+        for (info, space) in kernel.system.vspaces.iter_mut().zip(kernel.vspaces.iter()) {
+            info.free_tables = space.free_tables;
+        }
+        kernel.vcpus[index] = Current::new_vcpu_state();
+        if kernel.loaded_vcpu == Some(vm) {
+            // The live EL1 and FP registers are the old guest's: load the reset state next time.
+            kernel.loaded_vcpu = None;
+        }
     }
-    let thread = kernel.system.tcb_mut(tcb);
-    thread.context = UserContext::new(entry, 0);
-    thread.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
-    defmt::info!("vm {=u16} reset: entry {=u64:#x}", vm, entry);
+    let image = &kernel.vm_images[index];
+    let (done, entry) = crate::guest::reload_chunk(kernel.vm_names[index], image, image.reset_done);
+    let remaining = image.ram.1 - done;
+    kernel.vm_images[index].reset_done = if remaining == 0 { 0 } else { done };
+    if remaining == 0 {
+        let thread = kernel.system.tcb_mut(tcb);
+        thread.context = UserContext::new(entry, 0);
+        thread.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
+        defmt::info!("vm {=u16} reset: entry {=u64:#x}", vm, entry);
+    }
+    let caller = kernel.system.current;
+    kernel.system.set_result(caller, &[remaining]);
 }
 
 /// Reconfigures the CPU between servers and guests (the world switch), loading another VCPU's
@@ -426,12 +491,16 @@ fn ensure_loaded(kernel: &mut Kernel, vcpu: u16) {
         None => Current::switch_loaded_vcpu(None, &kernel.vcpus[new]),
     }
     kernel.loaded_vcpu = Some(vcpu);
+    if old.is_some() {
+        // The VCPU just unloaded may sleep in WFI: its timer is a kernel deadline from now on.
+        crate::timers::rearm(kernel);
+    }
 }
 
 /// Returns to EL0 for the first time.
 pub fn enter_first_thread(kernel: &'static mut Kernel) -> ! {
     Current::unmask_irq(Current::timer_intid());
-    Current::arm_timer(kernel.timeslice_us);
+    crate::timers::start(kernel);
     let context = next_context(kernel);
     // SAFETY: `context` belongs to the thread whose VSpace `next_context` just installed, and
     // the boot stack holds nothing that is needed after this point.

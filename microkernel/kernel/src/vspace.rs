@@ -155,11 +155,22 @@ pub fn unmap(space: &mut GuestVSpace, ipa: u64, size: u64) {
     }
 }
 
-/// Makes every mapping in `ipa .. ipa + len` read-only (dirty logging).
-pub fn write_protect(space: &mut GuestVSpace, ipa: u64, len: u64) {
+/// Makes mappings from `ipa` on read-only (dirty logging), at most
+/// [`stage2::WRITE_PROTECT_BUDGET`] table entries' worth per call; returns where it stopped
+/// (`ipa + len` when the range is done), for the caller to call again from there.
+pub fn write_protect(space: &mut GuestVSpace, ipa: u64, len: u64) -> u64 {
     let root = space.root();
-    if let Ok(outcome) = stage2::write_protect(space, root, ipa, len) {
-        run(space, &outcome.plan, None);
+    let budget = stage2::WRITE_PROTECT_BUDGET;
+    match stage2::write_protect_bounded(space, root, ipa, len, budget) {
+        Ok(outcome) => {
+            run(space, &outcome.plan, None);
+            outcome.next
+        }
+        // Decode checked the range; an error here would be a broken invariant.
+        Err(_) => {
+            debug_assert!(false, "write_protect of a range decode accepted failed");
+            ipa + len
+        }
     }
 }
 

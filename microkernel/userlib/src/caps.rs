@@ -2,6 +2,7 @@
 
 use abi::CPtr;
 use abi::layout::BOOTINFO_VA;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The boot-info blob (the kernel stores its length in the first four bytes of the page).
 pub fn bootinfo() -> &'static [u8] {
@@ -51,4 +52,38 @@ pub fn inject_fault_at_request() -> Option<u32> {
     bootdesc::bootinfo::header(bootinfo())
         .map(|(header, _)| header.inject_fault_at_request)
         .filter(|&n| n > 0)
+}
+
+/// A capability looked up by manifest name once, on first use, then remembered (a restart
+/// zeroes the memo with the rest of the server's data). For capabilities a server may lack.
+pub struct CachedCap {
+    name: &'static str,
+    /// 0: not looked up yet (slot 0 is always empty); [`CachedCap::ABSENT`]: no such name.
+    slot: AtomicU64,
+}
+
+impl CachedCap {
+    const ABSENT: u64 = u64::MAX;
+
+    /// The capability the manifest calls `name`.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            slot: AtomicU64::new(0),
+        }
+    }
+
+    /// Its slot, if the manifest gave one.
+    pub fn get(&self) -> Option<CPtr> {
+        match self.slot.load(Ordering::Relaxed) {
+            0 => {
+                let slot = try_cap(self.name);
+                self.slot
+                    .store(slot.unwrap_or(Self::ABSENT), Ordering::Relaxed);
+                slot
+            }
+            Self::ABSENT => None,
+            slot => Some(slot),
+        }
+    }
 }

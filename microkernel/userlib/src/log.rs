@@ -1,7 +1,11 @@
 //! The servers' defmt logger: each frame is encoded here and handed to the kernel with the
 //! DebugLog system call, which tags it with this server's protection domain and writes it to
 //! the log file that `cargo xtask run` decodes against this server's ELF.
+//!
+//! The call needs the server's `debug:log` capability (the manifest's `debug = ["log"]`),
+//! looked up once; without it every frame is dropped before the IPC buffer is touched.
 
+use crate::caps::CachedCap;
 use abi::message::IPC_BUFFER_WORDS;
 use core::cell::UnsafeCell;
 
@@ -24,6 +28,8 @@ static LOG: LogCell = LogCell(UnsafeCell::new(LogState {
     frame: [0; FRAME_CAPACITY],
     len: 0,
 }));
+
+static LOG_CAP: CachedCap = CachedCap::new(abi::DEBUG_LOG_CAP);
 
 fn state() -> &'static mut LogState {
     // SAFETY: see the `Sync` impl; each caller drops the reference before returning.
@@ -60,12 +66,15 @@ unsafe impl defmt::Logger for ServerLogger {
             len,
         } = state();
         encoder.end_frame(|bytes| append(frame, len, bytes));
+        let Some(cap) = LOG_CAP.get() else {
+            return;
+        };
         for (index, chunk) in frame[..*len].chunks(8).enumerate() {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
             crate::ipc_buffer::write(index, u64::from_le_bytes(word));
         }
-        crate::syscall::debug_log(*len);
+        crate::syscall::debug_log(cap, *len);
     }
 
     unsafe fn write(bytes: &[u8]) {

@@ -88,14 +88,19 @@ pub fn invoke(
     call(object, MessageInfo::new(label as u64, 0, 4), args)
 }
 
-/// Write bytes (at most one IPC buffer's worth) that are already in the IPC buffer.
-pub(crate) fn debug_write(len: usize) {
-    svc(Syscall::DebugWrite, len as u64, 0, [0; 4], 0);
+/// Write `len` bytes (at most one IPC buffer's worth) that are already in the IPC buffer to the
+/// console, through the `DebugConsole` capability `console`. `print!` finds the capability
+/// itself; this is the raw call. Answered like an invocation (an error names the slot).
+pub fn debug_write(console: CPtr, len: usize) -> (MessageInfo, [u64; 4]) {
+    let (_, info, mr) = svc(Syscall::DebugWrite, console, len as u64, [0; 4], 0);
+    (info, mr)
 }
 
-/// Hand one encoded defmt frame, already in the IPC buffer, to the kernel's log.
-pub(crate) fn debug_log(len: usize) {
-    svc(Syscall::DebugLog, len as u64, 0, [0; 4], 0);
+/// Hand one encoded defmt frame of `len` bytes, already in the IPC buffer, to the kernel's log,
+/// through the `DebugLog` capability `log`. Answered like [`debug_write`].
+pub fn debug_log(log: CPtr, len: usize) -> (MessageInfo, [u64; 4]) {
+    let (_, info, mr) = svc(Syscall::DebugLog, log, len as u64, [0; 4], 0);
+    (info, mr)
 }
 
 /// The cycle counter (PMCCNTR_EL0, enabled for EL0 by the kernel). Under QEMU with

@@ -1,20 +1,29 @@
 //! The mmu-server: owns a VM's second-stage address space. Its memory slots come from its boot
 //! info (the VM's RAM, backed by region = VM index at the memory-backing server), so a restart
-//! rebuilds them; mappings already in the kernel's tables stay valid. It answers the vmm's
-//! requests (`mmu_api`) with mmu-core's stage-2 engine, which asks the memory-backing server
-//! for frames (lent as capabilities with the reply) and maps them through the kernel's VSpace
-//! invocations (the prejudgement of every change runs in the kernel's mapping path).
+//! rebuilds them. It answers the vmm's requests (`mmu_api`) with mmu-core's stage-2 engine,
+//! which asks the memory-backing server for frames (lent as capabilities with the reply) and
+//! maps them through the kernel's VSpace invocations (the prejudgement of every change runs in
+//! the kernel's mapping path).
+//!
+//! A mapping belongs to the frame capability that made it: deleting the capability unmaps it.
+//! The lent frames arrive in a ring of CNode slots whose owners mmu-core's `HeldFrames` keeps
+//! track of, so a slot is reused silently when its capability maps nothing any more, and a live
+//! mapping is retired (unmapped, the guest faults it in again) only when every slot holds one.
+//! A (re)started server knows nothing of what its slots held: it deletes them all first, which
+//! unmaps whatever a capability from before a restart still mapped.
 #![no_std]
 #![no_main]
 
 use abi::message::{IPC_BUFFER_RECEIVE_SLOT, MAX_MESSAGE_WORDS};
 use abi::vm::MapAttributes;
 use abi::{CNODE_SLOT, InvocationLabel, KernelError};
+use core::cell::RefCell;
 use ipc::Transport;
 use kernel_core::stage2::{Attributes, MapError, PageSize};
 use mmu_api::{SlotFlags, SlotSpec};
 use mmu_core::stage2::{
-    Backing, BackingError, Frame, Stage2, Stage2Mapper, frame_from_response, frame_request,
+    Backing, BackingError, Frame, HeldFrames, Stage2, Stage2Mapper, frame_from_response,
+    frame_request,
 };
 use userlib::{ipc_buffer, println, syscall};
 
@@ -24,36 +33,64 @@ userlib::entry!(main);
 const SLOTS: usize = 8;
 /// Dirty-log windows one mmu-server keeps.
 const WINDOWS: usize = 4;
-/// CNode slots used, in turn, to receive lent frames (the manifest gives the server enough).
-const FRAME_SLOTS: u64 = 768;
+/// CNode slots used to receive lent frames (the manifest gives the server enough).
+const FRAME_SLOTS: usize = 768;
 
-/// The memory-backing server over IPC: each lent frame arrives as a capability in the next
-/// frame slot.
-struct MemoryServer {
-    endpoint: u64,
-    first_slot: u64,
-    next: u64,
+/// The ring of frame slots, from CNode slot `first` on, and which mapping each one's
+/// capability owns.
+struct Ring {
+    first: u64,
+    held: RefCell<HeldFrames<FRAME_SLOTS>>,
 }
 
-impl MemoryServer {
-    fn take_slot(&mut self) -> u64 {
-        let slot = self.first_slot + self.next;
-        self.next = (self.next + 1) % FRAME_SLOTS;
-        // A slot reused after a full turn held a frame mapped long ago; the mapping stays, and
-        // the memory server can still revoke it through its own range capability.
+impl Ring {
+    /// Deletes every ring slot: at start the server has no record of what they hold, and each
+    /// deletion unmaps what a capability from before a restart still maps.
+    fn clear(&self) {
+        for index in 0..FRAME_SLOTS as u64 {
+            let slot = self.first + index;
+            syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
+        }
+        *self.held.borrow_mut() = HeldFrames::new();
+    }
+
+    /// A slot for the next lent frame, emptied: one whose capability maps nothing when there is
+    /// one, else the oldest live one, whose deletion retires (unmaps) its mapping.
+    fn take(&self) -> u64 {
+        let taken = self.held.borrow_mut().take();
+        if let Some((ipa, size)) = taken.retires {
+            defmt::debug!(
+                "mmu: every frame slot is mapped; retiring the mapping at {=u64:#x} ({=u64} bytes)",
+                ipa,
+                size.bytes()
+            );
+        }
+        let slot = self.first + taken.index as u64;
         syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
         slot
     }
+
+    /// The ring index of CNode slot `slot`.
+    fn index(&self, slot: u32) -> usize {
+        u64::from(slot).wrapping_sub(self.first) as usize
+    }
 }
 
-impl Backing for MemoryServer {
-    fn frame_for(
+/// The memory-backing server over IPC: each lent frame arrives as a capability in a ring slot.
+struct MemoryServer<'a> {
+    endpoint: u64,
+    ring: &'a Ring,
+}
+
+impl MemoryServer<'_> {
+    /// Asks for the frame into `slot`; the frame (naming `slot`) or why none came.
+    fn lend_into(
         &mut self,
+        slot: u64,
         region: u16,
         offset: u64,
         size: PageSize,
     ) -> Result<Frame, BackingError> {
-        let slot = self.take_slot();
         ipc_buffer::write(IPC_BUFFER_RECEIVE_SLOT, slot);
         let request =
             ipc::encode(&frame_request(region, offset, size)).map_err(|_| BackingError::Failed)?;
@@ -87,15 +124,34 @@ impl Backing for MemoryServer {
             ..frame
         })
     }
+}
+
+impl Backing for MemoryServer<'_> {
+    fn frame_for(
+        &mut self,
+        region: u16,
+        offset: u64,
+        size: PageSize,
+    ) -> Result<Frame, BackingError> {
+        let slot = self.ring.take();
+        let lent = self.lend_into(slot, region, offset, size);
+        if lent.is_err() {
+            // Whatever arrived (if anything) maps nothing: the slot is silent again.
+            let index = self.ring.index(slot as u32);
+            self.ring.held.borrow_mut().released(index);
+        }
+        lent
+    }
 
     fn before_retry(&mut self, _attempt: u8) {
         syscall::yield_now();
     }
 }
 
-/// The guest's VSpace through the kernel.
-struct Kernel {
+/// The guest's VSpace through the kernel; every change is noted in the ring.
+struct Kernel<'a> {
     vspace: u64,
+    ring: &'a Ring,
 }
 
 fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
@@ -105,12 +161,12 @@ fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
     }
 }
 
-impl Stage2Mapper for Kernel {
+impl Stage2Mapper for Kernel<'_> {
     fn map(
         &mut self,
         ipa: u64,
         frame: Frame,
-        _size: PageSize,
+        size: PageSize,
         attributes: Attributes,
     ) -> Result<(), MapError> {
         let mut bits = 0;
@@ -125,24 +181,38 @@ impl Stage2Mapper for Kernel {
             InvocationLabel::VSpaceMap,
             [u64::from(frame.index), ipa, bits, 0],
         );
+        let index = self.ring.index(frame.index);
+        let mut held = self.ring.held.borrow_mut();
         if info.is_error() {
+            held.released(index);
             Err(refused(info, words))
         } else {
+            // The kernel moved the record of anything this map replaced to this capability.
+            held.mapped(index, ipa, size);
             Ok(())
         }
     }
 
     fn write_protect(&mut self, ipa: u64, len: u64) -> Result<(), MapError> {
-        let (info, words) = syscall::invoke(
-            self.vspace,
-            InvocationLabel::VSpaceWriteProtect,
-            [ipa, len, 0, 0],
-        );
-        if info.is_error() {
-            Err(refused(info, words))
-        } else {
-            Ok(())
+        // The kernel does a bounded amount of the range per call and answers where it stopped.
+        let end = ipa + len;
+        let mut at = ipa;
+        while at < end {
+            let (info, words) = syscall::invoke(
+                self.vspace,
+                InvocationLabel::VSpaceWriteProtect,
+                [at, end - at, 0, 0],
+            );
+            if info.is_error() {
+                return Err(refused(info, words));
+            }
+            // A kernel that answered no progress would loop forever: treat it as a refusal.
+            if words[0] <= at || words[0] > end {
+                return Err(MapError::BadAddress);
+            }
+            at = words[0];
         }
+        Ok(())
     }
 
     fn unmap(&mut self, ipa: u64, len: u64) -> Result<(), MapError> {
@@ -154,6 +224,7 @@ impl Stage2Mapper for Kernel {
             if info.is_error() {
                 return Err(refused(info, words));
             }
+            self.ring.held.borrow_mut().unmapped(at, block);
             at += block;
         }
         Ok(())
@@ -162,11 +233,14 @@ impl Stage2Mapper for Kernel {
 
 fn main() -> ! {
     let blob = userlib::caps::bootinfo();
-    let first_slot = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
+    let ring = Ring {
+        first: u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1,
+        held: RefCell::new(HeldFrames::new()),
+    };
+    ring.clear();
     let mut backing = MemoryServer {
         endpoint: userlib::cap("memory"),
-        first_slot,
-        next: 0,
+        ring: &ring,
     };
     let mut vm = None;
     bootdesc::bootinfo::for_each_vm(blob, |info| {
@@ -180,7 +254,10 @@ fn main() -> ! {
     let Some(vspace) = userlib::caps::try_cap_named("vspace:", vm.name) else {
         panic!("no `vspace:{}` capability", vm.name);
     };
-    let mut kernel = Kernel { vspace };
+    let mut kernel = Kernel {
+        vspace,
+        ring: &ring,
+    };
     let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
     let ram = SlotSpec {
         ipa: vm.ram_base,

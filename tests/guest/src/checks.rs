@@ -43,10 +43,17 @@ pub enum Check {
     /// Debug, PMU, physical-timer and SCTLR_EL1 writes leave the system working
     /// (`isolation.rs`).
     Isolation = 11,
+    /// WFE with the virtual timer off returns (`wfe.rs`).
+    Wfe = 12,
+    /// A fetch from the hole takes an instruction abort (`hole_fetch.rs`).
+    HoleFetch = 13,
+    /// HV_INJECT_SERROR: a virtual SError stays pending across exits while masked and is taken
+    /// once when unmasked (`serror.rs`).
+    SError = 14,
 }
 
 impl Check {
-    const ALL: [Check; 11] = [
+    const ALL: [Check; 14] = [
         Check::Boot,
         Check::Mmu,
         Check::Console,
@@ -58,6 +65,9 @@ impl Check {
         Check::Verdict,
         Check::VirtualTimer,
         Check::Isolation,
+        Check::Wfe,
+        Check::HoleFetch,
+        Check::SError,
     ];
 
     /// The verdict number.
@@ -78,6 +88,9 @@ impl Check {
             Check::Verdict => "verdict",
             Check::VirtualTimer => "virtual timer",
             Check::Isolation => "isolation",
+            Check::Wfe => "WFE with the timer off",
+            Check::HoleFetch => "hole fetch",
+            Check::SError => "virtual SError",
         }
     }
 }

@@ -32,6 +32,8 @@ pub const HV_DIRTY_LOG_GET_AND_CLEAR: u32 = 0xC600_0011;
 pub const HV_STAGE2_FAULTS: u32 = 0xC600_0012;
 /// Vendor hypervisor service: how many times this VM was reset.
 pub const HV_BOOT_COUNT: u32 = 0xC600_0013;
+/// Vendor hypervisor service: makes a virtual SError pending for this VCPU.
+pub const HV_INJECT_SERROR: u32 = 0xC600_0014;
 /// PSCI SYSTEM_RESET.
 pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
 
@@ -137,6 +139,12 @@ pub fn system_reset() -> Result<(), HvcError> {
 /// HV_BOOT_COUNT: resets of this VM so far (0 on the first boot).
 pub fn boot_count() -> Result<u64, HvcError> {
     vendor_call(HV_BOOT_COUNT, [0; 3]).map(|[count, ..]| count)
+}
+
+/// HV_INJECT_SERROR: a virtual SError becomes pending for this VCPU, taken once PSTATE.A is
+/// clear (at once if it already is, so callers mask SErrors first).
+pub fn inject_serror() -> Result<(), HvcError> {
+    vendor_call(HV_INJECT_SERROR, [0; 3]).map(|_| ())
 }
 
 /// HV_DIRTY_LOG_ENABLE over `[ipa, ipa + len)`: write-protects the range, starts clean.

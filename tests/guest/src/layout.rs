@@ -7,7 +7,7 @@
 //! ```text
 //! IPA (= VA, identity map)          stage 1 attributes     what
 //! 0x0900_0000 .. 0x0900_1000        Device-nGnRE, XN       PL011 (emulated by a device server)
-//! 0x2000_0000 .. 0x2000_1000        Device-nGnRE, XN       the hole: no slot, no device
+//! 0x2000_0000 .. 0x2000_1000        Device-nGnRE, EL1 X    the hole: no slot, no device
 //! 0x4000_0000 .. 0x4020_0000        4 KiB pages            RAM block 0:
 //!   0x4000_0000 .. 0x4008_0000        Normal WB, RW, XN      unused (QEMU may put a DTB here)
 //!   0x4008_0000 .. image end          W^X per section        the guest image (guest.ld)
@@ -20,7 +20,8 @@
 /// The PL011 UART (docs/GUEST-ABI.md: emulated by the pl011 device server).
 pub const PL011_BASE: u64 = 0x0900_0000;
 
-/// An IPA in no memory slot and no device: an access gets a synchronous external abort.
+/// An IPA in no memory slot and no device: an access gets a synchronous external abort, a data
+/// abort for a load and an instruction abort for a fetch (a branch to it).
 pub const HOLE: u64 = 0x2000_0000;
 
 /// Guest RAM base (a 2 MiB aligned memory slot).

@@ -1,9 +1,10 @@
 //! The test guest: a bare-metal EL1 program that checks, from inside a VM, the contract of
 //! docs/GUEST-ABI.md -- boot state, its own stage-1 MMU over the VM's memory map, RAM faulted
 //! in through pages and blocks, PSCI, dirty logging, the stage-2 fault counters, the abort
-//! injected for the hole, the virtual timer, and that writes to debug, PMU and physical-timer
-//! registers leave the rest of the system working -- and ends with PSCI SYSTEM_OFF carrying a
-//! verdict.
+//! injected for the hole, the virtual timer, that writes to debug, PMU and physical-timer
+//! registers leave the rest of the system working, that WFE with the timer off returns, the
+//! instruction abort injected for a fetch from the hole, and a virtual SError that stays pending
+//! while masked and is taken once -- and ends with PSCI SYSTEM_OFF carrying a verdict.
 //!
 //! Console lines all start with `guest: `; the last is `guest: verdict PASS` or
 //! `guest: verdict FAIL (<what>)`, and SYSTEM_OFF gets `x1` = 0 or the number of the first
@@ -22,12 +23,15 @@ mod checks;
 mod dirty_log;
 mod entry;
 mod exception;
+mod hole_fetch;
 mod hypercall;
 mod isolation;
 mod layout;
 mod memory;
 mod mmu;
+mod serror;
 mod uart;
+mod wfe;
 
 use core::panic::PanicInfo;
 
@@ -105,6 +109,9 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::Hole, || checks::hole(hypervisor));
     verdict.run(Check::VirtualTimer, || checks::virtual_timer(hypervisor));
     verdict.run(Check::Isolation, || isolation::check(hypervisor));
+    verdict.run(Check::Wfe, || wfe::check(hypervisor));
+    verdict.run(Check::HoleFetch, || hole_fetch::check(hypervisor));
+    verdict.run(Check::SError, || serror::check(hypervisor));
     // Under a hypervisor, the first boot ends in PSCI SYSTEM_RESET and every check runs again
     // on the second: memory must read as zero again, stage 2 must fault in afresh, and the VCPU
     // must come out of reset. That tests the VM reset path as thoroughly as a first boot.

@@ -7,7 +7,11 @@
 //! level-3 pages. The pages also give the image W^X: text read-only and executable, rodata
 //! read-only, everything else read-write and never executable. The UART and the hole get one
 //! Device-nGnRE page each, so a hole access is a real load that reaches stage 2 (Device memory
-//! is never accessed speculatively).
+//! is never read speculatively). The hole's page alone is also executable at EL1, so that a
+//! branch to it is a real instruction fetch that reaches stage 2 too (with PXN, stage 1 would
+//! answer it with its own permission fault). The architecture lets a CPU fetch instructions
+//! speculatively from an executable Device page, but a speculative fetch never reports an
+//! abort: only the check's branch does.
 //!
 //! ```text
 //! TTBR0_EL1 -> level 1 (T0SZ = 32: a 4 GiB VA space, 4 entries of 1 GiB)
@@ -79,6 +83,8 @@ const RAM_DATA: u64 = ATTR_NORMAL | SH_INNER | AF | PXN | UXN;
 const RAM_RODATA: u64 = RAM_DATA | AP_READ_ONLY;
 const RAM_TEXT: u64 = ATTR_NORMAL | SH_INNER | AF | AP_READ_ONLY | UXN;
 const DEVICE: u64 = ATTR_DEVICE | AF | PXN | UXN;
+/// The hole's page: Device like the UART's, but executable at EL1 (the hole-fetch check).
+const DEVICE_EL1_EXECUTABLE: u64 = ATTR_DEVICE | AF | UXN;
 
 /// MAIR_EL1: Attr0 = 0x04 Device-nGnRE, Attr1 = 0xff Normal write-back (ARM ARM, MAIR_EL1).
 const MAIR: u64 = 0x04 | (0xff << 8);
@@ -136,7 +142,7 @@ fn build() -> u64 {
     devices[level2_index(PL011_BASE)] = LEVEL3_UART.address() | TABLE_OR_PAGE;
     uart[level3_index(PL011_BASE)] = PL011_BASE | DEVICE | TABLE_OR_PAGE;
     devices[level2_index(HOLE)] = LEVEL3_HOLE.address() | TABLE_OR_PAGE;
-    hole[level3_index(HOLE)] = HOLE | DEVICE | TABLE_OR_PAGE;
+    hole[level3_index(HOLE)] = HOLE | DEVICE_EL1_EXECUTABLE | TABLE_OR_PAGE;
 
     // RAM: 2 MiB blocks, except the paged block.
     level1[(RAM_BASE >> 30) as usize] = LEVEL2_RAM.address() | TABLE_OR_PAGE;

@@ -34,7 +34,7 @@ impl ExitCounters {
             (VmExitKind::Hypercall, _) => &mut self.hvc,
             (VmExitKind::WaitForInterrupt, _) => &mut self.wfi,
             (VmExitKind::SystemRegister, _) => &mut self.sysreg,
-            (VmExitKind::Other, _) => &mut self.other,
+            (VmExitKind::Other | VmExitKind::SError, _) => &mut self.other,
         };
         *counter = counter.saturating_add(1);
     }

@@ -6,6 +6,8 @@
 //!
 //! ```text
 //! plan(exit) ──► Reply(resume)                                   WFx, PSCI, unknown hypercalls,
+//!   │                                                            HV_INJECT_SERROR (results +
+//!   │                                                            virtual SError), SError exits,
 //!   │                                                            other → undefined
 //!   ├─► Reply(sysreg::resume(esr))                               system registers (EC 0x18):
 //!   │      debug / PMU / CNTP_* ──► RAZ/WI: read = load of 0 (WRITE_REGISTER), step
@@ -85,6 +87,8 @@ pub enum Cause {
     /// Undefined: an exit of a kind the vmm does not emulate, or a syndrome that does not match
     /// its kind.
     Unhandled,
+    /// Virtual SError: an SError was taken while the guest ran.
+    SError,
 }
 
 /// The reply that resumes the guest: label bits and words.
@@ -140,6 +144,11 @@ impl Resume {
         Self::new(VmReply::INJECT_UNDEFINED, [0; REPLY_WORDS], cause)
     }
 
+    /// Make a virtual SError pending: the guest takes it when SErrors are unmasked.
+    pub const fn serror(cause: Cause) -> Self {
+        Self::new(VmReply::INJECT_SERROR, [0; REPLY_WORDS], cause)
+    }
+
     /// Hypercall results in `x0..x3`, stepping over an `smc`.
     pub const fn results(x: [u64; 4], conduit: Conduit) -> Self {
         let reply = if conduit.advances_pc() {
@@ -165,7 +174,8 @@ impl Resume {
         [self.words[4], self.words[5]]
     }
 
-    /// Whether the reply injects an exception.
+    /// Whether the reply injects a synchronous exception (an abort or an undefined
+    /// instruction, which never step over the instruction); a virtual SError is asynchronous.
     pub const fn injects(&self) -> bool {
         self.reply.0 & (VmReply::INJECT_ABORT.0 | VmReply::INJECT_UNDEFINED.0) != 0
     }
@@ -314,6 +324,9 @@ pub const fn plan(exit: &VmExit) -> ExitPlan {
         // as on a CPU without it.
         VmExitKind::SystemRegister => ExitPlan::Reply(sysreg::resume(exit.esr)),
         VmExitKind::Other => ExitPlan::Reply(Resume::undefined(Cause::Unhandled)),
+        // An SError taken while the guest ran is the guest's: it gets a virtual SError, as
+        // KVM's kvm_handle_guest_serror injects one; the rest of the system is untouched.
+        VmExitKind::SError => ExitPlan::Reply(Resume::serror(Cause::SError)),
     }
 }
 
@@ -341,6 +354,7 @@ const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
         HypercallAction::PowerOff { verdict } => ExitPlan::PowerOff { verdict },
         HypercallAction::Reset => ExitPlan::Reset,
         HypercallAction::BootCount => ExitPlan::BootCount(conduit),
+        HypercallAction::InjectSError => ExitPlan::Reply(inject_serror_reply(conduit)),
         HypercallAction::Mmu(call) => ExitPlan::Mmu(MmuPlan { call, conduit }),
     }
 }
@@ -348,6 +362,18 @@ const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
 /// The reply to HV_BOOT_COUNT: `x0 = 0`, `x1 = boots`.
 pub const fn boot_count_reply(conduit: Conduit, boots: u64) -> Resume {
     Resume::results([0, boots, 0, 0], conduit)
+}
+
+/// The reply to HV_INJECT_SERROR: `x0 = 0` (stepping over an `smc` as any answer does) and a
+/// virtual SError made pending for the calling VCPU. Unlike an injected abort this may step:
+/// the SError is asynchronous, taken wherever the guest next runs with PSTATE.A clear, and
+/// ELR_EL1 then names the instruction it interrupted, not the call.
+pub const fn inject_serror_reply(conduit: Conduit) -> Resume {
+    let results = Resume::results([0; 4], conduit);
+    Resume {
+        reply: results.reply.with(VmReply::INJECT_SERROR),
+        ..results
+    }
 }
 
 /// The step after the mmu-server answered a [`ExitPlan::ResolveStage2`] for `exit`.

@@ -1,7 +1,8 @@
 //! SMC Calling Convention dispatch (Arm DEN 0028) for the calls of docs/GUEST-ABI.md: PSCI is
 //! answered here (`psci.rs`), the vendor hypervisor calls (owner 6) become [`MmuCall`]s that
-//! the mmu-server carries out, and everything else answers `NOT_SUPPORTED` in `x0`, as SMCCC
-//! requires. No id ever faults the guest.
+//! the mmu-server carries out (HV_BOOT_COUNT and HV_INJECT_SERROR are the vmm's own), and
+//! everything else answers `NOT_SUPPORTED` in `x0`, as SMCCC requires. No id ever faults the
+//! guest.
 //!
 //! The conduit matters for the PC: an `hvc` exit is taken with ELR_EL2 already past the
 //! instruction, an `smc` trapped by HCR_EL2.TSC is taken with ELR_EL2 at it (ARM ARM D1.10.1,
@@ -13,7 +14,8 @@
 use crate::psci::{self, PsciAction};
 use crate::syndrome::{self, ec};
 use abi::vm::hypercall::{
-    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_STAGE2_FAULTS, NOT_SUPPORTED,
+    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_INJECT_SERROR,
+    HV_STAGE2_FAULTS, NOT_SUPPORTED,
 };
 
 /// SMCCC INVALID_PARAMETER (DEN 0028 §7.1): a vendor call's arguments are out of range.
@@ -75,6 +77,9 @@ pub enum HypercallAction {
     Reset,
     /// HV_BOOT_COUNT: answer with the number of resets so far.
     BootCount,
+    /// HV_INJECT_SERROR: answer `x0 = 0` and make a virtual SError pending for the calling
+    /// VCPU (`exit::inject_serror_reply`), taken when the guest unmasks SErrors (PSTATE.A).
+    InjectSError,
     /// Ask the mmu-server.
     Mmu(MmuCall),
 }
@@ -109,6 +114,7 @@ pub const fn dispatch(esr: u64, x: [u64; 6]) -> HypercallAction {
         HV_DIRTY_LOG_ENABLE | HV_DIRTY_LOG_GET_AND_CLEAR => only(INVALID_PARAMETER),
         HV_STAGE2_FAULTS => HypercallAction::Mmu(MmuCall::Stage2Faults),
         HV_BOOT_COUNT => HypercallAction::BootCount,
+        HV_INJECT_SERROR => HypercallAction::InjectSError,
         _ => only(NOT_SUPPORTED),
     }
 }
@@ -157,6 +163,70 @@ mod tests {
             dispatch(SMC0, with_x0(0xC600_0013)),
             HypercallAction::BootCount
         );
+    }
+
+    #[test]
+    fn inject_serror_is_the_vmms_own_over_either_conduit() {
+        for esr in [HVC0, SMC0] {
+            assert_eq!(
+                dispatch(esr, [0xC600_0014, 9, 9, 9, 9, 9]),
+                HypercallAction::InjectSError
+            );
+            // Only w0 names the call.
+            assert_eq!(
+                dispatch(esr, with_x0(0xFFFF_FFFF_C600_0014)),
+                HypercallAction::InjectSError
+            );
+        }
+        // Another immediate is not an SMCCC call: nothing is injected.
+        assert_eq!(
+            dispatch(HVC0 | 1, with_x0(0xC600_0014)),
+            HypercallAction::Return([NOT_SUPPORTED, 0, 0, 0])
+        );
+    }
+
+    /// The reply that resumes the caller: `x0 = 0` (SET_RESULTS), the virtual SError
+    /// (INJECT_SERROR, the kernel sets HCR_EL2.VSE for this VCPU only), and ADVANCE_PC for an
+    /// `smc` alone, exactly as any other hypercall answer.
+    #[test]
+    fn inject_serror_answers_zero_and_pends_a_virtual_serror() {
+        use crate::exit::{Cause, ExitPlan, plan};
+        use abi::vm::{VmExit, VmExitKind, VmReply};
+        let exit = |esr| VmExit {
+            kind: VmExitKind::Hypercall,
+            pc: 0x4008_0100,
+            esr,
+            words: [0xC600_0014, 7, 7, 7, 7, 7],
+        };
+        // SET_RESULTS (4) | INJECT_SERROR (64), and ADVANCE_PC (1) over `smc`; spelled out so
+        // that a change in `VmReply` shows here.
+        for (esr, bits) in [(HVC0, 0x44), (SMC0, 0x45)] {
+            let ExitPlan::Reply(resume) = plan(&exit(esr)) else {
+                panic!("HV_INJECT_SERROR is answered at once");
+            };
+            assert_eq!(
+                (resume.reply.0, resume.words, resume.cause),
+                (bits, [0; 6], Cause::Hypercall),
+                "{esr:#x}"
+            );
+            assert!(
+                !resume.injects(),
+                "a virtual SError is not a synchronous injection"
+            );
+            assert!(!resume.reply.contains(VmReply::INJECT_ABORT));
+            assert!(!resume.reply.contains(VmReply::INJECT_UNDEFINED));
+            assert!(!resume.reply.contains(VmReply::WRITE_REGISTER));
+        }
+        // The calls around it inject nothing.
+        for function in [0x8400_0000, 0xC600_0013, 0xC600_0015] {
+            let call = VmExit {
+                words: [function, 0, 0, 0, 0, 0],
+                ..exit(HVC0)
+            };
+            if let ExitPlan::Reply(resume) = plan(&call) {
+                assert!(!resume.injects(), "{function:#x}");
+            }
+        }
     }
 
     #[test]

@@ -183,18 +183,38 @@ impl Monitor {
     /// starts it again; the exit that asked is cancelled with it, so nothing is replied.
     fn reset(&mut self) {
         self.boots += 1;
-        let (info, _) = syscall::invoke(
-            self.guest_tcb,
-            abi::InvocationLabel::TcbRestart,
-            [1, 0, 0, 0],
-        );
+        // The kernel rebuilds the VM a bounded piece per call (answering the bytes of RAM still
+        // to do) with the VCPU left down, so a guest that resets in a loop never holds the CPU
+        // for long; each call returns here, where interrupts and higher priorities get their
+        // turn. Then the VCPU is resumed at its entry point.
+        let mut steps = 0u64;
+        loop {
+            let (info, words) = syscall::invoke(
+                self.guest_tcb,
+                abi::InvocationLabel::TcbRestart,
+                [0, 0, 0, 0],
+            );
+            if info.is_error() {
+                println!(
+                    "vmm: resetting the guest failed (kernel error {}); it stays stopped",
+                    info.label()
+                );
+                return;
+            }
+            steps += 1;
+            if words[0] == 0 {
+                break;
+            }
+        }
+        let (info, _) = syscall::invoke(self.guest_tcb, abi::InvocationLabel::TcbResume, [0; 4]);
         if info.is_error() {
             println!(
-                "vmm: resetting the guest failed (kernel error {}); it stays stopped",
+                "vmm: resuming the reset guest failed (kernel error {}); it stays stopped",
                 info.label()
             );
             return;
         }
+        defmt::info!("guest reset in {=u64} bounded steps", steps);
         println!("vmm: guest reset (boot {})", self.boots + 1);
         // The mmu-server's view of the VM starts over too: slot 0 (its RAM, as the mmu-server
         // set it up from its boot info) is set again, which drops dirty-log state.

@@ -9,6 +9,11 @@
 //! the region's state changed while the request was in flight, KVM's `-EAGAIN` from
 //! `hva_to_pfn_remapped`. Population completes before the next request is served, so the
 //! mmu-server's retry finds the chunk ready. Frames are lent as capabilities, never pinned.
+//!
+//! Frames are lent with rights ([`Backing::lend_rights`]): every right the region's range has
+//! (read, write, execute: the guest runs from its RAM) to the VM's own mmu-server, which maps
+//! guest RAM for the guest; read-only to any other client (a server inspecting guest memory),
+//! so a borrower that is not the mmu-server can never map a frame writable or executable.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -42,7 +47,18 @@ pub struct Region {
     pub size: u64,
     /// The slot of the frame-range capability over it.
     pub range_slot: u64,
+    /// The badge of the VM's mmu-server, lent frames with every right.
+    pub mapper: Option<u64>,
     chunks: Vec<Chunk, MAX_CHUNKS>,
+}
+
+/// The rights a frame is lent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LendRights {
+    /// The range's rights, unchanged: to the VM's mmu-server.
+    Full,
+    /// Read only: to anyone else.
+    ReadOnly,
 }
 
 /// What to do for one request.
@@ -92,9 +108,26 @@ impl Backing {
                 number,
                 size,
                 range_slot,
+                mapper: None,
                 chunks: states,
             })
             .map_err(|_| MemoryError::OutOfMemory)
+    }
+
+    /// Names the VM's mmu-server (the badge its calls carry) for region `number`: it is lent
+    /// that region's frames with every right.
+    pub fn set_mapper(&mut self, number: u16, badge: u64) {
+        if let Some(region) = self.regions.iter_mut().find(|r| r.number == number) {
+            region.mapper = Some(badge);
+        }
+    }
+
+    /// The rights a frame of region `number` is lent with to the caller with `badge`.
+    pub fn lend_rights(&self, number: u16, badge: u64) -> LendRights {
+        match self.regions.iter().find(|r| r.number == number) {
+            Some(region) if region.mapper == Some(badge) => LendRights::Full,
+            _ => LendRights::ReadOnly,
+        }
     }
 
     /// Decides a `FrameFor` request. Population started by an earlier request is complete now.
@@ -204,6 +237,34 @@ mod tests {
         assert_eq!(
             backing.frame_for(3, 0, FrameSize::Size4K),
             Decision::Answer(Response::Error(MemoryError::NoSuchRegion))
+        );
+    }
+
+    #[test]
+    fn only_the_vms_mmu_server_is_lent_frames_with_every_right() {
+        let mut backing = backing();
+        backing.add_region(1, 4096, 8).unwrap();
+        assert_eq!(
+            backing.lend_rights(0, 3),
+            LendRights::ReadOnly,
+            "no mmu named yet"
+        );
+        backing.set_mapper(0, 3);
+        assert_eq!(backing.lend_rights(0, 3), LendRights::Full);
+        assert_eq!(
+            backing.lend_rights(0, 4),
+            LendRights::ReadOnly,
+            "another client"
+        );
+        assert_eq!(
+            backing.lend_rights(1, 3),
+            LendRights::ReadOnly,
+            "another VM's RAM"
+        );
+        assert_eq!(
+            backing.lend_rights(9, 3),
+            LendRights::ReadOnly,
+            "no such region"
         );
     }
 

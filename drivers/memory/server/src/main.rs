@@ -1,13 +1,16 @@
 //! The memory-backing server: owns each VM's RAM (a frame-range capability named `ram:<vm>`)
 //! and lends frames of it to the mmu-server on the `memory` endpoint. A lent frame is carved
 //! from the range into a scratch slot and travels with the reply (the caller named a receive
-//! slot); revoking the range takes every lent frame back, mappings included.
+//! slot); revoking the range takes every lent frame back, mappings included. The VM's own
+//! mmu-server (named by its badge in the boot info) is lent frames with every right the range
+//! has (read, write, execute: it maps guest RAM for the guest); anyone else gets a read-only
+//! copy, derived before the reply, so it can never map the frame writable or executable.
 #![no_std]
 #![no_main]
 
 use abi::message::{IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS, REGISTER_MESSAGE_WORDS};
-use abi::{CNODE_SLOT, InvocationLabel, MessageInfo, REPLY_SLOT};
-use drv_memory_core::{Backing, Decision};
+use abi::{CNODE_SLOT, InvocationLabel, MessageInfo, REPLY_SLOT, Rights};
+use drv_memory_core::{Backing, Decision, LendRights};
 use memory_api::{Lent, MemoryError, Request, Response};
 use userlib::{ipc_buffer, println, syscall};
 
@@ -15,6 +18,8 @@ userlib::entry!(main);
 
 fn main() -> ! {
     let endpoint = userlib::cap("memory");
+    // The carved frame, and after it its read-only copy for a borrower that is not the
+    // mmu-server.
     let scratch =
         u64::from(bootdesc::bootinfo::highest_slot(userlib::caps::bootinfo()).unwrap_or(0)) + 1;
     let mut backing = Backing::new();
@@ -25,6 +30,9 @@ fn main() -> ! {
         if let Err(error) = backing.add_region(vm.index, vm.ram_size, slot) {
             println!("memory: cannot back vm `{}`: {error}", vm.name);
         }
+        if let Some(badge) = vm.mmu_badge {
+            backing.set_mapper(vm.index, badge);
+        }
         true
     });
     let crash_at = userlib::caps::inject_fault_at_request();
@@ -33,7 +41,6 @@ fn main() -> ! {
     defmt::info!("memory: serving");
     let (mut badge, mut info, mut words) = receive(syscall::recv(endpoint, REPLY_SLOT));
     loop {
-        let _ = badge;
         served += 1;
         if crash_at == Some(served) {
             println!("memory: injected fault at request {served}");
@@ -41,6 +48,7 @@ fn main() -> ! {
         }
         let request =
             ipc::decode::<Request>(info.label(), &words[..info.length().min(MAX_MESSAGE_WORDS)]);
+        let mut send = scratch;
         let (response, caps) = match request {
             Err(_) => (None, 0),
             Ok(Request::FrameFor {
@@ -54,29 +62,18 @@ fn main() -> ! {
                     offset,
                     size,
                 } => {
-                    // The previous loan's scratch copy is no longer needed: the borrower has it.
-                    syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [scratch, 0, 0, 0]);
-                    let (carved, _) = syscall::invoke(
-                        range_slot,
-                        InvocationLabel::FrameCarve,
-                        [offset, size.bytes(), scratch, 0],
-                    );
-                    if carved.is_error() {
-                        println!(
-                            "memory: carving {:#x} bytes at offset {offset:#x} failed (error {})",
-                            size.bytes(),
-                            carved.label()
-                        );
-                        (Some(Response::Error(MemoryError::OutOfMemory)), 0)
-                    } else {
-                        lent += 1;
-                        (
-                            Some(Response::Frame(Lent {
+                    let rights = backing.lend_rights(region, badge);
+                    match carve(range_slot, offset, size.bytes(), rights, scratch) {
+                        Some(slot) => {
+                            send = slot;
+                            lent += 1;
+                            let frame = Lent {
                                 frame_index: lent,
                                 size,
-                            })),
-                            1,
-                        )
+                            };
+                            (Some(Response::Frame(frame)), 1)
+                        }
+                        None => (Some(Response::Error(MemoryError::OutOfMemory)), 0),
                     }
                 }
             },
@@ -92,7 +89,7 @@ fn main() -> ! {
         for index in REGISTER_MESSAGE_WORDS..reply.length {
             ipc_buffer::write(index, reply.words[index]);
         }
-        ipc_buffer::write(IPC_BUFFER_SEND_CAP, scratch);
+        ipc_buffer::write(IPC_BUFFER_SEND_CAP, send);
         let message = MessageInfo::new(reply.label, caps, reply.length as u64);
         let registers = [
             reply.words[0],
@@ -104,6 +101,43 @@ fn main() -> ! {
             endpoint, REPLY_SLOT, message, registers,
         ));
     }
+}
+
+/// Carves `size` bytes at `offset` of the range in `range_slot` into `scratch`, and for a
+/// read-only loan derives a read-only copy into `scratch + 1`; the slot to lend. The previous
+/// loan's copies go first: the borrower has its own (they were never mapped, so deleting them
+/// unmaps nothing).
+fn carve(range_slot: u64, offset: u64, size: u64, rights: LendRights, scratch: u64) -> Option<u64> {
+    let read_only = scratch + 1;
+    for slot in [scratch, read_only] {
+        syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
+    }
+    let args = [offset, size, scratch, 0];
+    let (carved, _) = syscall::invoke(range_slot, InvocationLabel::FrameCarve, args);
+    if carved.is_error() {
+        println!(
+            "memory: carving {size:#x} bytes at offset {offset:#x} failed (error {})",
+            carved.label()
+        );
+        return None;
+    }
+    if rights == LendRights::Full {
+        return Some(scratch);
+    }
+    let read = u64::from(Rights::READ.bits());
+    let (copied, _) = syscall::invoke(
+        CNODE_SLOT,
+        InvocationLabel::CNodeCopy,
+        [scratch, read_only, read, 0],
+    );
+    if copied.is_error() {
+        println!(
+            "memory: deriving a read-only copy failed (error {})",
+            copied.label()
+        );
+        return None;
+    }
+    Some(read_only)
 }
 
 /// Reads a received message's words out of the registers and the IPC buffer.

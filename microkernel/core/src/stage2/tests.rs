@@ -122,6 +122,8 @@ fn map_then_translate_and_refuse_conflicts() {
 
 use std::vec::Vec;
 
+mod blocks;
+mod bounded;
 mod prejudge_table;
 mod walks;
 

@@ -55,7 +55,15 @@ pub struct WriteProtectOutcome {
     pub protected: u64,
     /// The maintenance to run now: none when nothing changed.
     pub plan: Plan,
+    /// Where the walk stopped: the end of the range when it got through, else the first
+    /// address still to do (a bounded walk ran out of its budget there).
+    pub next: u64,
 }
+
+/// Table entries one bounded write-protect call may visit: the kernel's work per call stays
+/// bounded (a few thousand loads and stores) whatever range a caller names, so a guest that
+/// turns on dirty logging for all its RAM cannot hold the CPU with interrupts masked.
+pub const WRITE_PROTECT_BUDGET: u64 = 4096;
 
 fn check(ipa: u64, pa: u64, bytes: u64) -> Result<(), MapError> {
     let fits = ipa.checked_add(bytes).is_some_and(|end| end <= IPA_LIMIT);
@@ -244,6 +252,20 @@ pub fn write_protect(
     ipa: u64,
     len: u64,
 ) -> Result<WriteProtectOutcome, MapError> {
+    write_protect_bounded(memory, root, ipa, len, u64::MAX)
+}
+
+/// [`write_protect`] that visits at most `budget` table entries (at least one, so every call
+/// makes progress) and says in [`WriteProtectOutcome::next`] where it stopped; calling again
+/// from there finishes the range. Stopping is always between two entries, so the range is
+/// never left with a leaf half done.
+pub fn write_protect_bounded(
+    memory: &mut impl TableMemory,
+    root: u64,
+    ipa: u64,
+    len: u64,
+    budget: u64,
+) -> Result<WriteProtectOutcome, MapError> {
     check(ipa, 0, PAGE_SIZE)?;
     let end = ipa
         .checked_add(len)
@@ -254,9 +276,14 @@ pub fn write_protect(
     let mut protected = 0;
     let mut last = (ipa, Level::Three);
     let mut address = ipa;
+    let mut visited = 0u64;
     'range: while address < end {
+        if visited >= budget.max(1) {
+            break;
+        }
         let mut table = root;
         for level in Level::ALL {
+            visited += 1;
             let index = level.index(address);
             let existing = memory.read(table, index);
             let next_entry = (address | (level.entry_bytes() - 1)) + 1;
@@ -281,6 +308,7 @@ pub fn write_protect(
     Ok(WriteProtectOutcome {
         protected,
         plan: Plan::after_tightening(protected, last.0, last.1),
+        next: address.min(end),
     })
 }
 

@@ -344,6 +344,8 @@ impl System<'_> {
         let (address, exit_syndrome) = exit.map_or((0, 0), |exit| (exit.words[1], exit.esr));
         if action.contains(VmReply::WAIT_FOR_INTERRUPT) {
             Effect::WaitForInterrupt { tcb: guest }
+        } else if action.contains(VmReply::INJECT_SERROR) {
+            Effect::InjectSError { tcb: guest }
         } else if action.contains(VmReply::INJECT_UNDEFINED) {
             Effect::InjectException {
                 tcb: guest,
@@ -419,6 +421,8 @@ impl System<'_> {
         let Ok(copy) = cap.derive(Rights::ALL, None) else {
             return 0;
         };
+        // Only into an empty slot: a received capability never overwrites one (which could drop
+        // a mapped frame's capability without the unmap its deletion owes).
         let Ok(index) = crate::cnode::empty_slot(self.slots, self.tcb(to).cnode, receive_cptr)
         else {
             return 0;

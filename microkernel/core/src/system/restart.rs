@@ -5,6 +5,10 @@
 //! on, and the client whose call the server was serving, is answered `Restarted` (or
 //! `ServerDown` when the server stays down) with its capability refreshed, and the server's
 //! own pending call or receive is cancelled.
+//!
+//! A restart keeps the server's CNode as it is: no capability is dropped by it (so no frame
+//! capability's mapping is left without its capability); a restarted server that wants its
+//! slots back deletes them, and a mapped frame's deletion unmaps it.
 
 use super::ipc::FAULT_SLOT;
 use super::{Effect, System};

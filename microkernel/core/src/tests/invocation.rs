@@ -42,17 +42,34 @@ fn suspend_takes_a_thread_out_of_its_receive_and_resume_makes_it_runnable_again(
     );
     assert_eq!(system.endpoints[0].state, EndpointState::Receiving);
 
-    invoke(&mut system, &mut memory, CLIENT, TCB_OF_SERVER, TcbSuspend, [0; 4]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        TCB_OF_SERVER,
+        TcbSuspend,
+        [0; 4],
+    );
     assert_eq!(error_of(&system, CLIENT), None);
     assert_eq!(system.tcb(SERVER).state, ThreadState::Inactive);
     assert_eq!(system.endpoints[0].state, EndpointState::Idle);
     assert!(system.endpoints[0].queue.is_empty(), "no longer waiting");
     assert_eq!(read_server_state(&mut system, &mut memory), (0, 0));
 
-    invoke(&mut system, &mut memory, CLIENT, TCB_OF_SERVER, TcbResume, [0; 4]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        TCB_OF_SERVER,
+        TcbResume,
+        [0; 4],
+    );
     assert_eq!(error_of(&system, CLIENT), None);
     assert_eq!(system.tcb(SERVER).state, ThreadState::Running);
-    assert_eq!(system.current, SERVER, "the resumed server outranks its client");
+    assert_eq!(
+        system.current, SERVER,
+        "the resumed server outranks its client"
+    );
 }
 
 #[test]
@@ -68,7 +85,14 @@ fn resume_leaves_a_thread_that_waits_in_ipc_alone() {
         &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
         false,
     );
-    invoke(&mut system, &mut memory, CLIENT, TCB_OF_SERVER, TcbResume, [0; 4]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        TCB_OF_SERVER,
+        TcbResume,
+        [0; 4],
+    );
     assert!(matches!(
         system.tcb(SERVER).state,
         ThreadState::BlockedOnReceive { ep: 0, .. }
@@ -77,8 +101,10 @@ fn resume_leaves_a_thread_that_waits_in_ipc_alone() {
 
 #[test]
 fn restart_with_one_starts_the_server_again_and_with_zero_leaves_it_down() {
-    for (start, state, down) in [(1, ThreadState::Running, false), (0, ThreadState::Inactive, true)]
-    {
+    for (start, state, down) in [
+        (1, ThreadState::Running, false),
+        (0, ThreadState::Inactive, true),
+    ] {
         let mut pools = pools(&[100, 50, 40]);
         let mut memory = MockMemory::default();
         let mut system = system(&mut pools);
@@ -132,21 +158,45 @@ fn cnode_delete_empties_a_slot_but_refuses_the_callers_own_reply_slot() {
     let mut pools = pools(&[100, 50, 40]);
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
-    invoke(&mut system, &mut memory, CLIENT, CNODE_SLOT, CNodeDelete, [NTFN, 0, 0, 0]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        CNODE_SLOT,
+        CNodeDelete,
+        [NTFN, 0, 0, 0],
+    );
     assert_eq!(error_of(&system, CLIENT), None);
     assert_eq!(
         system.lookup(CLIENT, NTFN),
         Err(KernelError::InvalidCapability { slot: NTFN })
     );
 
-    invoke(&mut system, &mut memory, CLIENT, CNODE_SLOT, CNodeDelete, [REPLY_SLOT, 0, 0, 0]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        CNODE_SLOT,
+        CNodeDelete,
+        [REPLY_SLOT, 0, 0, 0],
+    );
     assert_eq!(
         error_of(&system, CLIENT),
         Some(KernelError::InvalidArgument { index: 0 })
     );
-    assert_eq!(system.lookup(CLIENT, REPLY_SLOT), Ok(Cap::Reply { reply: CLIENT }));
+    assert_eq!(
+        system.lookup(CLIENT, REPLY_SLOT),
+        Ok(Cap::Reply { reply: CLIENT })
+    );
 
-    invoke(&mut system, &mut memory, CLIENT, CNODE_SLOT, CNodeDelete, [16, 0, 0, 0]);
+    invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        CNODE_SLOT,
+        CNodeDelete,
+        [16, 0, 0, 0],
+    );
     assert_eq!(
         error_of(&system, CLIENT),
         Some(KernelError::InvalidCapability { slot: 16 })
@@ -179,14 +229,23 @@ fn system_off_asks_the_kernel_to_stop_with_the_callers_status() {
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     put_cap(&mut system, CLIENT, 7, Cap::SystemControl);
-    let effect = invoke(&mut system, &mut memory, CLIENT, 7, SystemOff, [42, 0, 0, 0]);
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        7,
+        SystemOff,
+        [42, 0, 0, 0],
+    );
     assert_eq!(effect, Effect::SystemOff { status: 42 });
 
     let effect = invoke(&mut system, &mut memory, CLIENT, 7, TcbSuspend, [0; 4]);
     assert_eq!(effect, Effect::None);
     assert_eq!(
         error_of(&system, CLIENT),
-        Some(KernelError::IllegalOperation { label: TcbSuspend as u64 }),
+        Some(KernelError::IllegalOperation {
+            label: TcbSuspend as u64
+        }),
         "an operation the object does not have"
     );
 }

@@ -6,9 +6,7 @@ use crate::cap::{Cap, FrameCap};
 use crate::memory::{TABLES_PER_MAPPING, VSpaceInfo};
 use crate::stage2::IPA_LIMIT;
 use crate::system::{Effect, System};
-use abi::InvocationLabel::{
-    FrameCarve, FrameRevoke, VSpaceMap, VSpaceUnmap, VSpaceWriteProtect,
-};
+use abi::InvocationLabel::{FrameCarve, FrameRevoke, VSpaceMap, VSpaceUnmap, VSpaceWriteProtect};
 use abi::KernelError;
 use abi::vm::MapAttributes;
 
@@ -22,8 +20,19 @@ const BLOCK: u64 = 2 << 20;
 
 /// Carves a frame of `size` at `offset` of the range into SERVER's slot `slot`.
 fn carve(system: &mut System<'_>, memory: &mut MockMemory, offset: u64, size: u64, slot: u64) {
-    invoke(system, memory, SERVER, RANGE, FrameCarve, [offset, size, slot, 0]);
-    assert_eq!(error_of(system, SERVER), None, "carve {size:#x} at {offset:#x}");
+    invoke(
+        system,
+        memory,
+        SERVER,
+        RANGE,
+        FrameCarve,
+        [offset, size, slot, 0],
+    );
+    assert_eq!(
+        error_of(system, SERVER),
+        None,
+        "carve {size:#x} at {offset:#x}"
+    );
 }
 
 fn map(
@@ -34,7 +43,14 @@ fn map(
     ipa: u64,
 ) -> Result<Effect, KernelError> {
     let attributes = MapAttributes::WRITE.0;
-    let effect = invoke(system, memory, SERVER, vspace, VSpaceMap, [frame, ipa, attributes, 0]);
+    let effect = invoke(
+        system,
+        memory,
+        SERVER,
+        vspace,
+        VSpaceMap,
+        [frame, ipa, attributes, 0],
+    );
     error_of(system, SERVER).map_or(Ok(effect), Err)
 }
 
@@ -92,7 +108,11 @@ fn unmap_forgets_exactly_the_frames_mapped_inside_its_range_of_its_vspace() {
 
     vspace_op(&mut system, &mut memory, VSpaceUnmap, 0, BLOCK).unwrap();
     let mappings = [10, 11, 12, 13].map(|slot| mapping_of(&system, slot));
-    assert_eq!(mappings, [None, None, None, Some((1, 1))], "VSpace 1 is not touched");
+    assert_eq!(
+        mappings,
+        [None, None, None, Some((1, 1))],
+        "VSpace 1 is not touched"
+    );
 }
 
 #[test]
@@ -117,10 +137,18 @@ fn unmap_takes_one_aligned_page_or_block_below_the_ipa_limit() {
         KernelError::InvalidArgument { index: 1 },
         KernelError::InvalidArgument { index: 0 },
     );
-    assert_eq!(unmap(2 * PAGE, 2 * PAGE), Err(size_or_range), "neither 4 KiB nor 2 MiB");
+    assert_eq!(
+        unmap(2 * PAGE, 2 * PAGE),
+        Err(size_or_range),
+        "neither 4 KiB nor 2 MiB"
+    );
     assert_eq!(unmap(0x800, PAGE), Err(misaligned));
     assert_eq!(unmap(PAGE, BLOCK), Err(misaligned));
-    assert_eq!(unmap(IPA_LIMIT, PAGE), Err(size_or_range), "beyond the IPA space");
+    assert_eq!(
+        unmap(IPA_LIMIT, PAGE),
+        Err(size_or_range),
+        "beyond the IPA space"
+    );
 }
 
 #[test]
@@ -143,8 +171,16 @@ fn write_protect_takes_a_page_aligned_range_that_ends_inside_the_ipa_space() {
     let refused = Err(KernelError::InvalidArgument { index: 0 });
     assert_eq!(protect(0x800, PAGE), refused, "misaligned start");
     assert_eq!(protect(PAGE, 0x800), refused, "misaligned length");
-    assert_eq!(protect(IPA_LIMIT - PAGE, 2 * PAGE), refused, "ends beyond the IPA space");
-    assert_eq!(protect(u64::MAX - (PAGE - 1), PAGE), refused, "wraps around");
+    assert_eq!(
+        protect(IPA_LIMIT - PAGE, 2 * PAGE),
+        refused,
+        "ends beyond the IPA space"
+    );
+    assert_eq!(
+        protect(u64::MAX - (PAGE - 1), PAGE),
+        refused,
+        "wraps around"
+    );
 }
 
 #[test]
@@ -199,11 +235,20 @@ fn a_carved_frame_can_be_neither_carved_from_nor_revoked() {
     with_memory(&mut system);
     carve(&mut system, &mut memory, 0, BLOCK, 10);
     for label in [FrameCarve, FrameRevoke] {
-        let effect = invoke(&mut system, &mut memory, SERVER, 10, label, [0, PAGE, 11, 0]);
+        let effect = invoke(
+            &mut system,
+            &mut memory,
+            SERVER,
+            10,
+            label,
+            [0, PAGE, 11, 0],
+        );
         assert_eq!(effect, Effect::None);
         assert_eq!(
             error_of(&system, SERVER),
-            Some(KernelError::IllegalOperation { label: label as u64 })
+            Some(KernelError::IllegalOperation {
+                label: label as u64
+            })
         );
     }
     assert!(system.lookup(SERVER, 11).is_err(), "nothing was carved");
@@ -215,14 +260,31 @@ fn carving_checks_the_physical_alignment_of_the_frame_not_only_the_offset() {
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     // A range that starts one page past a 2 MiB boundary: no 2 MiB frame is aligned in it.
-    put_cap(&mut system, SERVER, RANGE, Cap::Frame(FrameCap::new(0, 0x4_0001, 1024, false)));
-    invoke(&mut system, &mut memory, SERVER, RANGE, FrameCarve, [0, BLOCK, 10, 0]);
+    put_cap(
+        &mut system,
+        SERVER,
+        RANGE,
+        Cap::Frame(FrameCap::new(0, 0x4_0001, 1024, false)),
+    );
+    invoke(
+        &mut system,
+        &mut memory,
+        SERVER,
+        RANGE,
+        FrameCarve,
+        [0, BLOCK, 10, 0],
+    );
     assert_eq!(
         error_of(&system, SERVER),
         Some(KernelError::InvalidArgument { index: 0 })
     );
     // A range at physical address 0 carves at its offsets.
-    put_cap(&mut system, SERVER, RANGE, Cap::Frame(FrameCap::new(0, 0, 1024, false)));
+    put_cap(
+        &mut system,
+        SERVER,
+        RANGE,
+        Cap::Frame(FrameCap::new(0, 0, 1024, false)),
+    );
     carve(&mut system, &mut memory, 3 * PAGE, PAGE, 10);
     assert!(matches!(
         system.lookup(SERVER, 10),
@@ -235,10 +297,10 @@ fn revoke_frames_takes_the_carved_frames_of_its_region_that_overlap_its_pages_on
     let mut pools = pools(&[100, 50, 40]);
     let mut system = system(&mut pools);
     let frames = [
-        (10, FrameCap::new(0, 10, 1, true)),    // ends where the range starts: stays
-        (11, FrameCap::new(0, 11, 1, true)),    // inside: revoked
-        (12, FrameCap::new(0, 12, 1, true)),    // starts where the range ends: stays
-        (13, FrameCap::new(1, 11, 1, true)),    // another region: stays
+        (10, FrameCap::new(0, 10, 1, true)), // ends where the range starts: stays
+        (11, FrameCap::new(0, 11, 1, true)), // inside: revoked
+        (12, FrameCap::new(0, 12, 1, true)), // starts where the range ends: stays
+        (13, FrameCap::new(1, 11, 1, true)), // another region: stays
         (14, FrameCap::new(0, 0, 1024, false)), // the range itself: stays
     ];
     for (slot, frame) in frames {
@@ -246,6 +308,8 @@ fn revoke_frames_takes_the_carved_frames_of_its_region_that_overlap_its_pages_on
     }
     let revoked = system.revoke_frames(0, 11, 1, |_, _, _| panic!("nothing was mapped"));
     assert_eq!(revoked, 1);
-    let left: std::vec::Vec<bool> = (10..15).map(|slot| system.lookup(SERVER, slot).is_ok()).collect();
+    let left: std::vec::Vec<bool> = (10..15)
+        .map(|slot| system.lookup(SERVER, slot).is_ok())
+        .collect();
     assert_eq!(left, [true, false, true, true, true]);
 }

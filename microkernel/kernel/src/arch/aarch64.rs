@@ -27,6 +27,10 @@ impl super::Arch for Aarch64 {
         0x3C5 // EL1h, D, A, I, F masked (ARM ARM C5.2.19 SPSR_EL2)
     }
 
+    fn pend_guest_serror(state: &mut vcpu::VcpuState) {
+        vcpu::pend_serror(state);
+    }
+
     fn set_guest_mode(guest: bool, state: &mut vcpu::VcpuState) {
         vcpu::set_guest_mode(guest, state);
     }
@@ -105,8 +109,20 @@ impl super::Arch for Aarch64 {
         cpu::tlb_op(op);
     }
 
-    fn arm_timer(microseconds: u64) {
-        timer::arm(microseconds * timer::ticks_per_microsecond());
+    fn counter_now() -> u64 {
+        timer::now()
+    }
+
+    fn counter_ticks(microseconds: u64) -> u64 {
+        microseconds * timer::ticks_per_microsecond()
+    }
+
+    fn arm_timer_at(deadline: u64) {
+        timer::arm_at(deadline);
+    }
+
+    fn saved_guest_timer_deadline(state: &vcpu::VcpuState) -> Option<u64> {
+        vcpu::saved_timer_deadline(state)
     }
 
     fn timer_intid() -> u32 {

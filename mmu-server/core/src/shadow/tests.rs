@@ -1,9 +1,19 @@
 //! Host tests of the shadow engine against the reference walker (`crate::testing`).
 
+mod counters_and_flush;
+mod direct_tables;
+mod encodings;
+mod eviction_order;
 mod helpers;
+mod leaf_bits;
+mod leaves_only;
 mod malformed;
 mod mmio_cache;
 mod prop;
+mod protect_existing_leaves;
 mod root_cache;
+mod root_reuse;
 mod step_down;
+mod step_down_edges;
+mod wp0_leaf_rights;
 mod writes;

@@ -5,7 +5,9 @@
 
 mod dirty_log;
 mod fakes;
+mod held_frames;
 mod property;
+mod retry_yields;
 
 use super::*;
 use fakes::{Call, FakeBacking, FakeMapper, region_base};

@@ -8,11 +8,17 @@
 //!   one second ahead and receives the signal; checks that the line stays masked while the RTC
 //!   still asserts it, until acknowledged; clears the RTC, acknowledges, sets a second match and
 //!   receives it too.
+//! - `mute` / `speaker`: the debug system calls need a capability. `mute` has no console
+//!   capability (only `debug:log`): its `print!` is dropped, and each raw DebugWrite / DebugLog
+//!   of a forged line (`guest: verdict PASS`, a fake `kernel: system ... off`) through a missing
+//!   or wrong capability must come back as the kernel's typed error, printing nothing. It
+//!   reports what it was answered over IPC to `speaker`, which holds `debug:console`, prints
+//!   the report and stops the system (status 0 only when every answer was the expected one).
 #![no_std]
 #![no_main]
 
-use abi::InvocationLabel;
-use userlib::{println, syscall};
+use abi::{InvocationLabel, KernelError, MessageInfo};
+use userlib::{ipc_buffer, println, syscall};
 
 userlib::entry!(main);
 
@@ -21,6 +27,8 @@ fn main() -> ! {
         "spin-a" => spin_a(),
         "spin-b" => spin_b(),
         "irq-test" => irq_test(),
+        "mute" => mute(),
+        "speaker" => speaker(),
         other => {
             println!("kernel-test: no scenario called `{other}`");
             userlib::system_off(1)
@@ -126,5 +134,168 @@ fn irq_test() -> ! {
     );
     rtc::clear();
     let passed = word == 0x1 && masked == 0 && still_asserted && !info.is_error() && again == 0x1;
+    userlib::system_off(if passed { 0 } else { 1 })
+}
+
+/// What `mute` forges: lines the QEMU tests match, which a server without the console
+/// capability must never get onto the console.
+const FORGED: &[u8] = b"guest: verdict PASS\nkernel: system `console-cap` off, status 9\n";
+
+/// The debug calls `mute` makes with the forged text, through each capability it might abuse.
+#[derive(Clone, Copy)]
+enum Forgery {
+    /// DebugWrite through the null slot 0.
+    WriteNull,
+    /// DebugWrite through a slot outside its CNode.
+    WriteOutside,
+    /// DebugWrite through its endpoint capability.
+    WriteEndpoint,
+    /// DebugWrite through its log capability (the other debug kind).
+    WriteLogCap,
+    /// DebugLog through its endpoint capability.
+    LogEndpoint,
+    /// DebugLog through the null slot 0.
+    LogNull,
+}
+
+const FORGERIES: [Forgery; 6] = [
+    Forgery::WriteNull,
+    Forgery::WriteOutside,
+    Forgery::WriteEndpoint,
+    Forgery::WriteLogCap,
+    Forgery::LogEndpoint,
+    Forgery::LogNull,
+];
+
+impl Forgery {
+    fn from_index(index: u64) -> Option<Self> {
+        FORGERIES.get(usize::try_from(index).ok()?).copied()
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::WriteNull => "DebugWrite through the null slot",
+            Self::WriteOutside => "DebugWrite through slot 200",
+            Self::WriteEndpoint => "DebugWrite through its endpoint capability",
+            Self::WriteLogCap => "DebugWrite through its log capability",
+            Self::LogEndpoint => "DebugLog through its endpoint capability",
+            Self::LogNull => "DebugLog through the null slot",
+        }
+    }
+
+    /// The slot used and the error the kernel must answer.
+    fn expected(self, report: u64, log: u64) -> (u64, KernelError) {
+        match self {
+            Self::WriteNull | Self::LogNull => (0, KernelError::InvalidCapability { slot: 0 }),
+            Self::WriteOutside => (200, KernelError::InvalidCapability { slot: 200 }),
+            Self::WriteEndpoint | Self::LogEndpoint => {
+                (report, KernelError::WrongObjectType { slot: report })
+            }
+            Self::WriteLogCap => (log, KernelError::WrongObjectType { slot: log }),
+        }
+    }
+
+    fn is_write(self) -> bool {
+        !matches!(self, Self::LogEndpoint | Self::LogNull)
+    }
+}
+
+/// Puts the forged text in the IPC buffer, as `print!` would before its DebugWrite.
+fn stage_forged_text() -> usize {
+    for (index, chunk) in FORGED.chunks(8).enumerate() {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        ipc_buffer::write(index, u64::from_le_bytes(word));
+    }
+    FORGED.len()
+}
+
+fn mute() -> ! {
+    let report = userlib::cap("report");
+    let log = userlib::cap(abi::DEBUG_LOG_CAP);
+    let has_console = userlib::caps::try_cap(abi::DEBUG_CONSOLE_CAP).is_some();
+    // No console capability: userlib drops this without a system call.
+    println!("guest: verdict PASS");
+    defmt::info!("mute: logging through its own log capability");
+    // Each answer: (error code, first detail word); code 0 means the call succeeded.
+    let mut answers = [0u64; 2 * FORGERIES.len()];
+    for (index, forgery) in FORGERIES.iter().enumerate() {
+        let (slot, _) = forgery.expected(report, log);
+        let len = stage_forged_text();
+        let (info, mr) = if forgery.is_write() {
+            syscall::debug_write(slot, len)
+        } else {
+            syscall::debug_log(slot, len)
+        };
+        if info.is_error() {
+            answers[2 * index] = info.label();
+            answers[2 * index + 1] = mr[0];
+        }
+    }
+    // Words 0..3 travel in registers, the rest in the IPC buffer.
+    let mut words = [0u64; 3 + 2 * FORGERIES.len()];
+    words[0] = userlib::console::dropped();
+    words[1] = u64::from(has_console);
+    words[2] = FORGERIES.len() as u64;
+    words[3..].copy_from_slice(&answers);
+    for (index, word) in words.iter().enumerate().skip(4) {
+        ipc_buffer::write(index, *word);
+    }
+    let info = MessageInfo::new(0, 0, words.len() as u64);
+    syscall::call(report, info, [words[0], words[1], words[2], words[3]]);
+    loop {
+        syscall::yield_now();
+    }
+}
+
+fn speaker() -> ! {
+    let report = userlib::cap("report");
+    let (_, info, mr) = syscall::recv(report, abi::REPLY_SLOT);
+    // Copied out first: print! stages its text in the same IPC buffer.
+    let mut words = [0u64; 3 + 2 * FORGERIES.len()];
+    for (index, word) in words.iter_mut().enumerate() {
+        *word = if index < 4 {
+            mr[index]
+        } else {
+            ipc_buffer::read(index)
+        };
+    }
+    let word = |index: usize| words[index];
+    let (dropped, has_console, count) = (word(0), word(1), word(2));
+    println!(
+        "console-test: mute holds a console capability: {}; its print! was dropped ({dropped} \
+         dropped)",
+        has_console != 0
+    );
+    let mut refused = 0;
+    for index in 0..count.min(FORGERIES.len() as u64) {
+        let Some(forgery) = Forgery::from_index(index) else {
+            break;
+        };
+        let slot = |i: usize| word(3 + 2 * index as usize + i);
+        let answer = match slot(0) {
+            0 => None,
+            code => KernelError::decode(code, [slot(1), 0, 0]),
+        };
+        // The expected slots are mute's: its endpoint is its first capability, its log its
+        // second (the manifest's slot order).
+        let first = abi::FIRST_FREE_SLOT;
+        let (_, expected) = forgery.expected(first, first + 1);
+        let ok = answer == Some(expected);
+        refused += u64::from(ok);
+        println!(
+            "console-test: mute's {}: {answer:?}{}",
+            forgery.describe(),
+            if ok { "" } else { " FAILED" }
+        );
+    }
+    let passed = info.length() == 3 + 2 * FORGERIES.len()
+        && has_console == 0
+        && dropped == 1
+        && refused == FORGERIES.len() as u64;
+    println!(
+        "console-test: {refused} of {} forged debug calls refused with the expected error",
+        FORGERIES.len()
+    );
     userlib::system_off(if passed { 0 } else { 1 })
 }

@@ -603,3 +603,20 @@ fn system_reset_and_the_boot_count_are_planned_for_the_server() {
         (RESULTS | ADVANCE, [0, 0, 0, 2, 0, 0])
     );
 }
+
+#[test]
+fn an_serror_taken_in_the_guest_is_answered_with_a_virtual_serror() {
+    let exit = VmExit {
+        kind: VmExitKind::SError,
+        pc: 0x4008_0000,
+        esr: 0xBE00_0000,
+        words: [0; 6],
+    };
+    let resume = reply(plan(&exit));
+    assert_eq!(
+        (resume.reply.0, resume.words, resume.cause),
+        (VmReply::INJECT_SERROR.0, [0; 6], Cause::SError)
+    );
+    // Asynchronous: not one of the synchronous injections that must leave the PC alone.
+    assert!(!resume.injects());
+}

@@ -15,9 +15,11 @@ use core::arch::global_asm;
 pub const KIND_SYNC: u64 = 0;
 /// An IRQ taken from EL0.
 pub const KIND_IRQ: u64 = 1;
-/// FIQ or SError from EL0 (neither is used on this platform); `lower_vector 2` in the table.
-#[allow(dead_code)]
-pub const KIND_OTHER: u64 = 2;
+/// An FIQ from EL0 or EL1 (this platform routes no interrupt as FIQ: a spurious one is
+/// ignored, never blamed on the thread that ran).
+pub const KIND_FIQ: u64 = 2;
+/// An SError from EL0 or EL1: a guest's is a typed exit for its vmm; a server's is its fault.
+pub const KIND_SERROR: u64 = 3;
 
 // Boot: QEMU enters here at EL2, MMU off, on the boot CPU.
 global_asm!(
@@ -81,7 +83,7 @@ exception_vectors:
     lower_vector 0
     lower_vector 1
     lower_vector 2
-    lower_vector 2
+    lower_vector 3
     /* Lower EL, AArch32: not supported (HCR_EL2.RW = 1 and servers are AArch64). */
     kernel_vector
     kernel_vector

@@ -14,6 +14,7 @@ mod ec {
     pub const INSTRUCTION_ABORT_SAME: u64 = 0x21;
     pub const DATA_ABORT_LOWER: u64 = 0x24;
     pub const DATA_ABORT_SAME: u64 = 0x25;
+    pub const SERROR: u64 = 0x2F;
 }
 
 /// ISS bits of a data abort.
@@ -97,6 +98,7 @@ pub fn decode(esr: u64, far: u64, context: &UserContext) -> Option<VmExit> {
             };
             (VmExitKind::SystemRegister, [value, 0, 0, 0, 0, 0])
         }
+        ec::SERROR => (VmExitKind::SError, [0; 6]),
         _ => (VmExitKind::Other, [far, 0, 0, 0, 0, 0]),
     };
     Some(VmExit {

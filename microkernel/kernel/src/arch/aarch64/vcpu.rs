@@ -83,6 +83,8 @@ pub mod el1 {
     pub const SCTLR: usize = 20;
     pub const TPIDRRO_EL0: usize = 21;
     pub const CNTKCTL: usize = 22;
+    /// Not a register: 1 while a virtual SError is pending for the guest (HCR_EL2.VSE).
+    pub const PENDING_SERROR: usize = 23;
     /// Number of registers (one pad word keeps the FP area 16-byte aligned).
     pub const COUNT: usize = 24;
 }
@@ -215,6 +217,15 @@ unsafe extern "C" {
 
 /// HCR_EL2.VI: a virtual IRQ is pending for EL1 (ARM ARM D17.2.48).
 const HCR_VI: u64 = 1 << 7;
+/// HCR_EL2.VSE: a virtual SError is pending for EL1; the PE clears it when the guest takes it.
+const HCR_VSE: u64 = 1 << 8;
+
+/// When the saved virtual timer of a VCPU that is not loaded will assert its interrupt, as a
+/// physical counter value (CNTVOFF_EL2 is 0), or `None` when it is off or masked
+/// (CNTV_CTL_EL0.ENABLE set and IMASK clear; ARM ARM D11.2.4).
+pub fn saved_timer_deadline(state: &VcpuState) -> Option<u64> {
+    (state.el1[el1::CNTV_CTL] & 0b11 == 0b01).then_some(state.el1[el1::CNTV_CVAL])
+}
 
 /// Whether the loaded VCPU's virtual timer asserts its interrupt (CNTV_CTL_EL0: ENABLE set,
 /// IMASK clear, ISTATUS set; ARM ARM D11.2.4).
@@ -230,7 +241,11 @@ pub fn timer_line() -> bool {
 /// only when sampled: on every entry into the guest and when the timer's interrupt arrives.
 pub fn update_virtual_irq() -> bool {
     let level = timer_line();
-    let hcr = HCR_VCPU | if level { HCR_VI } else { 0 };
+    let live: u64;
+    // SAFETY: reading HCR_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, hcr_el2", out(reg) live) };
+    // A pending virtual SError stays pending (the PE clears VSE when the guest takes it).
+    let hcr = HCR_VCPU | (live & HCR_VSE) | if level { HCR_VI } else { 0 };
     // SAFETY: HCR_EL2 only configures how the guest runs at the next eret.
     unsafe { core::arch::asm!("msr hcr_el2, {}", "isb", in(reg) hcr) };
     level
@@ -260,15 +275,16 @@ pub fn set_guest_mode(guest: bool, state: &mut VcpuState) {
                 mdcr = in(reg) mdcr | MDCR_GUEST_TRAPS,
                 cnthctl = in(reg) CNTHCTL_GUEST,
                 cptr = in(reg) CPTR_GUEST,
-                hcr = in(reg) HCR_VCPU,
+                hcr = in(reg) HCR_VCPU | if state.el1[el1::PENDING_SERROR] != 0 { HCR_VSE } else { 0 },
             );
         }
         update_virtual_irq();
     } else {
-        let (sctlr, tpidrro, cntkctl): (u64, u64, u64);
+        let (sctlr, tpidrro, cntkctl, hcr): (u64, u64, u64, u64);
         // SAFETY: as above; from here on EL0 runs under the native values.
         unsafe {
             core::arch::asm!(
+                "mrs {live_hcr}, hcr_el2",
                 "mrs {sctlr}, sctlr_el1",
                 "mrs {tpidrro}, tpidrro_el0",
                 "mrs {cntkctl}, cntkctl_el1",
@@ -280,6 +296,7 @@ pub fn set_guest_mode(guest: bool, state: &mut VcpuState) {
                 "msr cptr_el2, {cptr}",
                 "msr hcr_el2, {hcr}",
                 "isb",
+                live_hcr = out(reg) hcr,
                 sctlr = out(reg) sctlr,
                 tpidrro = out(reg) tpidrro,
                 cntkctl = out(reg) cntkctl,
@@ -294,7 +311,16 @@ pub fn set_guest_mode(guest: bool, state: &mut VcpuState) {
         state.el1[el1::SCTLR] = sctlr;
         state.el1[el1::TPIDRRO_EL0] = tpidrro;
         state.el1[el1::CNTKCTL] = cntkctl;
+        // Still set: the guest has not taken the virtual SError yet (PSTATE.A masked).
+        state.el1[el1::PENDING_SERROR] = u64::from(hcr & HCR_VSE != 0);
     }
+}
+
+/// Makes a virtual SError pending for the VCPU of `state`, delivered when it next runs with
+/// PSTATE.A clear (ARM ARM, HCR_EL2.VSE and "Virtual SError exception"; without FEAT_RAS the
+/// syndrome the guest sees in ESR_EL1 is IMPLEMENTATION DEFINED).
+pub fn pend_serror(state: &mut VcpuState) {
+    state.el1[el1::PENDING_SERROR] = 1;
 }
 
 /// MDCR_EL2 while servers run: HPMN (the PMU's event counters, all given to EL1/EL0), no traps,
