@@ -5,7 +5,8 @@
 //! (default [`DEFAULT_RAM_BASE`]) 2 MiB aligned, and the RAM inside the 39-bit guest physical
 //! address space ([`IPA_END`]). [`check_vms`] does the cross-table checks: a VM's name is not
 //! reserved and is not a server's (images are keyed and stored by name, servers' and VMs' side
-//! by side), and its `vmm`, `mmu` and `memory` are servers.
+//! by side), its `vmm`, `mmu` and `memory` are servers, and its vmm is no earlier VM's (a vmm
+//! serves one VM).
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -133,7 +134,8 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
     })
 }
 
-/// Cross-table checks of every VM: its name, then its `vmm`, `mmu` and `memory` servers.
+/// Cross-table checks of every VM: its name, then its `vmm`, `mmu` and `memory` servers, then
+/// that no earlier VM has the same vmm.
 pub(crate) fn check_vms(
     rep: &Reporter<'_>,
     names: &Names<'_>,
@@ -166,6 +168,23 @@ pub(crate) fn check_vms(
         names.server(&vm.vmm)?;
         names.server(&vm.mmu)?;
         names.server(&vm.memory)?;
+        if let Some(first) = def
+            .vms
+            .iter()
+            .take_while(|other| other.name.value != name.value)
+            .find(|other| other.vmm.value == vm.vmm.value)
+        {
+            return Err(rep.error(
+                &vm.vmm.span,
+                &vm.vmm.key,
+                format!(
+                    "server `{}` is already the vmm of vm `{}`; a vmm serves one VM (it receives \
+                     on one exit endpoint, so a second VM's exits would never be answered): give \
+                     each VM its own vmm",
+                    vm.vmm.value, first.name.value
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -9,8 +9,9 @@ use abi::Rights;
 use bootdesc::{CapObject, Record, RegionKind, Vm, bootinfo};
 use std::collections::BTreeMap;
 
-/// Two VMs on one vmm and one mmu; the second VM's RAM is held by its vmm. The supervisor is
-/// first so the fault endpoint and the exit endpoints have distinct servers.
+/// Two VMs on one mmu, each with its own vmm (a vmm serves one VM); the second VM's RAM is held
+/// by its vmm. The supervisor is first so the fault endpoint and the exit endpoints have
+/// distinct servers; the second vmm is last so the others keep their indices.
 const VIRT: &str = r#"
 [system]
 name = "virt"
@@ -32,6 +33,10 @@ priority = 130
 binary = "memory"
 priority = 140
 
+[servers.vmm2]
+binary = "vmm"
+priority = 120
+
 [endpoints.map]
 server = "mmu"
 clients = ["vmm"]
@@ -52,9 +57,9 @@ ram_size = 0x400_0000
 
 [vms.second]
 image = "other-guest"
-vmm = "vmm"
+vmm = "vmm2"
 mmu = "mmu"
-memory = "vmm"
+memory = "vmm2"
 priority = 70
 ram_base = 0x8000_0000
 ram_size = 0x20_0000
@@ -91,7 +96,7 @@ fn exit_endpoints_follow_the_fault_endpoint_and_ram_regions_the_manifest_regions
             ("map", Some(2)),
             ("faults", Some(0)),
             ("exits:guest", Some(1)),
-            ("exits:second", Some(1)),
+            ("exits:second", Some(4)),
         ]
     );
     let regions: Vec<_> = plan
@@ -130,13 +135,18 @@ fn vm_caps_come_after_the_existing_groups_in_vm_order() {
         caps(&plan, "vmm"),
         [
             ("exits:guest".into(), F, ep(2, 0, Rights::READ)),
-            ("exits:second".into(), F + 1, ep(3, 0, Rights::READ)),
-            ("map".into(), F + 2, ep(0, 2, Rights::WRITE)),
-            ("tcb:guest".into(), F + 3, CapObject::GuestTcb { vm: 0 }),
-            ("vcpu:guest".into(), F + 4, CapObject::Vcpu { vm: 0 }),
-            ("tcb:second".into(), F + 5, CapObject::GuestTcb { vm: 1 }),
-            ("vcpu:second".into(), F + 6, CapObject::Vcpu { vm: 1 }),
-            ("ram:second".into(), F + 7, ram(2)),
+            ("map".into(), F + 1, ep(0, 2, Rights::WRITE)),
+            ("tcb:guest".into(), F + 2, CapObject::GuestTcb { vm: 0 }),
+            ("vcpu:guest".into(), F + 3, CapObject::Vcpu { vm: 0 }),
+        ]
+    );
+    assert_eq!(
+        caps(&plan, "vmm2"),
+        [
+            ("exits:second".into(), F, ep(3, 0, Rights::READ)),
+            ("tcb:second".into(), F + 1, CapObject::GuestTcb { vm: 1 }),
+            ("vcpu:second".into(), F + 2, CapObject::Vcpu { vm: 1 }),
+            ("ram:second".into(), F + 3, ram(2)),
         ]
     );
     assert_eq!(
@@ -158,13 +168,18 @@ fn vm_caps_come_after_the_existing_groups_in_vm_order() {
     assert_eq!(caps(&plan, "memory"), [("ram:guest".into(), F, ram(1))]);
     // The supervisor gets TCBs of servers only, never of VCPUs.
     let boss: Vec<_> = caps(&plan, "boss").into_iter().map(|c| c.0).collect();
-    assert_eq!(boss, ["faults", "tcb:vmm", "tcb:mmu", "tcb:memory"]);
-    let vmm = plan
-        .servers
-        .iter()
-        .find(|s| s.name == "vmm")
-        .map(|s| s.cnode_slots);
-    assert_eq!(vmm, Some(F + 8 + crate::SPARE_SLOTS));
+    assert_eq!(
+        boss,
+        ["faults", "tcb:vmm", "tcb:mmu", "tcb:memory", "tcb:vmm2"]
+    );
+    let slots = |name: &str| {
+        plan.servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.cnode_slots)
+    };
+    assert_eq!(slots("vmm"), Some(F + 4 + crate::SPARE_SLOTS));
+    assert_eq!(slots("vmm2"), Some(F + 4 + crate::SPARE_SLOTS));
 }
 
 #[test]
@@ -203,7 +218,8 @@ fn bootinfo_blobs_name_the_vm_caps() {
     let plan = plan(VIRT);
     let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(bootinfo::find_cap(&blobs[1], "exits:guest"), Some(F));
-    assert_eq!(bootinfo::find_cap(&blobs[1], "vcpu:second"), Some(F + 6));
+    assert_eq!(bootinfo::find_cap(&blobs[1], "vcpu:second"), None);
+    assert_eq!(bootinfo::find_cap(&blobs[4], "vcpu:second"), Some(F + 2));
     assert_eq!(bootinfo::find_cap(&blobs[2], "vspace:guest"), Some(F + 1));
     assert_eq!(bootinfo::find_cap(&blobs[3], "ram:guest"), Some(F));
     assert_eq!(bootinfo::find_cap(&blobs[3], "ram:second"), None);
@@ -265,8 +281,8 @@ fn payload_round_trips_vm_records_and_guest_images() {
         panic!("no header first")
     };
     let counts = (header.servers, header.endpoints, header.regions, header.vms);
-    assert_eq!(counts, (4, 4, 3, 2));
-    assert_eq!((header.caps, header.mappings), (16, 1));
+    assert_eq!(counts, (5, 4, 3, 2));
+    assert_eq!((header.caps, header.mappings), (17, 1));
     // The Vm records close the stream, after the only Mapping.
     let n = records.len();
     assert!(matches!(records[n - 3], Record::Mapping(_)));
@@ -379,7 +395,10 @@ binary = "b"
 priority = 2
 supervisor = true
 [vms]
-alpha = { image = "a", vmm = "boss", mmu = "boss", memory = "boss", priority = 8, ram_size = 0x40_0000 }
+alpha = { image = "a", vmm = "watch", mmu = "boss", memory = "boss", priority = 8, ram_size = 0x40_0000 }
+[servers.watch]
+binary = "w"
+priority = 3
 "#;
     let manifest = Manifest::from_str(text, "order.toml").unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<_> = manifest.guests().into_iter().map(|(n, _)| n).collect();
@@ -397,17 +416,17 @@ alpha = { image = "a", vmm = "boss", mmu = "boss", memory = "boss", priority = 8
         [
             "faults",
             "exits:zeta",
-            "exits:alpha",
+            "tcb:watch",
             "tcb:zeta",
             "vcpu:zeta",
             "vspace:zeta",
             "ram:zeta",
-            "tcb:alpha",
-            "vcpu:alpha",
             "vspace:alpha",
             "ram:alpha",
         ]
     );
+    let watch: Vec<_> = caps(plan, "watch").into_iter().map(|c| c.0).collect();
+    assert_eq!(watch, ["exits:alpha", "tcb:alpha", "vcpu:alpha"]);
     // Loading twice gives the same plan and the same payload bytes.
     let again = Manifest::from_str(text, "order.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, manifest);

@@ -87,6 +87,28 @@ pub fn find_cap(blob: &[u8], name: &str) -> Option<u16> {
     None
 }
 
+/// Finds the capability a server of VM `vm` knows by its role `name` (an endpoint such as
+/// `mmu` or `memory`): `name` itself, else `<name>-<vm>`. Endpoint names are global, so a
+/// system with one mmu-server (or memory-backing server) per VM names each one's endpoint after
+/// its VM (`mmu-left`, `mmu-right`), and every server of that VM finds it under its role.
+pub fn find_vm_cap(blob: &[u8], name: &str, vm: &str) -> Option<u16> {
+    find_cap(blob, name).or_else(|| {
+        let (header, mut rest) = header(blob)?;
+        for _ in 0..header.caps {
+            let (entry, next) = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?;
+            let suffix = entry
+                .name
+                .strip_prefix(name)
+                .and_then(|s| s.strip_prefix('-'));
+            if suffix == Some(vm) {
+                return Some(entry.slot);
+            }
+            rest = next;
+        }
+        None
+    })
+}
+
 /// The highest slot the blob names (servers use the slots above it as scratch space: the
 /// manifest compiler sizes every CNode with spare slots).
 pub fn highest_slot(blob: &[u8]) -> Option<u16> {

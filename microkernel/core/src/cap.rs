@@ -52,11 +52,13 @@ pub enum Cap {
 }
 
 /// A frame capability: which pages, with which rights, and where (if anywhere) this
-/// capability maps them.
+/// capability mapped them.
 ///
 /// A mapping belongs to the capability that made it (seL4's rule): deleting the capability
 /// unmaps it first (`CNodeDelete` answers with the unmap for the kernel to do), so no mapping
-/// outlives every capability that could revoke it.
+/// outlives every capability that could revoke it. The record is only this capability's own:
+/// a later map or unmap by others can make it stale, so the kernel removes the recorded entry
+/// only if it still maps this frame (`memory.rs`).
 ///
 /// Plain integers only (no `bool`, no `Option`): a field with spare bit patterns would let the
 /// compiler hide `Cap`'s discriminant inside it, and every capability lookup, the IPC fast
@@ -112,7 +114,8 @@ impl FrameCap {
         self.carved != 0
     }
 
-    /// Where it is mapped: VSpace and IPA page number.
+    /// Where this capability mapped the frame: VSpace and IPA page number (the translation may
+    /// have been replaced or removed since).
     pub const fn mapping(&self) -> Option<(u16, u32)> {
         if self.mapped_vspace == Self::UNMAPPED {
             None

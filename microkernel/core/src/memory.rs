@@ -9,11 +9,18 @@
 //! Frames are lent as capabilities that can be taken back, never pinned, and no mapping
 //! outlives every capability that could revoke it.
 //!
-//! The records follow the tables: at most one capability records a given translation. A map
-//! takes over the records of every other capability whose mapping it overlaps in that VSpace
-//! (the map replaced or absorbed their entries), an unmap clears the records it overlaps, and
-//! a record can be stale only towards nothing (its entry went with a larger unmap): unmapping
-//! through it then removes nothing, and the next map there clears it.
+//! The record is written by the capability's own map and nothing else touches it: no map or
+//! unmap looks at other capabilities (no scan on the guest's fault path). So a record may be
+//! stale: a later map replaced that entry (a page over the block, a block over the page, a copy
+//! mapped there) or an unmap removed it. The unmap a deletion or revocation asks for is
+//! therefore checked against the table ([`Effect::UnmapFrame`],
+//! [`crate::stage2::unmap_frame`]): it removes the leaf only if it still maps this frame (same
+//! size, same physical address), and a translation to another frame stays. Every leaf keeps a
+//! capability whose record matches it exactly, the one whose map installed it or last changed
+//! its permissions, because only that capability's deletion clears that record.
+//!
+//! A capability maps at one place: a map elsewhere while it records a mapping is refused (its
+//! old translation might still be live and would lose its owner); map a copy instead.
 //!
 //! Frame capabilities carry rights: a mapping needs [`Rights::READ`], and `WRITE` / `EXECUTE`
 //! attributes need the same rights of the frame (refused in decode with
@@ -232,9 +239,8 @@ impl System<'_> {
                 size,
                 attributes,
             } => {
-                // The new entry replaces (or, a page inside an equal block, absorbs) whatever
-                // the other capabilities recorded there: the records move to this one.
-                self.forget_mappings(vspace, ipa, size);
+                // Only this capability's record: whatever the map replaces, the records of it
+                // go stale, and a deletion through them finds another leaf and removes nothing.
                 if let Cap::Frame(frame) = &mut self.slots[frame_index] {
                     frame.set_mapping(Some((vspace, (ipa / SIZE_4K) as u32)));
                 }
@@ -246,80 +252,38 @@ impl System<'_> {
                     attributes,
                 }
             }
-            MemoryInvocation::Unmap { vspace, ipa, size } => {
-                self.forget_mappings(vspace, ipa, size);
-                Effect::Unmap { vspace, ipa, size }
-            }
+            MemoryInvocation::Unmap { vspace, ipa, size } => Effect::Unmap { vspace, ipa, size },
             MemoryInvocation::WriteProtect { vspace, ipa, len } => {
                 Effect::WriteProtect { vspace, ipa, len }
             }
         }
     }
 
-    /// Clears the recorded mapping of every frame capability whose mapping overlaps
-    /// `ipa .. ipa + size` of `vspace` (a page inside a mapped block clears the block's record:
-    /// the kernel's unmap of such a page removes the whole block). VM reset clears a whole
-    /// VSpace this way after emptying its tables.
-    pub fn forget_mappings(&mut self, vspace: u16, ipa: u64, size: u64) {
-        let first = ipa / SIZE_4K;
-        let end = ipa.saturating_add(size) / SIZE_4K;
-        for slot in self.slots.iter_mut() {
-            if let Cap::Frame(frame) = slot
-                && frame.mapping().is_some_and(|(v, page)| {
-                    let page = u64::from(page);
-                    v == vspace && page < end && page + u64::from(frame.pages) > first
-                })
-            {
-                frame.set_mapping(None);
-            }
-        }
-    }
-
     /// Empties pool slot `index`: the one way a capability leaves a slot other than revocation.
-    /// A mapped frame capability is unmapped first: the returned [`Effect::Unmap`] is its
-    /// mapping, for the kernel to remove in the same invocation (deletion unmaps, as in seL4),
-    /// so the mapping cannot outlive every capability that could revoke it.
+    /// A frame capability that records a mapping is unmapped first: the returned
+    /// [`Effect::UnmapFrame`] names its leaf and its physical address, for the kernel to remove
+    /// in the same invocation if the table still maps this frame there (deletion unmaps, as in
+    /// seL4), so the mapping cannot outlive every capability that could revoke it.
     pub fn delete_slot(&mut self, index: usize) -> Effect {
         let effect = match self.slots[index] {
-            Cap::Frame(frame) => match frame.mapping() {
-                Some((vspace, page)) => Effect::Unmap {
-                    vspace,
-                    ipa: u64::from(page) * SIZE_4K,
-                    size: frame.size(),
-                },
-                None => Effect::None,
-            },
+            Cap::Frame(frame) => frame_unmap(&frame),
             _ => Effect::None,
         };
         self.slots[index] = Cap::Null;
         effect
     }
 
-    /// VM reset's revocation: VSpace `vspace` (the VM's own) has just been emptied, so no
-    /// capability maps anything in it any more; then every frame carved from the VM's RAM
-    /// (`region` pages `first_page .. first_page + pages`) is revoked, and `unmap` is called for
-    /// each one still mapped: in another VSpace, since the VM's own is empty. Returns how many
-    /// were revoked.
-    pub fn revoke_for_vm_reset(
-        &mut self,
-        vspace: u16,
-        region: u16,
-        first_page: u32,
-        pages: u32,
-        unmap: impl FnMut(u16, u64, u64),
-    ) -> usize {
-        self.forget_mappings(vspace, 0, crate::stage2::IPA_LIMIT);
-        self.revoke_frames(region, first_page, pages, unmap)
-    }
-
-    /// Deletes every frame carved from `region` pages `first_page .. first_page + pages`, calling
-    /// `unmap(vspace, ipa, size)` for each that is mapped. Returns how many were revoked.
+    /// Deletes every frame carved from `region` pages `first_page .. first_page + pages`,
+    /// calling `unmap(vspace, ipa, size, pa)` for each that records a mapping: the kernel
+    /// removes that leaf if it still maps the frame at `pa` (as for a deletion). Returns how
+    /// many were revoked. VM reset empties the VM's VSpace first and then revokes its RAM's
+    /// frames this way, which reaches the copies mapped in other VSpaces.
     pub fn revoke_frames(
         &mut self,
         region: u16,
         first_page: u32,
         pages: u32,
-        mut unmap: impl FnMut(u16, u64, u64),
+        mut unmap: impl FnMut(u16, u64, u64, u64),
     ) -> usize {
         let end = first_page.saturating_add(pages);
         let mut revoked = 0;
@@ -330,13 +294,33 @@ impl System<'_> {
                 && frame.first_page < end
                 && frame.first_page + frame.pages > first_page
             {
-                if let Some((vspace, page)) = frame.mapping() {
-                    unmap(vspace, u64::from(page) * SIZE_4K, frame.size());
+                if let Effect::UnmapFrame {
+                    vspace,
+                    ipa,
+                    size,
+                    pa,
+                } = frame_unmap(&frame)
+                {
+                    unmap(vspace, ipa, size, pa);
                 }
                 *slot = Cap::Null;
                 revoked += 1;
             }
         }
         revoked
+    }
+}
+
+/// The unmap that removing `frame` asks for: its recorded leaf, if the table still maps the
+/// frame there.
+fn frame_unmap(frame: &FrameCap) -> Effect {
+    match frame.mapping() {
+        Some((vspace, page)) => Effect::UnmapFrame {
+            vspace,
+            ipa: u64::from(page) * SIZE_4K,
+            size: frame.size(),
+            pa: frame.base(),
+        },
+        None => Effect::None,
     }
 }

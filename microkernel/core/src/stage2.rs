@@ -6,11 +6,11 @@
 //! Every address space in the system is one of these tables: servers' VSpaces (stage 1 off, so
 //! VA = IPA) and guests' (docs/DESIGN.md, "Privilege split"). The kernel's boot-time loader
 //! maps server images through [`map_page`] into fresh tables, where nothing can be cached yet.
-//! Changes to live tables go through [`map`], [`unmap`] and [`write_protect`]: each walks and
-//! decides without touching a live descriptor's TLB-visible state, and returns a [`Plan`] of
-//! writes, barriers and TLB invalidations in the order the architecture requires, which the
-//! kernel runs with [`apply`] (a step that cannot fail). Host tests run the same plans over
-//! in-memory tables.
+//! Changes to live tables go through [`map`], [`unmap`], [`unmap_frame`] and [`write_protect`]:
+//! each walks and decides without touching a live descriptor's TLB-visible state, and returns a
+//! [`Plan`] of writes, barriers and TLB invalidations in the order the architecture requires,
+//! which the kernel runs with [`apply`] (a step that cannot fail). Host tests run the same plans
+//! over in-memory tables.
 //!
 //! Submodules: [`descriptor`] (levels, sizes, block and table descriptors, decoding),
 //! [`prejudge`] (the action table and TLB plans), [`walk`] (map, unmap, write-protect).
@@ -28,7 +28,7 @@ pub use descriptor::{Entry, Level, PageSize, block_descriptor, decode, leaf_desc
 pub use prejudge::{Action, Plan, Removed, Step, TlbOp, prejudge};
 pub use walk::{
     MapOutcome, RemovedTable, UnmapOutcome, WRITE_PROTECT_BUDGET, WriteProtectOutcome, apply, map,
-    tables_under, unmap, write_protect, write_protect_bounded,
+    tables_under, unmap, unmap_frame, write_protect, write_protect_bounded,
 };
 
 /// Bits of a stage-2 leaf descriptor (ARM ARM D8.3, "Stage 2 attributes").

@@ -61,8 +61,17 @@ pub enum Effect {
         size: u64,
         attributes: abi::vm::MapAttributes,
     },
-    /// Remove the mapping of `size` at `ipa`.
+    /// Remove the mapping of `size` at `ipa` (`VSpaceUnmap`: whatever is there).
     Unmap { vspace: u16, ipa: u64, size: u64 },
+    /// Remove the leaf of `size` at `ipa` of `vspace` only if it still maps the frame at `pa`
+    /// ([`crate::stage2::unmap_frame`]): a frame capability's deletion. Its record of where
+    /// it is mapped may be stale; a translation to another frame stays.
+    UnmapFrame {
+        vspace: u16,
+        ipa: u64,
+        size: u64,
+        pa: u64,
+    },
     /// Make `ipa .. ipa + len` of `vspace` read-only.
     WriteProtect { vspace: u16, ipa: u64, len: u64 },
     /// Revoke carved frames (see [`System::revoke_frames`]).

@@ -1036,14 +1036,14 @@ fn frames_are_carved_checked_mapped_and_revoked() {
         panic!("revoke has an effect");
     };
     let mut unmapped = std::vec::Vec::new();
-    let revoked = system.revoke_frames(region, first_page, pages, |vspace, ipa, size| {
-        unmapped.push((vspace, ipa, size))
+    let revoked = system.revoke_frames(region, first_page, pages, |vspace, ipa, size, pa| {
+        unmapped.push((vspace, ipa, size, pa))
     });
     assert_eq!(
         revoked, 3,
         "the mapped 2 MiB frame, the 4 KiB frame and its lent copy"
     );
-    assert_eq!(unmapped, [(0, 0x4020_0000, 2 << 20)]);
+    assert_eq!(unmapped, [(0, 0x4020_0000, 2 << 20, 0x4020_0000)]);
     assert_eq!(
         system.lookup(SERVER, 10),
         Err(KernelError::InvalidCapability { slot: 10 })

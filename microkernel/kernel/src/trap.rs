@@ -105,7 +105,8 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
     let system = &mut kernel.system;
     let current = system.current;
     if system.tcb(current).vcpu.is_some() {
-        if Current::syndrome() >> 26 == ec::WFX && Current::syndrome() & WFX_IS_WFE != 0 {
+        let syndrome = Current::syndrome();
+        if syndrome >> 26 == ec::WFX && syndrome & WFX_IS_WFE != 0 {
             // WFE waits for an event another CPU would send; on one CPU the guest is spinning
             // on a lock held by a thread that is not running: step over it and yield, without
             // a round trip to the vmm and without sleeping on the guest's timer (which may be
@@ -113,11 +114,7 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
             system.tcb_mut(current).context.regs[PC] += 4;
             return system.handle_syscall(&mut PhysicalIpcBuffers, abi::Syscall::Yield as u64);
         }
-        return match Current::decode_guest_exit(&system.tcb(current).context) {
-            Some(exit) => system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
-            // The guest runs again from the same instruction and faults afresh if it must.
-            None => Effect::None,
-        };
+        return guest_exit(kernel);
     }
     let (esr, far) = Current::exception_syndrome();
     match esr >> 26 {
@@ -150,13 +147,22 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
 fn handle_serror(kernel: &mut Kernel) -> Effect {
     let current = kernel.system.current;
     if kernel.system.tcb(current).vcpu.is_some() {
-        return match Current::decode_guest_exit(&kernel.system.tcb(current).context) {
-            Some(exit) => kernel.system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
-            None => Effect::None,
-        };
+        return guest_exit(kernel);
     }
     let (esr, _) = Current::exception_syndrome();
     fault_current(kernel, FaultKind::Unknown, 0, esr)
+}
+
+/// The current thread, a VCPU thread, left its guest: the exit goes to its vmm. One place, so
+/// the exit record is built where it is consumed and never copied across a call.
+#[inline(never)]
+fn guest_exit(kernel: &mut Kernel) -> Effect {
+    let system = &mut kernel.system;
+    match Current::decode_guest_exit(&system.tcb(system.current).context) {
+        Some(exit) => system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
+        // The guest runs again from the same instruction and faults afresh if it must.
+        None => Effect::None,
+    }
 }
 
 fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
@@ -261,11 +267,8 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             match action {
                 Some(action) => kernel.system.set_result(caller, &[action as u64]),
                 None => {
-                    // Cannot happen after decode; if it did, the records (already moved to the
-                    // new capability) must not leave an entry nobody records: clear the range.
-                    crate::vspace::unmap(space, ipa, size);
-                    kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
-                    kernel.system.forget_mappings(vspace, ipa, size);
+                    // Cannot happen after decode; if it did, the walk changed no translation
+                    // (kernel-core stage2), so the capability's new record is merely stale.
                     let error = abi::KernelError::InvalidArgument { index: 1 };
                     kernel.system.set_error(caller, error);
                 }
@@ -275,6 +278,18 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             let space = &mut kernel.vspaces[usize::from(vspace)];
             crate::vspace::unmap(space, ipa, size);
             kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
+        }
+        Effect::UnmapFrame {
+            vspace,
+            ipa,
+            size,
+            pa,
+        } => {
+            // A frame capability's deletion: only if its recorded leaf still maps that frame
+            // (no table is freed, so the VSpace's free count stays).
+            if let Some(space) = kernel.vspaces.get_mut(usize::from(vspace)) {
+                crate::vspace::unmap_frame(space, ipa, size, pa);
+            }
         }
         Effect::WriteProtect { vspace, ipa, len } => {
             let caller = kernel.system.current;
@@ -290,14 +305,11 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             let spaces = &mut *kernel.vspaces;
             kernel
                 .system
-                .revoke_frames(region, first_page, pages, |vspace, ipa, size| {
+                .revoke_frames(region, first_page, pages, |vspace, ipa, size, pa| {
                     if let Some(space) = spaces.get_mut(usize::from(vspace)) {
-                        crate::vspace::unmap(space, ipa, size);
+                        crate::vspace::unmap_frame(space, ipa, size, pa);
                     }
                 });
-            for (info, space) in kernel.system.vspaces.iter_mut().zip(kernel.vspaces.iter()) {
-                info.free_tables = space.free_tables;
-            }
         }
         Effect::WaitForInterrupt { tcb } => {
             // The guest's timer state is live: its VCPU is the loaded one (it just exited).
@@ -372,10 +384,12 @@ fn next_context(kernel: &mut Kernel) -> *mut UserContext {
         handle_irqs(kernel);
         next = kernel.system.choose_next();
     }
+    let world = kernel.world;
     let context = install(kernel, next);
-    if kernel.world.is_some() {
-        // Entering a guest (the fast path never does): its virtual IRQ line follows its timer
-        // as it is now, not as it was at the last mode switch.
+    if world.is_some() && kernel.world == world {
+        // Re-entering the guest that was already configured (the fast path never does; a mode
+        // switch samples the line itself): its virtual IRQ line follows its timer as it is now,
+        // not as it was when the guest was last entered.
         Current::update_guest_irq();
     }
     context
@@ -421,20 +435,19 @@ fn reset_vm(kernel: &mut Kernel, tcb: kernel_core::TcbId) {
         crate::vspace::clear(space);
         let image = &kernel.vm_images[index];
         let (first_page, pages) = ((image.ram.0 >> 12) as u32, (image.ram.1 >> 12) as u32);
-        // Frames of its RAM still mapped in another VSpace are unmapped there.
+        kernel.system.vspaces[index].free_tables = kernel.vspaces[index].free_tables;
+        // Frames of its RAM still mapped in another VSpace are unmapped there (in its own,
+        // just emptied, the check finds nothing).
         let spaces = &mut *kernel.vspaces;
-        let unmap = |vspace: u16, ipa, size| {
+        let unmap = |vspace: u16, ipa, size, pa| {
             if let Some(space) = spaces.get_mut(usize::from(vspace)) {
-                crate::vspace::unmap(space, ipa, size);
+                crate::vspace::unmap_frame(space, ipa, size, pa);
             }
         };
-        let revoke = (image.region, first_page, pages);
+        let region = image.region;
         kernel
             .system
-            .revoke_for_vm_reset(vm, revoke.0, revoke.1, revoke.2, unmap);
-        for (info, space) in kernel.system.vspaces.iter_mut().zip(kernel.vspaces.iter()) {
-            info.free_tables = space.free_tables;
-        }
+            .revoke_frames(region, first_page, pages, unmap);
         kernel.vcpus[index] = Current::new_vcpu_state();
         if kernel.loaded_vcpu == Some(vm) {
             // The live EL1 and FP registers are the old guest's: load the reset state next time.

@@ -155,6 +155,18 @@ pub fn unmap(space: &mut GuestVSpace, ipa: u64, size: u64) {
     }
 }
 
+/// Removes the leaf of `size` at `ipa` only if it still maps the frame at `pa` (a frame
+/// capability's deletion or revocation, kernel-core `stage2::unmap_frame`): a walk of a few
+/// loads, and a translation to any other frame is left alone. Frees no table.
+pub fn unmap_frame(space: &mut GuestVSpace, ipa: u64, size: u64, pa: u64) {
+    let root = space.root();
+    if let Ok(outcome) = stage2::unmap_frame(space, root, ipa, pa, page_size(size))
+        && !outcome.plan.is_empty()
+    {
+        run(space, &outcome.plan, None);
+    }
+}
+
 /// Makes mappings from `ipa` on read-only (dirty logging), at most
 /// [`stage2::WRITE_PROTECT_BUDGET`] table entries' worth per call; returns where it stopped
 /// (`ipa + len` when the range is done), for the caller to call again from there.

@@ -40,6 +40,13 @@ pub fn try_cap_named(prefix: &str, name: &str) -> Option<CPtr> {
     try_cap(core::str::from_utf8(&bytes[..len]).ok()?)
 }
 
+/// The slot of the capability this server, serving VM `vm`, knows by its role `name`: `name`
+/// itself, else `<name>-<vm>` (one mmu-server or memory-backing server per VM, each endpoint
+/// named after its VM: `bootdesc::bootinfo::find_vm_cap`).
+pub fn try_vm_cap(name: &str, vm: &str) -> Option<CPtr> {
+    bootdesc::bootinfo::find_vm_cap(bootinfo(), name, vm).map(CPtr::from)
+}
+
 /// This server's manifest name.
 pub fn server_name() -> &'static str {
     bootdesc::bootinfo::header(bootinfo())

@@ -14,15 +14,12 @@
 //!   execution, with the dirty bit and the counter set only after the mapping succeeded.
 //! * [`retry`]: bounded retry of the backing's `Retry` answer.
 //! * [`dirty`]: dirty-log windows, enable and get-and-clear.
-//! * [`held`]: the ring of CNode slots the server binary receives lent frames in, and which
-//!   mapping each slot's capability owns (deleting a mapped frame's capability unmaps it).
 //!
 //! Invariants: no heap, no unsafe; a page inside a dirty-log window is writable in stage 2 only
 //! if its dirty bit is set; the backing is asked at most `retry::MAX_ATTEMPTS` times per fault.
 
 pub mod dirty;
 pub mod fault;
-pub mod held;
 pub mod retry;
 pub mod slots;
 
@@ -30,7 +27,6 @@ pub use dirty::DirtyLog;
 pub use fault::{
     Backing, BackingError, Decision, Fault, Frame, MapPlan, Resolution, Stage2Mapper, plan_fault,
 };
-pub use held::{HeldFrames, Taken};
 pub use slots::{Slot, Slots};
 
 use kernel_core::stage2::PageSize;

@@ -5,25 +5,24 @@
 //! maps them through the kernel's VSpace invocations (the prejudgement of every change runs in
 //! the kernel's mapping path).
 //!
-//! A mapping belongs to the frame capability that made it: deleting the capability unmaps it.
-//! The lent frames arrive in a ring of CNode slots whose owners mmu-core's `HeldFrames` keeps
-//! track of, so a slot is reused silently when its capability maps nothing any more, and a live
-//! mapping is retired (unmapped, the guest faults it in again) only when every slot holds one.
-//! A (re)started server knows nothing of what its slots held: it deletes them all first, which
-//! unmaps whatever a capability from before a restart still mapped.
+//! A mapping belongs to the frame capability that made it: deleting the capability unmaps it,
+//! if the kernel's table still maps that frame there. The lent frames arrive in a ring of CNode
+//! slots reused in turn, with no bookkeeping per map: reusing a slot deletes its old capability,
+//! which removes that frame's translation if it is still live (the guest faults the page in
+//! again, at most once per turn of the ring) and nothing when a later map or unmap replaced it.
+//! A (re)started server deletes the whole ring first, which unmaps whatever a capability from
+//! before the restart still mapped.
 #![no_std]
 #![no_main]
 
 use abi::message::{IPC_BUFFER_RECEIVE_SLOT, MAX_MESSAGE_WORDS};
 use abi::vm::MapAttributes;
 use abi::{CNODE_SLOT, InvocationLabel, KernelError};
-use core::cell::RefCell;
 use ipc::Transport;
 use kernel_core::stage2::{Attributes, MapError, PageSize};
 use mmu_api::{SlotFlags, SlotSpec};
 use mmu_core::stage2::{
-    Backing, BackingError, Frame, HeldFrames, Stage2, Stage2Mapper, frame_from_response,
-    frame_request,
+    Backing, BackingError, Frame, Stage2, Stage2Mapper, frame_from_response, frame_request,
 };
 use userlib::{ipc_buffer, println, syscall};
 
@@ -34,63 +33,46 @@ const SLOTS: usize = 8;
 /// Dirty-log windows one mmu-server keeps.
 const WINDOWS: usize = 4;
 /// CNode slots used to receive lent frames (the manifest gives the server enough).
-const FRAME_SLOTS: usize = 768;
+const FRAME_SLOTS: u64 = 768;
 
-/// The ring of frame slots, from CNode slot `first` on, and which mapping each one's
-/// capability owns.
-struct Ring {
-    first: u64,
-    held: RefCell<HeldFrames<FRAME_SLOTS>>,
+/// The memory-backing server over IPC: each lent frame arrives as a capability in the next
+/// slot of a ring of `FRAME_SLOTS` CNode slots from `first_slot` on, reused in turn.
+struct MemoryServer {
+    endpoint: u64,
+    first_slot: u64,
+    next: u64,
 }
 
-impl Ring {
-    /// Deletes every ring slot: at start the server has no record of what they hold, and each
-    /// deletion unmaps what a capability from before a restart still maps.
-    fn clear(&self) {
-        for index in 0..FRAME_SLOTS as u64 {
-            let slot = self.first + index;
+impl MemoryServer {
+    /// Deletes every ring slot: each deletion unmaps what a capability from before a restart
+    /// still maps.
+    fn clear_ring(&mut self) {
+        for index in 0..FRAME_SLOTS {
+            let slot = self.first_slot + index;
             syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
         }
-        *self.held.borrow_mut() = HeldFrames::new();
+        self.next = 0;
     }
 
-    /// A slot for the next lent frame, emptied: one whose capability maps nothing when there is
-    /// one, else the oldest live one, whose deletion retires (unmaps) its mapping.
-    fn take(&self) -> u64 {
-        let taken = self.held.borrow_mut().take();
-        if let Some((ipa, size)) = taken.retires {
-            defmt::debug!(
-                "mmu: every frame slot is mapped; retiring the mapping at {=u64:#x} ({=u64} bytes)",
-                ipa,
-                size.bytes()
-            );
-        }
-        let slot = self.first + taken.index as u64;
+    /// The next ring slot, emptied for the next lent frame. Deleting its old capability removes
+    /// that frame's translation if the table still maps it (the guest faults it in again), and
+    /// nothing if a later map replaced it or an unmap removed it.
+    fn take_slot(&mut self) -> u64 {
+        let slot = self.first_slot + self.next;
+        self.next = (self.next + 1) % FRAME_SLOTS;
         syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
         slot
     }
-
-    /// The ring index of CNode slot `slot`.
-    fn index(&self, slot: u32) -> usize {
-        u64::from(slot).wrapping_sub(self.first) as usize
-    }
 }
 
-/// The memory-backing server over IPC: each lent frame arrives as a capability in a ring slot.
-struct MemoryServer<'a> {
-    endpoint: u64,
-    ring: &'a Ring,
-}
-
-impl MemoryServer<'_> {
-    /// Asks for the frame into `slot`; the frame (naming `slot`) or why none came.
-    fn lend_into(
+impl Backing for MemoryServer {
+    fn frame_for(
         &mut self,
-        slot: u64,
         region: u16,
         offset: u64,
         size: PageSize,
     ) -> Result<Frame, BackingError> {
+        let slot = self.take_slot();
         ipc_buffer::write(IPC_BUFFER_RECEIVE_SLOT, slot);
         let request =
             ipc::encode(&frame_request(region, offset, size)).map_err(|_| BackingError::Failed)?;
@@ -124,34 +106,15 @@ impl MemoryServer<'_> {
             ..frame
         })
     }
-}
-
-impl Backing for MemoryServer<'_> {
-    fn frame_for(
-        &mut self,
-        region: u16,
-        offset: u64,
-        size: PageSize,
-    ) -> Result<Frame, BackingError> {
-        let slot = self.ring.take();
-        let lent = self.lend_into(slot, region, offset, size);
-        if lent.is_err() {
-            // Whatever arrived (if anything) maps nothing: the slot is silent again.
-            let index = self.ring.index(slot as u32);
-            self.ring.held.borrow_mut().released(index);
-        }
-        lent
-    }
 
     fn before_retry(&mut self, _attempt: u8) {
         syscall::yield_now();
     }
 }
 
-/// The guest's VSpace through the kernel; every change is noted in the ring.
-struct Kernel<'a> {
+/// The guest's VSpace through the kernel.
+struct Kernel {
     vspace: u64,
-    ring: &'a Ring,
 }
 
 fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
@@ -161,12 +124,12 @@ fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
     }
 }
 
-impl Stage2Mapper for Kernel<'_> {
+impl Stage2Mapper for Kernel {
     fn map(
         &mut self,
         ipa: u64,
         frame: Frame,
-        size: PageSize,
+        _size: PageSize,
         attributes: Attributes,
     ) -> Result<(), MapError> {
         let mut bits = 0;
@@ -181,14 +144,9 @@ impl Stage2Mapper for Kernel<'_> {
             InvocationLabel::VSpaceMap,
             [u64::from(frame.index), ipa, bits, 0],
         );
-        let index = self.ring.index(frame.index);
-        let mut held = self.ring.held.borrow_mut();
         if info.is_error() {
-            held.released(index);
             Err(refused(info, words))
         } else {
-            // The kernel moved the record of anything this map replaced to this capability.
-            held.mapped(index, ipa, size);
             Ok(())
         }
     }
@@ -224,7 +182,6 @@ impl Stage2Mapper for Kernel<'_> {
             if info.is_error() {
                 return Err(refused(info, words));
             }
-            self.ring.held.borrow_mut().unmapped(at, block);
             at += block;
         }
         Ok(())
@@ -233,15 +190,6 @@ impl Stage2Mapper for Kernel<'_> {
 
 fn main() -> ! {
     let blob = userlib::caps::bootinfo();
-    let ring = Ring {
-        first: u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1,
-        held: RefCell::new(HeldFrames::new()),
-    };
-    ring.clear();
-    let mut backing = MemoryServer {
-        endpoint: userlib::cap("memory"),
-        ring: &ring,
-    };
     let mut vm = None;
     bootdesc::bootinfo::for_each_vm(blob, |info| {
         vm = Some(info);
@@ -251,13 +199,25 @@ fn main() -> ! {
         println!("mmu: no VM in the boot info; nothing to serve");
         userlib::crash_with_bad_access();
     };
+    // The endpoints are `mmu` and `memory`, or `mmu-<vm>` and `memory-<vm>` in a system with
+    // one mmu-server and one memory-backing server per VM (endpoint names are global).
+    let Some(memory) = userlib::caps::try_vm_cap("memory", vm.name) else {
+        panic!("no `memory` or `memory-{}` capability", vm.name);
+    };
+    let Some(endpoint) = userlib::caps::try_vm_cap("mmu", vm.name) else {
+        panic!("no `mmu` or `mmu-{}` capability", vm.name);
+    };
+    let first_slot = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
+    let mut backing = MemoryServer {
+        endpoint: memory,
+        first_slot,
+        next: 0,
+    };
+    backing.clear_ring();
     let Some(vspace) = userlib::caps::try_cap_named("vspace:", vm.name) else {
         panic!("no `vspace:{}` capability", vm.name);
     };
-    let mut kernel = Kernel {
-        vspace,
-        ring: &ring,
-    };
+    let mut kernel = Kernel { vspace };
     let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
     let ram = SlotSpec {
         ipa: vm.ram_base,
@@ -280,16 +240,12 @@ fn main() -> ! {
     );
     let crash_at = userlib::caps::inject_fault_at_request();
     let mut served = 0u32;
-    ipc::serve::<mmu_api::Mmu>(
-        &mut userlib::Kernel,
-        userlib::cap("mmu"),
-        |_badge, request| {
-            served += 1;
-            if crash_at == Some(served) {
-                println!("mmu: injected fault at request {served}");
-                userlib::crash_with_bad_access();
-            }
-            engine.handle(request, &mut backing, &mut kernel)
-        },
-    )
+    ipc::serve::<mmu_api::Mmu>(&mut userlib::Kernel, endpoint, |_badge, request| {
+        served += 1;
+        if crash_at == Some(served) {
+            println!("mmu: injected fault at request {served}");
+            userlib::crash_with_bad_access();
+        }
+        engine.handle(request, &mut backing, &mut kernel)
+    })
 }

@@ -11,10 +11,10 @@
 //! and the reply's buffer words are written last, just before `reply_recv`.
 //!
 //! Capabilities (manifest names): `exits:<vm>` (required: one VM per vmm, found as described at
-//! [`find_vm`]), `mmu` (a client endpoint of the mmu-server; without it every stage-2 abort is
-//! treated as "not memory", which is only useful for MMIO-only tests), `pl011` and the other
-//! `vmm_core::layout::STANDARD_DEVICES` (optional: a missing device's window is a hole), and
-//! `system` (system_control, to end the system when the guest powers off).
+//! [`find_vm`]), `mmu` or `mmu-<vm>` (a client endpoint of the mmu-server; without it every
+//! stage-2 abort is treated as "not memory", which is only useful for MMIO-only tests), `pl011`
+//! and the other `vmm_core::layout::STANDARD_DEVICES` (optional: a missing device's window is a
+//! hole), and `system` (system_control, to end the system when the guest powers off).
 #![no_std]
 #![no_main]
 
@@ -39,8 +39,8 @@ const EXITS_PREFIX: &str = "exits:";
 const TRACE_DEPTH: usize = 32;
 
 /// The VM's name and the slot of its exit endpoint: `exits:guest` when present, else the first
-/// capability whose name starts with `exits:`. A vmm serves exactly one VM; a manifest that
-/// gives it several gets the first (in slot order) served and the others' exits never answered.
+/// capability whose name starts with `exits:`. A vmm serves exactly one VM: the manifest
+/// compiler refuses a second VM naming the same vmm (its exits would never be answered).
 fn find_vm() -> Option<(&'static str, CPtr)> {
     if let Some(slot) = userlib::caps::try_cap("exits:guest") {
         return Some((VM_NAME, slot));
@@ -77,6 +77,8 @@ fn read_exit(info: MessageInfo, registers: [u64; 4]) -> Option<VmExit> {
 
 /// Everything the loop keeps between exits.
 struct Monitor {
+    /// The VM's manifest name.
+    vm: &'static str,
     exits: CPtr,
     mmu: Option<CPtr>,
     devices: DeviceTable,
@@ -220,8 +222,10 @@ impl Monitor {
         // set it up from its boot info) is set again, which drops dirty-log state.
         let mut ram = None;
         bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
-            ram = Some((vm.index, vm.ram_base, vm.ram_size));
-            false
+            if vm.name == self.vm {
+                ram = Some((vm.index, vm.ram_base, vm.ram_size));
+            }
+            ram.is_none()
         });
         if let (Some(mmu), Some((region, ipa, len))) = (self.mmu, ram) {
             let spec = mmu_api::SlotSpec {
@@ -267,9 +271,20 @@ impl Monitor {
             userlib::system_off(verdict);
         }
         println!("vmm: no `system` capability: the VM stays stopped");
+        // The VCPU waits for the reply to its SYSTEM_OFF. Receiving again would cancel that
+        // reply and resume the guest after its hypercall (the test guest then spins in WFE at
+        // its own priority, starving every lower one, another VM included): suspend the VCPU
+        // first, which takes it out of the reply object for good.
+        let (info, _) = syscall::invoke(self.guest_tcb, abi::InvocationLabel::TcbSuspend, [0; 4]);
+        if info.is_error() {
+            println!(
+                "vmm: suspending the VCPU failed (kernel error {})",
+                info.label()
+            );
+        }
         loop {
-            // Nothing sends here any more (the VCPU waits for a reply that never comes), so
-            // this blocks for good without spinning.
+            // Nothing sends here any more (the VCPU is suspended), so this blocks for good
+            // without spinning.
             syscall::recv(self.exits, REPLY_SLOT);
         }
     }
@@ -280,9 +295,12 @@ fn main() -> ! {
         panic!("no `{EXITS_PREFIX}<vm>` capability: the manifest gives this vmm no VM");
     };
     let mut monitor = Monitor {
+        vm,
         exits,
-        mmu: userlib::caps::try_cap("mmu"),
-        devices: DeviceTable::standard(userlib::caps::try_cap),
+        // `mmu`, or `mmu-<vm>` when each VM has its own mmu-server (endpoint names are global).
+        mmu: userlib::caps::try_vm_cap("mmu", vm),
+        // Each device as `pl011` or `pl011-<vm>` (a device server per VM).
+        devices: DeviceTable::standard(|name| userlib::caps::try_vm_cap(name, vm)),
         counters: ExitCounters::default(),
         trace: TraceRing::new(),
         sequence: 0,

@@ -1,7 +1,7 @@
 //! The memory-backing server: owns each VM's RAM (a frame-range capability named `ram:<vm>`)
-//! and lends frames of it to the mmu-server on the `memory` endpoint. A lent frame is carved
-//! from the range into a scratch slot and travels with the reply (the caller named a receive
-//! slot); revoking the range takes every lent frame back, mappings included. The VM's own
+//! and lends frames of it to the mmu-server on the `memory` endpoint (`memory-<vm>` when each VM
+//! has its own memory-backing server). A lent frame is carved from the range into a scratch
+//! slot and travels with the reply (the caller named a receive slot); revoking the range takes every lent frame back, mappings included. The VM's own
 //! mmu-server (named by its badge in the boot info) is lent frames with every right the range
 //! has (read, write, execute: it maps guest RAM for the guest); anyone else gets a read-only
 //! copy, derived before the reply, so it can never map the frame writable or executable.
@@ -17,7 +17,16 @@ use userlib::{ipc_buffer, println, syscall};
 userlib::entry!(main);
 
 fn main() -> ! {
-    let endpoint = userlib::cap("memory");
+    // `memory`, or `memory-<vm>` in a system with one memory-backing server per VM (endpoint
+    // names are global).
+    let mut endpoint = userlib::caps::try_cap("memory");
+    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
+        endpoint = endpoint.or_else(|| userlib::caps::try_vm_cap("memory", vm.name));
+        endpoint.is_none()
+    });
+    let Some(endpoint) = endpoint else {
+        panic!("no `memory` or `memory-<vm>` capability");
+    };
     // The carved frame, and after it its read-only copy for a borrower that is not the
     // mmu-server.
     let scratch =
@@ -104,14 +113,14 @@ fn main() -> ! {
 }
 
 /// Carves `size` bytes at `offset` of the range in `range_slot` into `scratch`, and for a
-/// read-only loan derives a read-only copy into `scratch + 1`; the slot to lend. The previous
-/// loan's copies go first: the borrower has its own (they were never mapped, so deleting them
-/// unmaps nothing).
+/// read-only loan derives a read-only copy into `scratch + 1`; the slot to lend. A previous
+/// loan's copy goes first from the slot about to be filled (the borrower has its own; they were
+/// never mapped, so deleting them unmaps nothing): a full loan, the mmu-server's, on every
+/// guest fault, leaves the read-only slot alone and costs one deletion, not two.
 fn carve(range_slot: u64, offset: u64, size: u64, rights: LendRights, scratch: u64) -> Option<u64> {
     let read_only = scratch + 1;
-    for slot in [scratch, read_only] {
-        syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
-    }
+    let delete = |slot| syscall::invoke(CNODE_SLOT, InvocationLabel::CNodeDelete, [slot, 0, 0, 0]);
+    delete(scratch);
     let args = [offset, size, scratch, 0];
     let (carved, _) = syscall::invoke(range_slot, InvocationLabel::FrameCarve, args);
     if carved.is_error() {
@@ -124,6 +133,7 @@ fn carve(range_slot: u64, offset: u64, size: u64, rights: LendRights, scratch: u
     if rights == LendRights::Full {
         return Some(scratch);
     }
+    delete(read_only);
     let read = u64::from(Rights::READ.bits());
     let (copied, _) = syscall::invoke(
         CNODE_SLOT,

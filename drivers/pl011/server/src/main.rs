@@ -1,10 +1,12 @@
 //! The PL011 device server: emulates the UART a guest finds at 0x0900_0000
 //! (docs/GUEST-ABI.md) and forwards what the guest transmits to the real console.
 //!
-//! It serves `device_api::Mmio` on the endpoint its manifest calls `pl011`: each request is one
-//! guest access to the 4 KiB register window, answered by `drv_pl011_core::Pl011`, the
+//! It serves `device_api::Mmio` on the endpoint its manifest calls `pl011` (or, with one device
+//! server per VM, the endpoint named after the server itself, e.g. `pl011-left`): each request
+//! is one guest access to the 4 KiB register window, answered by `drv_pl011_core::Pl011`, the
 //! register model of the PL011 TRM (Arm DDI 0183, r1p5, chapter 3). All the device logic is
-//! there and host-tested; this file only adapts IPC to it and prints.
+//! there and host-tested; this file only adapts IPC to it and prints. One model serves every
+//! client, so a server shared by two VMs would share its registers and its line buffer.
 //!
 //! Output. The model buffers transmitted bytes per line and hands over a line at its `\n` or
 //! when 256 bytes are waiting; each line is printed as-is with `userlib::print!`, one
@@ -36,7 +38,13 @@ use userlib::println;
 userlib::entry!(main);
 
 fn main() -> ! {
-    let endpoint = userlib::cap("pl011");
+    // `pl011`, or the endpoint named after this server (`pl011-left`: one device server per
+    // VM, as endpoint names are global).
+    let Some(endpoint) =
+        userlib::caps::try_cap("pl011").or_else(|| userlib::caps::try_cap(userlib::server_name()))
+    else {
+        panic!("no `pl011` or `{}` capability", userlib::server_name());
+    };
     let crash_at = userlib::caps::inject_fault_at_request();
     let mut uart = Pl011::new();
     let mut served = 0u32;

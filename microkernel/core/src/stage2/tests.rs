@@ -122,9 +122,10 @@ fn map_then_translate_and_refuse_conflicts() {
 
 use std::vec::Vec;
 
-mod blocks;
 mod bounded;
+mod edges;
 mod prejudge_table;
+mod unmap_frame;
 mod walks;
 
 const MIB2: u64 = 2 << 20;

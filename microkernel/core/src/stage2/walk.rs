@@ -1,5 +1,5 @@
-//! Changing live stage-2 tables: map a page or block, unmap, write-protect a range, and run the
-//! resulting plan.
+//! Changing live stage-2 tables: map a page or block, unmap (by address, or a given frame's leaf
+//! only), write-protect a range, and run the resulting plan.
 //!
 //! Each operation walks from the root, creating intermediate tables where the walk meets an
 //! invalid entry (writing a table descriptor into an invalid entry needs no maintenance: invalid
@@ -240,6 +240,49 @@ pub fn unmap(
         }
     }
     Err(MapError::BadAddress)
+}
+
+/// Removes the leaf of `size` at `ipa` only if it maps the frame at `pa`: a page or block of
+/// exactly that size and output address, whatever its permissions. This is the unmap a frame
+/// capability's deletion or revocation asks for, checked against the table because the
+/// capability's record of where it is mapped may be stale (a later map replaced that entry, or
+/// an unmap removed it). `NoOp` when the entry holds anything else: nothing, a table (a page
+/// mapped into the block split it), a leaf of another frame, or a larger block over `ipa`. So a
+/// stale record removes nothing, and never a translation to other memory. No table is removed.
+pub fn unmap_frame(
+    memory: &impl TableMemory,
+    root: u64,
+    ipa: u64,
+    pa: u64,
+    size: PageSize,
+) -> Result<UnmapOutcome, MapError> {
+    check(ipa, pa, size.bytes())?;
+    let target = size.level();
+    let mut table = root;
+    for level in Level::ALL {
+        let index = level.index(ipa);
+        match decode(memory.read(table, index), level) {
+            Entry::Table(next) if level < target => table = next,
+            Entry::Leaf { pa: leaf_pa, .. } if level == target && leaf_pa == pa => {
+                let removes = Removed::Leaf;
+                return Ok(MapOutcome {
+                    action: Action::BreakBeforeMake { removes },
+                    level,
+                    plan: Plan::for_removal(removes, table, index, ipa, level),
+                    removed_table: None,
+                });
+            }
+            _ => {
+                return Ok(MapOutcome {
+                    action: Action::NoOp,
+                    level,
+                    plan: Plan::EMPTY,
+                    removed_table: None,
+                });
+            }
+        }
+    }
+    Err(MapError::BadAddress) // unreachable: the target level is one of Level::ALL
 }
 
 /// Removes write permission, in place, from every writable leaf that maps any part of

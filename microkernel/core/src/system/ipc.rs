@@ -480,6 +480,7 @@ impl System<'_> {
 
     /// The current thread, a VCPU thread, left its guest: deliver the exit to its vmm as a
     /// call, whose reply resumes the guest.
+    #[inline(always)]
     pub fn handle_vm_exit(&mut self, memory: &mut impl IpcMemory, exit: VmExit) -> Effect {
         let me = self.current;
         if me == NONE {

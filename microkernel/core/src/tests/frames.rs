@@ -1,8 +1,9 @@
 //! Frame capabilities end to end: a mapping belongs to its capability (deleting the capability
-//! unmaps it, so no mapping outlives every capability that could revoke it) and frame rights
-//! bound mappings and only shrink. The effects are carried out on in-memory stage-2 tables the
-//! way the kernel's `trap::apply` does, so "the mapping is gone" is checked on the translation
-//! itself, not only on the capability's record.
+//! unmaps it, so no mapping outlives every capability that could revoke it, and a record made
+//! stale by a later map or unmap removes nothing) and frame rights bound mappings and only
+//! shrink. The effects are carried out on in-memory stage-2 tables the way the kernel's
+//! `trap::apply` does, so "the mapping is gone" (or "stays") is checked on the translation
+//! itself, not on the capability's record.
 
 use super::{MockMemory, SERVER, SLOTS, error_of, invoke, pools, put_cap, system, with_memory};
 use crate::cap::Cap;
@@ -88,6 +89,12 @@ impl Tables {
                 stage2::apply(&outcome.plan, self, |_| {});
             }
             Effect::Unmap { vspace, ipa, size } => self.unmap(vspace, ipa, size),
+            Effect::UnmapFrame {
+                vspace,
+                ipa,
+                size,
+                pa,
+            } => self.unmap_frame(vspace, ipa, size, pa),
             // The test runs `revoke_frames` itself, as the kernel does, to see what it reports.
             Effect::None | Effect::Revoke { .. } => {}
             other => panic!("not a memory effect: {other:?}"),
@@ -106,6 +113,36 @@ impl Tables {
         if let Ok(outcome) = outcome {
             stage2::apply(&outcome.plan, self, |_| {});
         }
+    }
+
+    /// `vspace::unmap_frame`: the leaf at `ipa` goes only if it maps the frame at `pa`.
+    fn unmap_frame(&mut self, vspace: u16, ipa: u64, size: u64, pa: u64) {
+        let root = self.roots[usize::from(vspace)];
+        let outcome = stage2::unmap_frame(self, root, ipa, pa, page_size(size))
+            .expect("a recorded mapping is aligned");
+        stage2::apply(&outcome.plan, self, |_| {});
+    }
+
+    /// `vspace::clear` (VM reset): `vspace` starts again from an empty root.
+    fn clear(&mut self, vspace: u16) {
+        let root = self.allocate_table().unwrap();
+        self.roots[usize::from(vspace)] = root;
+    }
+
+    /// The leaf that maps `ipa` of `vspace`, if any: its IPA, size and physical address.
+    fn leaf(&self, vspace: u16, ipa: u64) -> Option<(u64, u64, u64)> {
+        let mut table = self.roots[usize::from(vspace)];
+        for level in stage2::Level::ALL {
+            match stage2::decode(self.read(table, level.index(ipa)), level) {
+                stage2::Entry::Invalid => return None,
+                stage2::Entry::Table(next) => table = next,
+                stage2::Entry::Leaf { pa, size, .. } => {
+                    let bytes = size.bytes();
+                    return Some((ipa & !(bytes - 1), bytes, pa));
+                }
+            }
+        }
+        None
     }
 
     /// The physical address `ipa` of `vspace` translates to, if any.

@@ -51,6 +51,7 @@ impl super::Arch for Aarch64 {
         vcpu::switch_loaded(old, new);
     }
 
+    #[inline(always)]
     fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> Option<abi::vm::VmExit> {
         exit::decode(ESR_EL2.get(), FAR_EL2.get(), context)
     }

@@ -8,6 +8,8 @@ mod fakes;
 mod held_frames;
 mod property;
 mod retry_yields;
+mod slot_edges;
+mod window_edges;
 
 use super::*;
 use fakes::{Call, FakeBacking, FakeMapper, region_base};

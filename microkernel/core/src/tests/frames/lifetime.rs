@@ -1,6 +1,7 @@
 //! A mapping belongs to the frame capability that made it: deleting that capability unmaps it in
-//! the same invocation, a copy's deletion leaves it, a later map takes over the records it
-//! replaces, and VM reset's revocation reaches the VM's frames mapped in other VSpaces.
+//! the same invocation, a copy's deletion leaves it, a record made stale by a later map or unmap
+//! removes nothing (never another frame's translation), and VM reset's revocation reaches the
+//! VM's frames mapped in other VSpaces.
 
 use super::super::{CLIENT, EP, message, syscall};
 use super::*;
@@ -27,10 +28,11 @@ fn deleting_a_mapped_frame_unmaps_it_in_the_same_invocation() {
 
         assert_eq!(
             f.delete(&mut system, slot),
-            Effect::Unmap {
+            Effect::UnmapFrame {
                 vspace: 0,
                 ipa,
-                size
+                size,
+                pa: RAM + offset
             },
             "the kernel is asked to remove the mapping with the capability"
         );
@@ -67,8 +69,8 @@ fn carve_map_delete_then_revoke_finds_nothing_left_to_unmap() {
         panic!("revoke has an effect");
     };
     let mut unmapped = Vec::new();
-    let revoked = system.revoke_frames(region, first_page, pages, |v, ipa, size| {
-        unmapped.push((v, ipa, size))
+    let revoked = system.revoke_frames(region, first_page, pages, |v, ipa, size, pa| {
+        unmapped.push((v, ipa, size, pa))
     });
     assert_eq!(revoked, 0, "the deleted capability is not there to revoke");
     assert_eq!(
@@ -103,24 +105,26 @@ fn a_copy_does_not_own_the_mapping_of_the_capability_it_was_copied_from() {
     );
     assert_eq!(
         f.delete(&mut system, 10),
-        Effect::Unmap {
+        Effect::UnmapFrame {
             vspace: 0,
             ipa: GUEST,
-            size: PAGE
+            size: PAGE,
+            pa: RAM + PAGE
         }
     );
     assert_eq!(f.tables.translate(0, GUEST), None);
 }
 
 #[test]
-fn a_map_takes_over_the_records_of_the_entries_it_replaces() {
+fn a_record_made_stale_by_a_later_map_removes_nothing_on_deletion() {
     let mut pools = pools(&[100, 50, 40]);
     let mut vspaces = vspaces();
     let mut system = system(&mut pools);
     system.vspaces = &mut vspaces;
     let mut f = fixture(&mut system);
     // A 2 MiB block, then a page inside it (dirty logging splits blocks this way): the page's
-    // map replaced the block, so the block's capability no longer maps anything.
+    // map replaced the block, and no other capability was visited, so the block's record is
+    // stale now. Its deletion finds a table where its block was and leaves the page.
     f.carve(&mut system, 0, BLOCK, 10);
     f.map(&mut system, VSPACE, 10, GUEST, MapAttributes::READ_ONLY)
         .unwrap();
@@ -133,61 +137,103 @@ fn a_map_takes_over_the_records_of_the_entries_it_replaces() {
         MapAttributes::WRITE,
     )
     .unwrap();
-    assert_eq!(frame_at(&system, 10).mapping(), None);
     assert_eq!(
         f.tables.translate(0, GUEST),
         None,
         "the rest of the block refaults"
     );
-    assert_eq!(
-        f.delete(&mut system, 10),
-        Effect::None,
-        "deleting the block's capability leaves the page that replaced it"
-    );
+    f.delete(&mut system, 10);
     assert_eq!(
         f.tables.translate(0, GUEST + 5 * PAGE),
-        Some(RAM + 5 * PAGE)
+        Some(RAM + 5 * PAGE),
+        "deleting the block's capability leaves the page that replaced it"
     );
 
-    // A second copy of the page's frame mapped at the same place (a permission change through
-    // a fresh copy, as the mmu-server makes) takes the record: exactly one capability owns it.
-    f.copy(&mut system, 11, 12, Rights::ALL).unwrap();
+    // Another frame's page where that page was: the old page's deletion leaves it.
+    f.carve(&mut system, 6 * PAGE, PAGE, 12);
     f.map(
         &mut system,
         VSPACE,
         12,
         GUEST + 5 * PAGE,
-        MapAttributes::READ_ONLY,
+        MapAttributes::WRITE,
     )
     .unwrap();
-    assert_eq!(frame_at(&system, 11).mapping(), None);
-    assert_eq!(recorded_mappings(&system), [(pool_index(12), 0, 0x4_0005)]);
-    assert_eq!(f.delete(&mut system, 11), Effect::None);
+    f.delete(&mut system, 11);
     assert_eq!(
         f.tables.translate(0, GUEST + 5 * PAGE),
-        Some(RAM + 5 * PAGE)
+        Some(RAM + 6 * PAGE),
+        "the stale record of another frame there removes nothing"
     );
     f.delete(&mut system, 12);
-    assert_eq!(f.tables.translate(0, GUEST + 5 * PAGE), None);
+    assert_eq!(
+        f.tables.translate(0, GUEST + 5 * PAGE),
+        None,
+        "its own does"
+    );
 
-    // A block over pages: every page's record goes with the table the block replaced.
+    // A block over pages: the pages' records go stale with the table the block replaced, and
+    // their deletions leave the block.
     f.carve(&mut system, PAGE, PAGE, 11);
     f.map(&mut system, VSPACE, 11, GUEST + PAGE, MapAttributes::WRITE)
         .unwrap();
     f.carve(&mut system, 0, BLOCK, 12);
     f.map(&mut system, VSPACE, 12, GUEST, MapAttributes::WRITE)
         .unwrap();
-    assert_eq!(recorded_mappings(&system), [(pool_index(12), 0, 0x4_0000)]);
-    assert_eq!(f.delete(&mut system, 11), Effect::None);
+    f.delete(&mut system, 11);
     assert_eq!(
         f.tables.translate(0, GUEST + PAGE),
         Some(RAM + PAGE),
         "the block's"
     );
+    f.delete(&mut system, 12);
+    assert_eq!(f.tables.translate(0, GUEST + PAGE), None);
 }
 
 #[test]
-fn a_page_inside_a_block_that_already_maps_it_owns_the_block_it_leaves_in_place() {
+fn a_copy_mapped_over_the_same_frame_shares_the_translation_either_deletion_removes_it() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut vspaces = vspaces();
+    let mut system = system(&mut pools);
+    system.vspaces = &mut vspaces;
+    let mut f = fixture(&mut system);
+    // A permission change through a fresh copy (as the mmu-server makes): the same frame at the
+    // same place, so both records match the leaf. Removing too much is safe (the guest
+    // refaults); what matters is that some capability can always remove it.
+    f.carve(&mut system, 5 * PAGE, PAGE, 11);
+    f.map(&mut system, VSPACE, 11, GUEST, MapAttributes::READ_ONLY)
+        .unwrap();
+    f.copy(&mut system, 11, 12, Rights::ALL).unwrap();
+    f.map(&mut system, VSPACE, 12, GUEST, MapAttributes::WRITE)
+        .unwrap();
+    assert_eq!(
+        recorded_mappings(&system),
+        [(pool_index(11), 0, 0x4_0000), (pool_index(12), 0, 0x4_0000)]
+    );
+    for first in [11, 12] {
+        let second = 23 - first;
+        f.delete(&mut system, first);
+        assert_eq!(f.tables.translate(0, GUEST), None, "deleting {first}");
+        assert_eq!(
+            f.delete(&mut system, second),
+            Effect::UnmapFrame {
+                vspace: 0,
+                ipa: GUEST,
+                size: PAGE,
+                pa: RAM + 5 * PAGE,
+            }
+        );
+        f.carve(&mut system, 5 * PAGE, PAGE, 11);
+        f.map(&mut system, VSPACE, 11, GUEST, MapAttributes::READ_ONLY)
+            .unwrap();
+        f.copy(&mut system, 11, 12, Rights::ALL).unwrap();
+        f.map(&mut system, VSPACE, 12, GUEST, MapAttributes::WRITE)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_page_inside_a_block_that_already_maps_it_leaves_the_block_to_the_blocks_capability() {
     let mut pools = pools(&[100, 50, 40]);
     let mut vspaces = vspaces();
     let mut system = system(&mut pools);
@@ -210,24 +256,23 @@ fn a_page_inside_a_block_that_already_maps_it_owns_the_block_it_leaves_in_place(
         f.tables.translate(0, GUEST + BLOCK - PAGE),
         Some(RAM + BLOCK - PAGE)
     );
-    assert_eq!(recorded_mappings(&system), [(pool_index(11), 0, 0x4_0003)]);
-    assert_eq!(f.delete(&mut system, 10), Effect::None);
-    assert_eq!(
-        f.tables.translate(0, GUEST),
-        Some(RAM),
-        "the block stays, reachable through the page's capability"
-    );
     f.delete(&mut system, 11);
+    assert_eq!(
+        f.tables.translate(0, GUEST + 3 * PAGE),
+        Some(RAM + 3 * PAGE),
+        "the block is not the page's to remove"
+    );
+    f.delete(&mut system, 10);
     assert_eq!(
         f.tables.translate(0, GUEST),
         None,
-        "whose deletion takes the block"
+        "the block's capability removes it"
     );
     assert_eq!(f.tables.translate(0, GUEST + BLOCK - PAGE), None);
 }
 
 #[test]
-fn an_unmap_of_a_page_inside_a_block_clears_the_blocks_record() {
+fn after_an_unmap_the_deletion_leaves_whatever_was_mapped_there_since() {
     let mut pools = pools(&[100, 50, 40]);
     let mut vspaces = vspaces();
     let mut system = system(&mut pools);
@@ -244,12 +289,18 @@ fn an_unmap_of_a_page_inside_a_block_clears_the_blocks_record() {
         None,
         "the kernel removed the block"
     );
+    // Another frame's block there now (the slot was given other memory), then the old one's
+    // stale record is deleted: the new block stays.
+    f.carve(&mut system, BLOCK, BLOCK, 11);
+    f.map(&mut system, VSPACE, 11, GUEST, MapAttributes::WRITE)
+        .unwrap();
+    f.delete(&mut system, 10);
     assert_eq!(
-        frame_at(&system, 10).mapping(),
-        None,
-        "and its record with it"
+        f.tables.translate(0, GUEST + 7 * PAGE),
+        Some(RAM + BLOCK + 7 * PAGE)
     );
-    assert_eq!(f.delete(&mut system, 10), Effect::None);
+    f.delete(&mut system, 11);
+    assert_eq!(f.tables.translate(0, GUEST), None);
 }
 
 #[test]
@@ -313,12 +364,15 @@ fn a_restart_keeps_the_servers_frame_capabilities_and_their_mappings() {
         "no capability was dropped"
     );
     // The restarted server clearing its slot is a deletion like any other.
-    assert!(matches!(f.delete(&mut system, 10), Effect::Unmap { .. }));
+    assert!(matches!(
+        f.delete(&mut system, 10),
+        Effect::UnmapFrame { .. }
+    ));
     assert_eq!(f.tables.translate(0, GUEST), None);
 }
 
 #[test]
-fn vm_reset_revocation_reports_the_foreign_mapping_to_unmap() {
+fn vm_reset_revocation_unmaps_the_vms_frames_mapped_in_other_vspaces() {
     let mut pools = pools(&[100, 50, 40]);
     let mut vspaces = vspaces();
     let mut system = system(&mut pools);
@@ -339,13 +393,14 @@ fn vm_reset_revocation_reports_the_foreign_mapping_to_unmap() {
     )
     .unwrap();
     f.carve(&mut system, BLOCK + PAGE, PAGE, 12);
-    // A frame of another region (another VM's RAM) mapped in the VM's VSpace: not revoked, but
-    // the emptied VSpace no longer holds its mapping.
+    // A frame of another region (another VM's RAM) mapped in the VM's VSpace: not revoked; the
+    // emptied VSpace no longer holds its mapping, and its record is stale from then on.
+    let other_region = 0x9_0000;
     put_cap(
         &mut system,
         SERVER,
         13,
-        Cap::Frame(crate::cap::FrameCap::new(1, 0x9_0000, 1, true)),
+        Cap::Frame(crate::cap::FrameCap::new(1, other_region, 1, true)),
     );
     f.map(
         &mut system,
@@ -356,31 +411,52 @@ fn vm_reset_revocation_reports_the_foreign_mapping_to_unmap() {
     )
     .unwrap();
 
-    // The kernel empties the VM's VSpace first (`vspace::clear`), then revokes.
+    // The kernel empties the VM's VSpace first (`vspace::clear`), then revokes the VM's RAM,
+    // unmapping each revoked frame's recorded leaf if it still maps that frame.
+    f.tables.clear(0);
     let range = frame_at(&system, RANGE);
     let mut unmapped = Vec::new();
-    let revoked = system.revoke_for_vm_reset(
-        0,
+    let revoked = system.revoke_frames(
         range.region,
         range.first_page,
         range.pages,
-        |v, ipa, size| unmapped.push((v, ipa, size)),
+        |v, ipa, size, pa| unmapped.push((v, ipa, size, pa)),
     );
     assert_eq!(revoked, 3);
     assert_eq!(
         unmapped,
-        [(1, 0x9000_0000, PAGE)],
-        "only the mapping outside the emptied VSpace is left to unmap, and it is reported"
+        [(0, GUEST, BLOCK, RAM), (1, 0x9000_0000, PAGE, RAM + BLOCK)],
+        "every revoked frame that records a mapping, named with its frame"
+    );
+    for (vspace, ipa, size, pa) in unmapped {
+        f.tables.unmap_frame(vspace, ipa, size, pa);
+    }
+    assert_eq!(
+        f.tables.translate(1, 0x9000_0000),
+        None,
+        "the foreign mapping did not survive the reset"
     );
     for slot in [10, 11, 12] {
         assert!(system.lookup(SERVER, slot).is_err(), "slot {slot} revoked");
     }
-    assert_eq!(
-        frame_at(&system, 13).mapping(),
-        None,
+    assert!(
+        system.lookup(SERVER, 13).is_ok(),
         "the other region's frame stays"
     );
-    assert_eq!(recorded_mappings(&system), []);
+
+    // The VM runs again and another frame is mapped where the other region's was: the stale
+    // record of that one removes nothing when it is deleted.
+    f.carve(&mut system, 0, PAGE, 10);
+    f.map(
+        &mut system,
+        VSPACE,
+        10,
+        GUEST + 4 * BLOCK,
+        MapAttributes::WRITE,
+    )
+    .unwrap();
+    f.delete(&mut system, 13);
+    assert_eq!(f.tables.translate(0, GUEST + 4 * BLOCK), Some(RAM));
 }
 
 /// SERVER lends its `slot` to CLIENT through a reply, into CLIENT's `receive` slot (how the

@@ -1,9 +1,15 @@
 //! The isolation property over random sequences of carve, copy (with rights), map, unmap and
-//! delete in two VSpaces, run on in-memory stage-2 tables: every translation in the tables is
-//! owned by a capability that still exists (some recorded mapping overlaps its entry), every
-//! record claims only its own frame's memory, and deleting every capability (or revoking the
-//! range) leaves both VSpaces empty. So no mapping outlives every capability that could revoke
-//! it, whatever the order of operations.
+//! delete in two VSpaces, run on in-memory stage-2 tables. Records go stale freely (no map or
+//! unmap visits other capabilities), yet:
+//!
+//! * every leaf in the tables has a capability that still exists and whose record matches it
+//!   exactly (VSpace, IPA, size, physical address), so its deletion would remove it;
+//! * a deletion removes at most the deleted capability's own leaf, and only while it maps that
+//!   capability's frame: never a translation of another frame, never anything else;
+//! * deleting every capability (or revoking the range) leaves both VSpaces empty.
+//!
+//! So no mapping outlives every capability that could revoke it, whatever the order of
+//! operations, and a stale record never takes away memory it does not name.
 
 use super::*;
 use abi::InvocationLabel::{FrameRevoke, VSpaceUnmap};
@@ -36,6 +42,13 @@ enum Op {
         attributes: u64,
         identity: bool,
     },
+    /// At the place `over`'s capability records (another frame's leaf there, the record of
+    /// the one it replaces stale).
+    MapOver {
+        slot: usize,
+        over: usize,
+        attributes: u64,
+    },
     Unmap {
         vspace: u16,
         at: u64,
@@ -46,24 +59,36 @@ enum Op {
     },
 }
 
+/// A page of the window, mostly one of a few, so that different frames often meet at the same
+/// place (a stale record with another frame's leaf where it points).
+fn page() -> impl Strategy<Value = u64> {
+    const HALF: u64 = WINDOW / PAGE / 2;
+    prop_oneof![
+        1 => 0..(WINDOW / PAGE),
+        3 => prop::sample::select(&[0, 1, HALF, HALF + 1][..]),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS_USED.len();
     prop_oneof![
-        3 => (slot.clone(), any::<bool>(), 0..(WINDOW / PAGE))
+        3 => (slot.clone(), any::<bool>(), page())
             .prop_map(|(slot, block, at)| Op::Carve { slot, block, at }),
         1 => (slot.clone(), slot.clone(), 0..32u8)
             .prop_map(|(from, to, rights)| Op::Copy { from, to, rights }),
-        4 => (slot.clone(), 0..2u16, 0..(WINDOW / PAGE), 0..4u64, any::<bool>())
+        4 => (slot.clone(), 0..2u16, page(), 0..4u64, prop::bool::weighted(0.25))
             .prop_map(|(slot, vspace, at, attributes, identity)| Op::Map {
                 slot, vspace, at, attributes, identity
             }),
-        1 => (0..2u16, 0..(WINDOW / PAGE), any::<bool>())
+        2 => (slot.clone(), slot.clone(), 0..4u64)
+            .prop_map(|(slot, over, attributes)| Op::MapOver { slot, over, attributes }),
+        1 => (0..2u16, page(), any::<bool>())
             .prop_map(|(vspace, at, block)| Op::Unmap { vspace, at, block }),
         2 => slot.prop_map(|slot| Op::Delete { slot }),
     ]
 }
 
-fn step(f: &mut Fixture, system: &mut System<'_>, op: Op) {
+fn step(f: &mut Fixture, system: &mut System<'_>, op: Op) -> Result<(), TestCaseError> {
     let size_of = |block: bool| if block { BLOCK } else { PAGE };
     // Refusals are part of the game: they must change nothing, which the checks see.
     let _ = match op {
@@ -102,18 +127,97 @@ fn step(f: &mut Fixture, system: &mut System<'_>, op: Op) {
                 MapAttributes(attributes),
             )
         }
+        Op::MapOver {
+            slot,
+            over,
+            attributes,
+        } => {
+            let frame = |slot: usize| match system.lookup(SERVER, SLOTS_USED[slot]) {
+                Ok(Cap::Frame(frame)) => Some(frame),
+                _ => None,
+            };
+            let (Some(frame), Some((vspace, page))) =
+                (frame(slot), frame(over).and_then(|over| over.mapping()))
+            else {
+                return Ok(());
+            };
+            let vspace_slot = if vspace == 0 { VSPACE } else { OTHER_VSPACE };
+            let ipa = (u64::from(page) * PAGE) & !(frame.size() - 1);
+            let args = [SLOTS_USED[slot], ipa, attributes, 0];
+            f.invoke(system, vspace_slot, VSpaceMap, args)
+        }
         Op::Unmap { vspace, at, block } => {
             let vspace_slot = if vspace == 0 { VSPACE } else { OTHER_VSPACE };
             let size = size_of(block);
             let ipa = (GUEST + at * PAGE) & !(size - 1);
             f.invoke(system, vspace_slot, VSpaceUnmap, [ipa, size, 0, 0])
         }
-        Op::Delete { slot } => Ok(f.delete(system, SLOTS_USED[slot])),
+        Op::Delete { slot } => {
+            let deleted = match system.lookup(SERVER, SLOTS_USED[slot]) {
+                Ok(Cap::Frame(frame)) => Some(frame),
+                _ => None,
+            };
+            let before = translations(f);
+            let effect = f.delete(system, SLOTS_USED[slot]);
+            let deleted: Vec<_> = deleted.into_iter().collect();
+            removed_only_own_leaves(&before, &translations(f), &deleted)?;
+            Ok(effect)
+        }
     };
+    Ok(())
 }
 
-/// Every translation in the window is owned by a live record; every record claims only its own
-/// frame's memory.
+/// Every page of the window in both VSpaces: (VSpace, IPA, what it translates to).
+fn translations(f: &Fixture) -> Vec<(u16, u64, Option<u64>)> {
+    let mut all = Vec::new();
+    for vspace in 0..2u16 {
+        for page in 0..(WINDOW / PAGE) {
+            let ipa = GUEST + page * PAGE;
+            all.push((vspace, ipa, f.tables.translate(vspace, ipa)));
+        }
+    }
+    all
+}
+
+/// Between `before` and `after`, translations only went away, and each that went was part of
+/// the recorded leaf of one of `removed` and mapped that capability's own frame there.
+fn removed_only_own_leaves(
+    before: &[(u16, u64, Option<u64>)],
+    after: &[(u16, u64, Option<u64>)],
+    removed: &[crate::cap::FrameCap],
+) -> Result<(), TestCaseError> {
+    for (&(vspace, ipa, was), &(_, _, is)) in before.iter().zip(after) {
+        if was == is {
+            continue;
+        }
+        prop_assert_eq!(
+            is,
+            None,
+            "vspace {} {:#x} changed, not removed",
+            vspace,
+            ipa
+        );
+        let own = removed.iter().any(|frame| {
+            frame.mapping().is_some_and(|(v, page)| {
+                let at = u64::from(page) * PAGE;
+                v == vspace
+                    && at <= ipa
+                    && ipa < at + frame.size()
+                    && was == Some(frame.base() + (ipa - at))
+            })
+        });
+        prop_assert!(
+            own,
+            "vspace {} {:#x} -> {:?} went, but no removed capability names that frame there",
+            vspace,
+            ipa,
+            was
+        );
+    }
+    Ok(())
+}
+
+/// Every leaf in the window has a live capability whose record matches it exactly.
 fn check(f: &Fixture, system: &System<'_>) -> Result<(), TestCaseError> {
     let records: Vec<(u16, u64, u64, u64)> = system
         .slots
@@ -127,47 +231,29 @@ fn check(f: &Fixture, system: &System<'_>) -> Result<(), TestCaseError> {
         .collect();
     for vspace in 0..2u16 {
         for page in 0..(WINDOW / PAGE) {
-            let ipa = GUEST + page * PAGE;
-            let Some(pa) = f.tables.translate(vspace, ipa) else {
+            let Some(leaf) = f.tables.leaf(vspace, GUEST + page * PAGE) else {
                 continue;
-            };
-            // The leaf holding `ipa`: a block if the translation runs on across the 2 MiB.
-            let block = ipa & !(BLOCK - 1);
-            let leaf_is_block = f.tables.translate(vspace, block) == Some(pa - (ipa - block))
-                && f.tables.translate(vspace, block + BLOCK - PAGE)
-                    == Some(pa - (ipa - block) + BLOCK - PAGE);
-            let (leaf, leaf_size) = if leaf_is_block {
-                (block, BLOCK)
-            } else {
-                (ipa, PAGE)
             };
             let owned = records
                 .iter()
-                .any(|&(v, at, size, _)| v == vspace && at < leaf + leaf_size && at + size > leaf);
+                .any(|&(v, at, size, base)| v == vspace && (at, size, base) == leaf);
             prop_assert!(
                 owned,
-                "vspace {vspace} {ipa:#x} -> {pa:#x} has no capability"
+                "vspace {} leaf {:x?} (IPA, size, PA) has no capability whose record is it",
+                vspace,
+                leaf
             );
-        }
-    }
-    for &(vspace, at, size, base) in &records {
-        for offset in (0..size).step_by(PAGE as usize) {
-            if let Some(pa) = f.tables.translate(vspace, at + offset) {
-                prop_assert_eq!(pa, base + offset, "a record claims another frame's memory");
-            }
         }
     }
     Ok(())
 }
 
 fn empty(f: &Fixture) -> bool {
-    (0..2u16).all(|vspace| {
-        (0..(WINDOW / PAGE)).all(|page| f.tables.translate(vspace, GUEST + page * PAGE).is_none())
-    })
+    translations(f).iter().all(|&(_, _, pa)| pa.is_none())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(192))]
 
     #[test]
     fn no_mapping_outlives_every_capability_that_could_revoke_it(
@@ -180,26 +266,36 @@ proptest! {
         system.vspaces = &mut vspaces;
         let mut f = fixture(&mut system);
         for op in ops {
-            step(&mut f, &mut system, op);
+            step(&mut f, &mut system, op)?;
             check(&f, &system)?;
         }
         if revoke {
-            // The owner takes everything back: the kernel unmaps what each revoked frame maps.
+            // The owner takes everything back: the kernel unmaps each revoked frame's recorded
+            // leaf if it still maps that frame.
             let Ok(Effect::Revoke { region, first_page, pages }) =
                 f.invoke(&mut system, RANGE, FrameRevoke, [0; 4])
             else {
                 panic!("revoke has an effect");
             };
+            let revoked: Vec<crate::cap::FrameCap> = SLOTS_USED
+                .iter()
+                .filter_map(|&slot| match system.lookup(SERVER, slot) {
+                    Ok(Cap::Frame(frame)) => Some(frame),
+                    _ => None,
+                })
+                .collect();
+            let before = translations(&f);
             let mut unmaps = Vec::new();
-            system.revoke_frames(region, first_page, pages, |v, ipa, size| {
-                unmaps.push((v, ipa, size))
+            system.revoke_frames(region, first_page, pages, |v, ipa, size, pa| {
+                unmaps.push((v, ipa, size, pa))
             });
-            for (vspace, ipa, size) in unmaps {
-                f.tables.unmap(vspace, ipa, size);
+            for (vspace, ipa, size, pa) in unmaps {
+                f.tables.unmap_frame(vspace, ipa, size, pa);
             }
+            removed_only_own_leaves(&before, &translations(&f), &revoked)?;
         } else {
-            for slot in SLOTS_USED {
-                f.delete(&mut system, slot);
+            for slot in 0..SLOTS_USED.len() {
+                step(&mut f, &mut system, Op::Delete { slot })?;
                 check(&f, &system)?;
             }
         }

@@ -33,20 +33,11 @@ fn hpfar() -> u64 {
     value
 }
 
-/// The IPA of a stage-2 abort.
-///
-/// HPFAR_EL2 is valid for translation and access-flag faults and for faults on the stage-1
-/// walk; for a stage-2 permission fault on the access itself the Arm ARM leaves it UNKNOWN
-/// (D17.2.63: "HPFAR_EL2 is UNKNOWN" outside the listed cases), so the IPA is computed again
-/// from FAR with `AT S1E1R` on the guest's live stage 1, as KVM's `__translate_far_to_hpfar`
-/// does. `None` when the guest's stage 1 no longer translates FAR (it changed its tables since
-/// the access): the caller lets the guest run again and fault afresh.
-fn fault_ipa(esr: u64, far: u64) -> Option<u64> {
-    let permission = esr & 0b11_1100 == FSC_PERMISSION;
-    if !permission || esr & S1PTW != 0 {
-        // HPFAR_EL2.FIPA holds IPA[47:12] at bits [43:4]; the page offset comes from FAR.
-        return Some(((hpfar() >> 4) << 12) | (far & 0xFFF));
-    }
+/// The IPA of a stage-2 permission fault that was not on a stage-1 walk, recomputed from FAR
+/// with `AT S1E1R` on the guest's live stage 1 (rare: dirty logging). Kept out of line so the
+/// common exits do not carry it.
+#[inline(never)]
+fn permission_fault_ipa(far: u64) -> Option<u64> {
     let par: u64;
     // SAFETY: AT S1E1R computes a stage-1 translation of the loaded guest into PAR_EL1 without
     // accessing memory; PAR_EL1 is the guest's register, so it is saved and put back.
@@ -66,9 +57,29 @@ fn fault_ipa(esr: u64, far: u64) -> Option<u64> {
     (par & 1 == 0).then_some((par & 0xFFFF_FFFF_F000) | (far & 0xFFF))
 }
 
+/// The IPA of a stage-2 abort.
+///
+/// HPFAR_EL2 is valid for translation and access-flag faults and for faults on the stage-1
+/// walk; for a stage-2 permission fault on the access itself it may not be (Arm ARM D17.2.63
+/// lists when it is written; KVM's `__get_fault_info` makes the same distinction on S1PTW), so
+/// the IPA is computed again
+/// from FAR with `AT S1E1R` on the guest's live stage 1, as KVM's `__translate_far_to_hpfar`
+/// does. `None` when the guest's stage 1 no longer translates FAR (it changed its tables since
+/// the access): the caller lets the guest run again and fault afresh.
+#[inline(always)]
+fn fault_ipa(esr: u64, far: u64) -> Option<u64> {
+    let permission = esr & 0b11_1100 == FSC_PERMISSION;
+    if !permission || esr & S1PTW != 0 {
+        // HPFAR_EL2.FIPA holds IPA[47:12] at bits [43:4]; the page offset comes from FAR.
+        return Some(((hpfar() >> 4) << 12) | (far & 0xFFF));
+    }
+    permission_fault_ipa(far)
+}
+
 /// Decodes the exit that was just taken from the guest whose registers are `context`; `None`
 /// when there is nothing to report and the guest should simply run again (a permission fault
 /// whose address its stage 1 no longer translates).
+#[inline(always)]
 pub fn decode(esr: u64, far: u64, context: &UserContext) -> Option<VmExit> {
     let pc = context.regs[PC];
     let register = |n: u64| if n < 31 { context.x(n as usize) } else { 0 };
