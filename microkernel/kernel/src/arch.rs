@@ -51,6 +51,15 @@ pub trait Arch {
     fn switch_vspace(root: u64);
     /// Drops cached translations and instructions after a server's memory was reloaded.
     fn invalidate_after_reload();
+    /// Makes memory the kernel wrote visible to a guest that reads it with caches off, and
+    /// drops any line of it (guest RAM after loading or rebuilding it).
+    fn clean_for_guest(start: u64, len: u64);
+    /// Makes a frame's contents visible to a guest that reads it with caches off (a frame
+    /// about to be mapped into a guest).
+    fn clean_frame_for_guest(start: u64, len: u64);
+    /// Makes instructions the kernel wrote visible to instruction fetch, before the
+    /// instruction cache is invalidated.
+    fn clean_for_execution(start: u64, len: u64);
     /// Installs the VMID of `vttbr` for TLB maintenance; returns what to put back.
     fn enter_vmid(vttbr: u64) -> u64;
     /// Puts back the VSpace `enter_vmid` replaced.

@@ -1,5 +1,6 @@
 //! Guests at boot: their RAM preloaded with the image, and the page tables their VSpace needs.
 
+use crate::arch::{Arch, Current};
 use abi::layout::PAGE_SIZE;
 use kernel_core::elf;
 
@@ -33,6 +34,9 @@ pub fn preload(name: &str, file: &'static [u8], ram_base: u64, ram: u64, ram_siz
         let start = segment.offset as usize;
         let bytes = &file[start..start + segment.filesz as usize];
         crate::boot_alloc::copy_to(ram + (segment.vaddr - ram_base), bytes);
+        // The guest starts with its MMU and caches off: what the kernel wrote through its
+        // cacheable map must reach memory first (cache.rs).
+        Current::clean_for_guest(ram + (segment.vaddr - ram_base), segment.filesz);
     }
     image.entry
 }
@@ -64,5 +68,7 @@ pub fn reload_chunk(name: &str, image: &VmImage, done: u64) -> (u64, u64) {
             crate::boot_alloc::copy_to(ram + (address - image.ram_base), source);
         }
     }
+    // The rebuilt guest starts with its caches off: the zeroes and the image must be in memory.
+    Current::clean_for_guest(ram + done, len);
     (done + len, parsed.entry)
 }

@@ -173,6 +173,21 @@ impl ServerImage {
     }
 
     /// The entry point.
+    /// The physical ranges of its executable segments (what a restart rewrote as code).
+    pub fn executable_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.elf
+            .segments()
+            .iter()
+            .enumerate()
+            .filter(|(_, segment)| segment.executable)
+            .map(|(index, segment)| {
+                (
+                    self.segment_frames[index],
+                    segment.page_end() - segment.page_start(),
+                )
+            })
+    }
+
     pub fn entry(&self) -> u64 {
         self.elf.entry
     }

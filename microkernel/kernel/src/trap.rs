@@ -120,7 +120,8 @@ fn handle_sync(kernel: &mut Kernel) -> Effect {
     match esr >> 26 {
         ec::SVC64 => {
             let number = system.tcb(system.current).context.x(7);
-            system.dispatch_syscall(&mut PhysicalIpcBuffers, number, true)
+            // handle_lower_exception already tried the fast path for this system call.
+            system.dispatch_syscall(&mut PhysicalIpcBuffers, number, false)
         }
         ec::WFX => {
             // A server must not idle the CPU: treat WFI/WFE as a yield and step over it.
@@ -231,6 +232,9 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
         Effect::ResetServer { tcb } => {
             let image = &kernel.images[usize::from(tcb)];
             image.fill();
+            for (start, len) in image.executable_ranges() {
+                Current::clean_for_execution(start, len);
+            }
             // TLB invalidation by VMID acts on the installed VSpace: install the server's.
             Current::switch_vspace(image.vttbr);
             kernel.installed_vspace = image.vttbr;
@@ -261,6 +265,10 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             attributes,
         } => {
             let caller = kernel.system.current;
+            // The frame may hold what its lender wrote through a cacheable mapping; the guest
+            // may read it with its caches off (KVM's clean_dcache_guest_page on a CPU without
+            // FEAT_S2FWB, as the Cortex-A72 is).
+            Current::clean_frame_for_guest(pa, size);
             let space = &mut kernel.vspaces[usize::from(vspace)];
             let action = crate::vspace::map(space, ipa, pa, size, attributes);
             kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;

@@ -1,6 +1,7 @@
 //! aarch64 at EL2 (non-VHE): the only architecture so far. Everything that touches a system
 //! register, the GIC, the timer or the UART lives below this module.
 
+pub mod cache;
 pub mod cpu;
 pub mod entry;
 pub mod exit;
@@ -94,6 +95,18 @@ impl super::Arch for Aarch64 {
 
     fn invalidate_after_reload() {
         cpu::invalidate_after_reload();
+    }
+
+    fn clean_for_guest(start: u64, len: u64) {
+        cache::clean_invalidate_to_poc(start, len);
+    }
+
+    fn clean_frame_for_guest(start: u64, len: u64) {
+        cache::clean_to_poc(start, len);
+    }
+
+    fn clean_for_execution(start: u64, len: u64) {
+        cache::clean_to_pou(start, len);
     }
 
     fn enter_vmid(vttbr: u64) -> u64 {

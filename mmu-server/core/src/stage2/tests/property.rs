@@ -229,8 +229,17 @@ impl Model {
     }
 }
 
+/// 256 cases by default; `PROPTEST_CASES` overrides it (an explicit `cases` field would ignore
+/// the variable, so it is read here), e.g. fewer for `cargo xtask mutants`, more for a soak.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn translation_and_dirty_bits_follow_the_guest(ops in prop::collection::vec(op(), 1..80)) {

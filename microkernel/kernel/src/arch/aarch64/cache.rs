@@ -1,0 +1,66 @@
+//! Data and instruction cache maintenance by address, for real hardware (QEMU models no caches,
+//! a Cortex-A72 has them).
+//!
+//! Three cases need it, each a rule of the Arm ARM's cache-coherency chapter (D7, "Caches and
+//! memory hierarchy"):
+//! - memory the kernel wrote through its cacheable map and a guest may read with its MMU and
+//!   caches off (its image at boot and after a reset, a fresh frame it is about to be given):
+//!   clean to the **point of coherency** (`DC CVAC` / `DC CIVAC`), so a non-cacheable read sees
+//!   the data and no stale dirty line is written back over it later;
+//! - instructions the kernel wrote (a restarted server's text): clean to the **point of
+//!   unification** (`DC CVAU`), then invalidate the instruction cache (`IC IALLU`, in cpu.rs),
+//!   each step completed by a `DSB`, so fetches see the new code.
+
+/// The smallest data-cache line, from CTR_EL0.DminLine (log2 of words).
+fn line_size() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xF)
+}
+
+/// Runs `op` for every cache line of `[start, start + len)`.
+fn for_each_line(start: u64, len: u64, op: impl Fn(u64)) {
+    if len == 0 {
+        return;
+    }
+    let line = line_size();
+    let mut address = start & !(line - 1);
+    let end = start + len;
+    while address < end {
+        op(address);
+        address += line;
+    }
+}
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency, and waits.
+pub fn clean_invalidate_to_poc(start: u64, len: u64) {
+    for_each_line(start, len, |address| {
+        // SAFETY: cache maintenance by address changes no memory contents; the range is RAM in
+        // the kernel's map.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) address, options(nostack)) }
+    });
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Cleans `[start, start + len)` to the point of coherency, and waits.
+pub fn clean_to_poc(start: u64, len: u64) {
+    for_each_line(start, len, |address| {
+        // SAFETY: as above.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) address, options(nostack)) }
+    });
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Cleans `[start, start + len)` to the point of unification (before invalidating the
+/// instruction cache), and waits.
+pub fn clean_to_pou(start: u64, len: u64) {
+    for_each_line(start, len, |address| {
+        // SAFETY: as above.
+        unsafe { core::arch::asm!("dc cvau, {}", in(reg) address, options(nostack)) }
+    });
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { core::arch::asm!("dsb ish", options(nostack)) };
+}
