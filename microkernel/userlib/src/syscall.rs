@@ -127,14 +127,15 @@ pub fn set_thread_pointer(value: u64) {
     unsafe { core::arch::asm!("msr tpidr_el0, {}", in(reg) value, options(nomem, nostack)) };
 }
 
-/// The virtual counter (CNTVCT_EL0) and its frequency: time for restart budgets.
+/// The physical counter (CNTPCT_EL0) and its frequency: time for restart budgets. Physical,
+/// not virtual: the virtual counter carries the offset of whichever VM's VCPU is loaded.
 pub fn now_ticks() -> (u64, u64) {
     let (count, frequency): (u64, u64);
     // SAFETY: reading the generic timer's counter and frequency has no side effect.
     unsafe {
         core::arch::asm!(
             "isb",
-            "mrs {count}, cntvct_el0",
+            "mrs {count}, cntpct_el0",
             "mrs {frequency}, cntfrq_el0",
             count = out(reg) count,
             frequency = out(reg) frequency,

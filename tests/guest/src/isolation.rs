@@ -122,6 +122,20 @@ pub fn check(hypervisor: bool) -> Outcome {
         "guest: isolation: the guest's view: MDSCR_EL1, PMCR_EL0, CNTP_CTL_EL0 read 0; TPIDR_EL0 {} kept",
         Hex(mrs!("tpidr_el0"))
     );
+    // The VM's own time base: its virtual counter started at 0 when the VM was created, so it
+    // runs behind the physical counter (which the guest may read) by the kernel's uptime then.
+    let (virtual_count, physical_count) = (mrs!("cntvct_el0"), mrs!("cntpct_el0"));
+    if virtual_count >= physical_count {
+        println!(
+            "guest: isolation: CNTVCT {} is not behind CNTPCT {}: no counter offset of its own",
+            Hex(virtual_count),
+            Hex(physical_count)
+        );
+        return Outcome::Failed("the VM has no virtual counter offset");
+    }
+    println!(
+        "guest: isolation: the virtual counter runs behind the physical one (the VM's own offset)"
+    );
     println!("guest: isolation checks passed ({} attacks)", ATTACKS.len());
     Outcome::Passed
 }

@@ -21,7 +21,11 @@ impl super::Arch for Aarch64 {
     type VcpuState = vcpu::VcpuState;
 
     fn new_vcpu_state() -> vcpu::VcpuState {
-        vcpu::VcpuState::new()
+        let mut state = vcpu::VcpuState::new();
+        // Each VM's virtual counter starts at 0 when the VM is created (or reset): a guest
+        // learns nothing of how long the machine has run, and no VM shares its time base.
+        state.el1[vcpu::el1::CNTVOFF] = timer::now();
+        state
     }
 
     fn guest_entry_pstate() -> u64 {

@@ -85,8 +85,10 @@ pub mod el1 {
     pub const CNTKCTL: usize = 22;
     /// Not a register: 1 while a virtual SError is pending for the guest (HCR_EL2.VSE).
     pub const PENDING_SERROR: usize = 23;
-    /// Number of registers (one pad word keeps the FP area 16-byte aligned).
-    pub const COUNT: usize = 24;
+    /// The VM's virtual counter offset (CNTVOFF_EL2), live whenever this VCPU is loaded.
+    pub const CNTVOFF: usize = 24;
+    /// Number of words (one pad word keeps the FP area 16-byte aligned).
+    pub const COUNT: usize = 26;
 }
 
 /// A VCPU's state while it is not loaded.
@@ -148,7 +150,7 @@ global_asm!(
     .global vcpu_save_state
 vcpu_save_state:
     el1_regs save_one
-    add     x0, x0, #(24 * 8)
+    add     x0, x0, #{el1_bytes}
     stp     q0, q1, [x0, #(16 * 0)]
     stp     q2, q3, [x0, #(16 * 2)]
     stp     q4, q5, [x0, #(16 * 4)]
@@ -174,7 +176,7 @@ vcpu_save_state:
     .global vcpu_load_state
 vcpu_load_state:
     el1_regs load_one
-    add     x0, x0, #(24 * 8)
+    add     x0, x0, #{el1_bytes}
     ldp     q0, q1, [x0, #(16 * 0)]
     ldp     q2, q3, [x0, #(16 * 2)]
     ldp     q4, q5, [x0, #(16 * 4)]
@@ -197,7 +199,8 @@ vcpu_load_state:
     msr     fpsr, x2
     isb
     ret
-"#
+"#,
+    el1_bytes = const el1::COUNT * 8,
 );
 
 unsafe extern "C" {
@@ -221,10 +224,11 @@ const HCR_VI: u64 = 1 << 7;
 const HCR_VSE: u64 = 1 << 8;
 
 /// When the saved virtual timer of a VCPU that is not loaded will assert its interrupt, as a
-/// physical counter value (CNTVOFF_EL2 is 0), or `None` when it is off or masked
-/// (CNTV_CTL_EL0.ENABLE set and IMASK clear; ARM ARM D11.2.4).
+/// physical counter value (its compare value plus the VM's counter offset), or `None` when it
+/// is off or masked (CNTV_CTL_EL0.ENABLE set and IMASK clear; ARM ARM D11.2.4).
 pub fn saved_timer_deadline(state: &VcpuState) -> Option<u64> {
-    (state.el1[el1::CNTV_CTL] & 0b11 == 0b01).then_some(state.el1[el1::CNTV_CVAL])
+    (state.el1[el1::CNTV_CTL] & 0b11 == 0b01)
+        .then(|| state.el1[el1::CNTV_CVAL].wrapping_add(state.el1[el1::CNTVOFF]))
 }
 
 /// Whether the loaded VCPU's virtual timer asserts its interrupt (CNTV_CTL_EL0: ENABLE set,
@@ -343,6 +347,10 @@ pub fn switch_loaded(old: Option<&mut VcpuState>, new: &VcpuState) {
     }
     // SAFETY: `new` is a valid VcpuState and FP access is open.
     unsafe { vcpu_load_state(new) };
+    // The loaded VCPU's virtual counter offset is live while it is loaded (its timer compares
+    // against CNTVCT even while servers run); servers read the physical counter instead.
+    // SAFETY: CNTVOFF_EL2 only changes what EL1/EL0 read as the virtual count.
+    unsafe { core::arch::asm!("msr cntvoff_el2, {}", "isb", in(reg) new.el1[el1::CNTVOFF]) };
     // SAFETY: trapping FP again for servers.
     unsafe { core::arch::asm!("msr cptr_el2, {}", "isb", in(reg) CPTR_NATIVE) };
 }
