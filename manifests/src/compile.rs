@@ -106,6 +106,8 @@ pub(crate) struct VmPlan {
     pub priority: u8,
     pub exit_endpoint: u16,
     pub exit_badge: u64,
+    /// `resets`, 0 when not given.
+    pub resets: u32,
 }
 
 /// The compiled system: every record of the boot description except the images.
@@ -168,6 +170,7 @@ pub(crate) fn compile(
             priority: vm.priority,
             exit_endpoint: index(first_exit_endpoint + v),
             exit_badge: v as u64 + 1,
+            resets: vm.resets.as_ref().map_or(0, |r| r.value),
         });
     }
 

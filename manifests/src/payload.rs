@@ -61,6 +61,7 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                     ram_base: vm.ram_base,
                     ram_size: plan.regions[usize::from(vm.ram_region)].size,
                     mmu_badge: mmu_badge(plan, id, &vm.name),
+                    resets: vm.resets,
                 })
                 .collect();
             let header = BootInfoHeader {

@@ -6,7 +6,7 @@
 //! address space ([`IPA_END`]). [`check_vms`] does the cross-table checks: a VM's name is not
 //! reserved and is not a server's (images are keyed and stored by name, servers' and VMs' side
 //! by side), its `vmm`, `mmu` and `memory` are servers, and its vmm is no earlier VM's (a vmm
-//! serves one VM).
+//! serves one VM), and `resets` (a test's reset loop, HV_RESET_LOOP) is only in test systems.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -24,8 +24,11 @@ pub const MAX_RAM_SIZE: u64 = 0x4000_0000;
 pub const IPA_END: u64 = 1 << 39;
 
 const VM_KEYS: &[&str] = &[
-    "image", "vmm", "mmu", "memory", "priority", "ram_base", "ram_size",
+    "image", "vmm", "mmu", "memory", "priority", "ram_base", "ram_size", "resets",
 ];
+
+/// The most resets a test may ask of a guest (`resets`).
+pub const MAX_RESETS: u32 = 1000;
 
 /// Names a VM may not take: the compiler's own, as for endpoints and notifications.
 const RESERVED: &[&str] = &["faults", "system"];
@@ -45,6 +48,9 @@ pub(crate) struct VmDef {
     pub priority: u8,
     pub ram_base: u64,
     pub ram_size: u64,
+    /// `resets`: how many times the guest is asked to reset itself first (HV_RESET_LOOP); test
+    /// systems only.
+    pub resets: Option<Sp<u32>>,
 }
 
 /// Reads every VM, in file order.
@@ -93,6 +99,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
             ),
         ));
     }
+    let resets = f.integer::<u32>("resets", 1..=i64::from(MAX_RESETS), Radix::Decimal)?;
     let ram_base_value = match &ram_base {
         Some(base) if base.value % RAM_GRANULE != 0 => {
             return Err(f.error(
@@ -130,6 +137,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         priority: priority.value,
         ram_base: ram_base_value,
         ram_size: ram_size.value,
+        resets,
         name,
     })
 }
@@ -163,6 +171,13 @@ pub(crate) fn check_vms(
                      namespace because their images are keyed and stored by name",
                     name.value
                 ),
+            ));
+        }
+        if let (Some(resets), false) = (&vm.resets, def.system.test) {
+            return Err(rep.error(
+                &resets.span,
+                &resets.key,
+                "a reset loop is only allowed in test systems ([system] test = true)",
             ));
         }
         names.server(&vm.vmm)?;

@@ -41,6 +41,10 @@ pub struct QemuTest {
     /// Texts that must not appear anywhere in the console.
     #[serde(default)]
     pub forbid: Vec<String>,
+    /// Run under `-icount shift=0,sleep=off -seed 1`: time is instructions, so timing
+    /// measurements repeat exactly on any machine, however loaded.
+    #[serde(default)]
+    pub icount: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -145,6 +149,7 @@ fn run_qemu_tests(workspace: &Workspace, filter: Option<&str>) -> anyhow::Result
             Ok(image) => {
                 let options = qemu::Options {
                     timeout: Some(std::time::Duration::from_secs(test.timeout_s)),
+                    icount: test.icount,
                     ..qemu::Options::default()
                 };
                 let outcome = qemu::run(&image, &options)?;
@@ -308,6 +313,7 @@ mod tests {
             exit_status: 0,
             expect: strings(&["ping: 10000 round trips ok"]),
             forbid: strings(&["KERNEL PANIC"]),
+            icount: false,
         }
     }
 
@@ -368,6 +374,19 @@ mod tests {
         assert_eq!(tests[0].timeout_s, 120);
         assert_eq!(tests[0].exit_status, 0);
         assert!(tests[0].expect.is_empty() && tests[0].forbid.is_empty());
+        assert!(!tests[0].icount, "icount is off by default");
+
+        let timed = write(
+            "icount.toml",
+            "[[test]]\nname = \"a\"\nmanifest = \"m.toml\"\nicount = true\n",
+        );
+        assert!(parse_tests(&timed).unwrap()[0].icount);
+        let wrong = write(
+            "icount-type.toml",
+            "[[test]]\nname = \"a\"\nmanifest = \"m.toml\"\nicount = 1\n",
+        );
+        let error = format!("{:#}", parse_tests(&wrong).unwrap_err());
+        assert!(error.contains("icount-type.toml"), "{error}");
 
         let typo = write(
             "typo.toml",

@@ -194,6 +194,7 @@ fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
             priority,
             exit_endpoint,
             exit_badge: badge,
+            resets: 0,
         };
     assert_eq!(
         plan.vms,
@@ -233,6 +234,26 @@ fn bootinfo_blobs_name_the_vm_caps() {
             );
         }
     }
+}
+
+#[test]
+fn a_test_systems_reset_loop_reaches_the_vms_servers_boot_info() {
+    let resets_of = |text: &str| {
+        let plan = plan(text);
+        let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
+        let mut resets = Vec::new();
+        // Servers in order: boss, vmm, mmu, memory, vmm2.
+        bootinfo::for_each_vm(&blobs[1], |vm| {
+            resets.push((vm.name.to_string(), vm.resets));
+            true
+        });
+        resets
+    };
+    assert_eq!(resets_of(VIRT), [("guest".to_string(), 0)]);
+    let looping = VIRT
+        .replace("name = \"virt\"", "name = \"virt\"\ntest = true")
+        .replace("priority = 80\n", "priority = 80\nresets = 8\n");
+    assert_eq!(resets_of(&looping), [("guest".to_string(), 8)]);
 }
 
 #[test]

@@ -184,6 +184,10 @@ pub mod hypercall {
     /// Vendor hypervisor service: make a virtual SError pending for the calling VCPU (a test
     /// of the injection path, which a real SError would otherwise be the only way to reach).
     pub const HV_INJECT_SERROR: u64 = 0xC600_0014;
+    /// Vendor hypervisor service: how many resets the system's manifest asks this VM to go
+    /// through before its real work (`[vms.<name>] resets`, test systems only; 0 when not
+    /// asked): a reset-loop test of the guest.
+    pub const HV_RESET_LOOP: u64 = 0xC600_0015;
     /// SMCCC NOT_SUPPORTED.
     pub const NOT_SUPPORTED: u64 = u64::MAX;
 }

@@ -44,6 +44,9 @@ pub struct VmInfo<'a> {
     /// any: the memory-backing server lends that caller the VM's RAM frames with every right
     /// (the guest reads, writes and runs from them), anyone else read-only.
     pub mmu_badge: Option<u64>,
+    /// How many resets the manifest asks the guest to go through (`[vms.<name>] resets`, test
+    /// systems only; 0 = none): the vmm answers HV_RESET_LOOP with it.
+    pub resets: u32,
 }
 
 /// A server the supervisor looks after.

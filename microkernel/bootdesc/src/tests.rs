@@ -135,6 +135,7 @@ fn bootinfo_finds_caps_by_name() {
             ram_base: 0x4000_0000,
             ram_size: 0x400_0000,
             mmu_badge: Some(4),
+            resets: 8,
         }],
     )
     .unwrap();

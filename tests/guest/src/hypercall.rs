@@ -34,6 +34,8 @@ pub const HV_STAGE2_FAULTS: u32 = 0xC600_0012;
 pub const HV_BOOT_COUNT: u32 = 0xC600_0013;
 /// Vendor hypervisor service: makes a virtual SError pending for this VCPU.
 pub const HV_INJECT_SERROR: u32 = 0xC600_0014;
+/// Vendor hypervisor service: how many resets the system's manifest asks of this guest.
+pub const HV_RESET_LOOP: u32 = 0xC600_0015;
 /// PSCI SYSTEM_RESET.
 pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
 
@@ -139,6 +141,12 @@ pub fn system_reset() -> Result<(), HvcError> {
 /// HV_BOOT_COUNT: resets of this VM so far (0 on the first boot).
 pub fn boot_count() -> Result<u64, HvcError> {
     vendor_call(HV_BOOT_COUNT, [0; 3]).map(|[count, ..]| count)
+}
+
+/// HV_RESET_LOOP: how many resets the manifest asks of this guest before its checks (0 when
+/// not asked).
+pub fn reset_loop() -> Result<u64, HvcError> {
+    vendor_call(HV_RESET_LOOP, [0; 3]).map(|[resets, ..]| resets)
 }
 
 /// HV_INJECT_SERROR: a virtual SError becomes pending for this VCPU, taken once PSTATE.A is

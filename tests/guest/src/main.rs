@@ -6,6 +6,9 @@
 //! instruction abort injected for a fetch from the hole, and a virtual SError that stays pending
 //! while masked and is taken once -- and ends with PSCI SYSTEM_OFF carrying a verdict.
 //!
+//! When the manifest asks for a reset loop (HV_RESET_LOOP = N > 0), each boot before the N-th
+//! reset only prints its boot count and resets again; the boot after the N-th runs the checks.
+//!
 //! Console lines all start with `guest: `; the last is `guest: verdict PASS` or
 //! `guest: verdict FAIL (<what>)`, and SYSTEM_OFF gets `x1` = 0 or the number of the first
 //! failed check (`checks::Check`). Checks that need our hypervisor are skipped, not failed,
@@ -98,6 +101,21 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     };
     if let Some(count @ 1..) = boots {
         println!("guest: boot {} (after {count} reset)", count + 1);
+    }
+    // A reset loop (`[vms.<name>] resets` in a test manifest): reset at once, skipping the
+    // checks, until the boot count reaches what the manifest asks; the last boot runs them all.
+    let resets_asked = if hypervisor {
+        hypercall::reset_loop().unwrap_or(0)
+    } else {
+        0
+    };
+    if let Some(count) = boots.filter(|&count| count < resets_asked) {
+        println!("guest: reset loop: {count} of {resets_asked} resets done; resetting");
+        if let Err(error) = hypercall::system_reset() {
+            println!("guest: SYSTEM_RESET failed: {error:?}");
+            verdict.first_failure = Some((Check::Boot, "SYSTEM_RESET failed in the reset loop"));
+            verdict.finish();
+        }
     }
 
     verdict.run(Check::Boot, || checks::boot(boot, hypervisor));

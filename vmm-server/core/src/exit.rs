@@ -297,6 +297,8 @@ pub enum ExitPlan {
     Reset,
     /// HV_BOOT_COUNT: answer with [`boot_count_reply`].
     BootCount(Conduit),
+    /// HV_RESET_LOOP: answer with [`reset_loop_reply`].
+    ResetLoop(Conduit),
     /// Reply now.
     Reply(Resume),
 }
@@ -354,6 +356,7 @@ const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
         HypercallAction::PowerOff { verdict } => ExitPlan::PowerOff { verdict },
         HypercallAction::Reset => ExitPlan::Reset,
         HypercallAction::BootCount => ExitPlan::BootCount(conduit),
+        HypercallAction::ResetLoop => ExitPlan::ResetLoop(conduit),
         HypercallAction::InjectSError => ExitPlan::Reply(inject_serror_reply(conduit)),
         HypercallAction::Mmu(call) => ExitPlan::Mmu(MmuPlan { call, conduit }),
     }
@@ -362,6 +365,11 @@ const fn plan_hypercall(exit: &VmExit) -> ExitPlan {
 /// The reply to HV_BOOT_COUNT: `x0 = 0`, `x1 = boots`.
 pub const fn boot_count_reply(conduit: Conduit, boots: u64) -> Resume {
     Resume::results([0, boots, 0, 0], conduit)
+}
+
+/// The reply to HV_RESET_LOOP: `x0 = 0`, `x1 = resets` (the manifest's `resets`, 0 when none).
+pub const fn reset_loop_reply(conduit: Conduit, resets: u32) -> Resume {
+    Resume::results([0, resets as u64, 0, 0], conduit)
 }
 
 /// The reply to HV_INJECT_SERROR: `x0 = 0` (stepping over an `smc` as any answer does) and a

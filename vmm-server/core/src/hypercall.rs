@@ -1,6 +1,7 @@
 //! SMC Calling Convention dispatch (Arm DEN 0028) for the calls of docs/GUEST-ABI.md: PSCI is
 //! answered here (`psci.rs`), the vendor hypervisor calls (owner 6) become [`MmuCall`]s that
-//! the mmu-server carries out (HV_BOOT_COUNT and HV_INJECT_SERROR are the vmm's own), and
+//! the mmu-server carries out (HV_BOOT_COUNT, HV_INJECT_SERROR and HV_RESET_LOOP are the
+//! vmm's own), and
 //! everything else answers `NOT_SUPPORTED` in `x0`, as SMCCC requires. No id ever faults the
 //! guest.
 //!
@@ -15,7 +16,7 @@ use crate::psci::{self, PsciAction};
 use crate::syndrome::{self, ec};
 use abi::vm::hypercall::{
     HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_INJECT_SERROR,
-    HV_STAGE2_FAULTS, NOT_SUPPORTED,
+    HV_RESET_LOOP, HV_STAGE2_FAULTS, NOT_SUPPORTED,
 };
 
 /// SMCCC INVALID_PARAMETER (DEN 0028 §7.1): a vendor call's arguments are out of range.
@@ -77,6 +78,9 @@ pub enum HypercallAction {
     Reset,
     /// HV_BOOT_COUNT: answer with the number of resets so far.
     BootCount,
+    /// HV_RESET_LOOP: answer with how many resets the manifest asks of the guest
+    /// (`[vms.<name>] resets`, 0 when not asked).
+    ResetLoop,
     /// HV_INJECT_SERROR: answer `x0 = 0` and make a virtual SError pending for the calling
     /// VCPU (`exit::inject_serror_reply`), taken when the guest unmasks SErrors (PSTATE.A).
     InjectSError,
@@ -115,6 +119,7 @@ pub const fn dispatch(esr: u64, x: [u64; 6]) -> HypercallAction {
         HV_STAGE2_FAULTS => HypercallAction::Mmu(MmuCall::Stage2Faults),
         HV_BOOT_COUNT => HypercallAction::BootCount,
         HV_INJECT_SERROR => HypercallAction::InjectSError,
+        HV_RESET_LOOP => HypercallAction::ResetLoop,
         _ => only(NOT_SUPPORTED),
     }
 }
@@ -162,6 +167,10 @@ mod tests {
         assert_eq!(
             dispatch(SMC0, with_x0(0xC600_0013)),
             HypercallAction::BootCount
+        );
+        assert_eq!(
+            dispatch(HVC0, with_x0(0xC600_0015)),
+            HypercallAction::ResetLoop
         );
     }
 

@@ -29,5 +29,5 @@ pub use counters::ExitCounters;
 pub use devices::{Device, DeviceTable};
 pub use exit::{
     ExitPlan, MmioPlan, MmuAnswer, MmuPlan, Resume, Stage2Answer, Stage2Fault, after_mmio,
-    after_mmu, after_stage2, boot_count_reply, plan,
+    after_mmu, after_stage2, boot_count_reply, plan, reset_loop_reply,
 };

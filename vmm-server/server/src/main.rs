@@ -89,6 +89,8 @@ struct Monitor {
     guest_tcb: CPtr,
     /// Resets so far.
     boots: u64,
+    /// The manifest's `resets` for the VM (HV_RESET_LOOP), 0 when not asked.
+    resets: u32,
 }
 
 impl Monitor {
@@ -155,6 +157,9 @@ impl Monitor {
                 }
                 ExitPlan::BootCount(conduit) => {
                     ExitPlan::Reply(vmm_core::boot_count_reply(conduit, self.boots))
+                }
+                ExitPlan::ResetLoop(conduit) => {
+                    ExitPlan::Reply(vmm_core::reset_loop_reply(conduit, self.resets))
                 }
             };
         };
@@ -307,7 +312,14 @@ fn main() -> ! {
         guest_tcb: userlib::caps::try_cap_named("tcb:", vm)
             .unwrap_or_else(|| panic!("no `tcb:{vm}` capability")),
         boots: 0,
+        resets: 0,
     };
+    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {
+        if info.name == vm {
+            monitor.resets = info.resets;
+        }
+        info.name != vm
+    });
     println!(
         "vmm: serving VM `{vm}` ({} device(s){})",
         monitor.devices.len(),

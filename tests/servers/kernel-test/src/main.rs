@@ -14,6 +14,12 @@
 //!   or wrong capability must come back as the kernel's typed error, printing nothing. It
 //!   reports what it was answered over IPC to `speaker`, which holds `debug:console`, prints
 //!   the report and stops the system (status 0 only when every answer was the expected one).
+//! - `heartbeat`: a CPU-bound server at its VM's vmm's priority (and the VM's), while the guest
+//!   resets itself in a loop (`tests/manifests/reset-loop.toml`). It reads the physical counter
+//!   and yields, forever, tracking the largest gap between two of its iterations: it prints
+//!   `heartbeat: largest gap so far N us` when a gap is more than twice the last one printed,
+//!   and `heartbeat: gap of N us exceeds the bound of B us` for any gap over [`GAP_BOUND_US`].
+//!   The system ends with the guest's verdict; the test forbids the second line.
 #![no_std]
 #![no_main]
 
@@ -29,10 +35,41 @@ fn main() -> ! {
         "irq-test" => irq_test(),
         "mute" => mute(),
         "speaker" => speaker(),
+        "heartbeat" => heartbeat(),
         other => {
             println!("kernel-test: no scenario called `{other}`");
             userlib::system_off(1)
         }
+    }
+}
+
+/// The largest gap the heartbeat accepts between two of its iterations, in microseconds: a
+/// VM reset in bounded steps keeps it to a few timeslices (1 ms in the test manifest: the VCPU
+/// and the vmm each run at most one before the heartbeat's turn) plus one reset step. Under
+/// `-icount shift=0` time is instructions, so the gap is the same on every run and machine.
+const GAP_BOUND_US: u64 = 10_000;
+
+fn heartbeat() -> ! {
+    println!("heartbeat: beating at the vmm's priority (bound {GAP_BOUND_US} us)");
+    let (mut last, frequency) = syscall::now_ticks();
+    let to_us = |ticks: u64| ticks.saturating_mul(1_000_000) / frequency.max(1);
+    let (mut largest, mut printed) = (0u64, 0u64);
+    loop {
+        syscall::yield_now();
+        let (now, _) = syscall::now_ticks();
+        let gap = to_us(now.wrapping_sub(last));
+        if gap > GAP_BOUND_US {
+            println!("heartbeat: gap of {gap} us exceeds the bound of {GAP_BOUND_US} us");
+        }
+        if gap > largest {
+            largest = gap;
+            if largest > 2 * printed {
+                printed = largest;
+                println!("heartbeat: largest gap so far {largest} us");
+            }
+        }
+        // Printing is the heartbeat's own time, not a gap the system imposed on it.
+        (last, _) = syscall::now_ticks();
     }
 }
 

@@ -554,7 +554,10 @@ proptest! {
                     prop_assert!(resume.words[0] < 31);
                 }
             }
-            ExitPlan::PowerOff { .. } | ExitPlan::Reset | ExitPlan::BootCount(_) => {
+            ExitPlan::PowerOff { .. }
+            | ExitPlan::Reset
+            | ExitPlan::BootCount(_)
+            | ExitPlan::ResetLoop(_) => {
                 prop_assert_eq!(kind, VmExitKind::Hypercall)
             }
             ExitPlan::Mmu(call) => {
@@ -601,6 +604,15 @@ fn system_reset_and_the_boot_count_are_planned_for_the_server() {
     assert_eq!(
         (resume.reply.0, resume.words),
         (RESULTS | ADVANCE, [0, 0, 0, 2, 0, 0])
+    );
+    let ExitPlan::ResetLoop(conduit) = plan(&hypercall(HVC0, [id::HV_RESET_LOOP, 0, 0, 0, 0, 0]))
+    else {
+        panic!("HV_RESET_LOOP is answered by the server");
+    };
+    let resume = reset_loop_reply(conduit, 8);
+    assert_eq!(
+        (resume.reply.0, resume.words),
+        (RESULTS, [0, 0, 0, 8, 0, 0])
     );
 }
 
