@@ -6,6 +6,7 @@ mod encodings;
 mod eviction_order;
 mod guest_walk;
 mod helpers;
+mod invlpg;
 mod leaf_bits;
 mod leaves_only;
 mod malformed;

@@ -3,9 +3,12 @@
 //! write, as the processor does, SDM Vol. 3 §4.8).
 
 use super::helpers::*;
-use crate::shadow::pte::{A, D};
 use crate::shadow::walk::{GuestCpu, walk};
 use crate::shadow::{CpuMode, Gfn, Gpa, Gva, PageSize, Role};
+
+/// Accessed and dirty, SDM Vol. 3 §4.5 (written out, not taken from `pte`).
+const A: u64 = 1 << 5;
+const D: u64 = 1 << 6;
 
 const CPU: GuestCpu = GuestCpu {
     maxphyaddr: 46,

@@ -3,9 +3,22 @@
 //! size changes), PS only on large leaves, A preset, D preset exactly when writable.
 
 use super::helpers::*;
-use crate::shadow::pte::{A, ADDR_MASK, D, P, PAT_4K, PAT_LARGE, PCD, PS, PWT, RW, US};
+use crate::shadow::pte::ADDR_MASK;
 use crate::shadow::{Config, CpuMode, PageSize};
 use crate::testing::Machine;
+
+// The entry bits, written out from the SDM (Vol. 3 §4.5, Tables 4-19 and 4-20) rather than
+// taken from `pte`, so that a wrong constant there cannot agree with itself here.
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const PWT: u64 = 1 << 3;
+const PCD: u64 = 1 << 4;
+const A: u64 = 1 << 5;
+const D: u64 = 1 << 6;
+const PS: u64 = 1 << 7;
+const PAT_4K: u64 = 1 << 7;
+const PAT_LARGE: u64 = 1 << 12;
 
 /// Every bit of a leaf but its frame number (bit 12 is PAT in a large leaf).
 const FLAGS: u64 = !ADDR_MASK | PAT_LARGE;

@@ -1,10 +1,11 @@
 //! What an emulated write to a shadowed page table does to the shadow entry it changes: the
 //! level-1 leaf is recomputed at once (a prefetch), never writable onto ROM or onto a guest
-//! table; and what it reports, including the flood zap on the third write without a walk.
+//! table, with bit 63 read as XD under EFER.NXE and as a reserved bit without it; and what the
+//! write reports, including the flood zap on the third write without a walk.
 
 use super::helpers::*;
-use crate::shadow::pte::{A, D};
-use crate::shadow::{FLOOD_WRITES, Gpa, Hpa, PageSize, WriteOutcome};
+use crate::shadow::pte::{A, D, XD};
+use crate::shadow::{AccessKind, Config, CpuMode, FLOOD_WRITES, Gpa, Hpa, PageSize, WriteOutcome};
 use crate::testing::{AccessResult, Machine};
 
 const VA: u64 = 0x20_0000;
@@ -14,13 +15,17 @@ const ROM_GPA: u64 = 0x2_0000_0000;
 /// A guest whose page table for `VA` is shadowed (after one access); returns the machine and the
 /// page table's GPA.
 fn shadowed_table() -> (Machine<64>, u64) {
+    shadowed_table_in(CpuMode::long_mode())
+}
+
+fn shadowed_table_in(mode: CpuMode) -> (Machine<64>, u64) {
     let mut g = Guest::new();
     g.mem
         .add_slot(Gpa(ROM_GPA), 1 << 20, Hpa(HOST_BASE + (32 << 30)), true);
     let pml4 = g.table();
     g.map(pml4, VA, 0x100_0000, PageSize::Size4K, URW | A | D);
     let pt = g.entry_gpa(pml4, VA, 1) & !0xfff;
-    let mut m = g.boot::<64>(pml4);
+    let mut m = g.boot_with::<64, 4>(pml4, mode, Config::default());
     run_checked(&mut m, VA, READ, 0);
     assert!(m.mmu.is_write_protected(Hpa(HOST_BASE + pt)));
     (m, pt)
@@ -60,6 +65,29 @@ fn a_dirty_writable_pte_onto_rom_or_a_page_table_is_prefetched_read_only() {
         assert!(m.hw_translate(va, WRITE).is_err(), "{va:#x}: not writable");
         check_va(&m, va).unwrap();
     }
+}
+
+#[test]
+fn bit_63_is_execute_disable_with_nxe_and_reserved_without() {
+    let fetch = acc(AccessKind::Fetch, false);
+    // NXE on: prefetched, readable, not executable.
+    let (mut m, pt) = shadowed_table();
+    write_pte(&mut m, pt, 1, 0x300_0000 | XD | URW | A | D);
+    assert_eq!(m.access(VA + 0x1000, READ, 0).faults, 0, "prefetched");
+    assert!(m.hw_translate(VA + 0x1000, fetch).is_err());
+    check_va(&m, VA + 0x1000).unwrap();
+    // NXE off: a reserved bit. Nothing is prefetched; the access faults with P and RSVD.
+    let no_nxe = CpuMode {
+        efer_nxe: false,
+        ..CpuMode::long_mode()
+    };
+    let (mut m, pt) = shadowed_table_in(no_nxe);
+    write_pte(&mut m, pt, 1, 0x300_0000 | XD | URW | A | D);
+    assert!(m.hw_translate(VA + 0x1000, READ).is_err(), "not prefetched");
+    assert_eq!(
+        run_checked(&mut m, VA + 0x1000, READ, 0),
+        AccessResult::Injected { error_code: 0b1001 }
+    );
 }
 
 #[test]

@@ -91,15 +91,26 @@ fn large_leaves_over_a_new_table_are_dropped_writable_or_not_and_neighbours_stay
             "{r:?}"
         );
     }
-    protect_by_loading_as_root(
-        &mut m,
-        &[rw_gpa + 0x5000, ro_gpa + 0x7000, next_gpa + (2 << 20)],
+    let mapped = |m: &Machine<64>, va: u64| m.hw_translate(va + 0x8000, READ).is_ok();
+    // One table at a time, so that each drop is the doing of that table alone.
+    protect_by_loading_as_root(&mut m, &[rw_gpa + 0x5000]);
+    assert!(
+        !mapped(&m, rw_va),
+        "the writable leaf over the table is dropped"
+    );
+    assert!(mapped(&m, ro_va) && mapped(&m, next_va), "the others stay");
+    protect_by_loading_as_root(&mut m, &[ro_gpa + 0x7000]);
+    assert!(
+        !mapped(&m, ro_va),
+        "the read-only leaf over the table is dropped"
+    );
+    assert!(mapped(&m, next_va));
+    protect_by_loading_as_root(&mut m, &[next_gpa + (2 << 20)]);
+    assert!(
+        mapped(&m, next_va),
+        "a table just past the region drops nothing"
     );
     for va in [rw_va, ro_va] {
-        assert!(
-            m.hw_translate(va + 0x8000, READ).is_err(),
-            "{va:#x}: dropped"
-        );
         let r = run_checked(&mut m, va + 0x8000, READ, 0);
         assert!(
             matches!(
