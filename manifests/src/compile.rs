@@ -29,6 +29,7 @@
 use crate::error::{ManifestError, Reporter};
 use crate::schema::{ManifestDef, MapRights, PeerDef};
 use crate::validate::Names;
+use crate::vm::{GuestDef, LinuxDef};
 use abi::Rights;
 use bootdesc::{CapObject, Mapping, RegionKind, RestartPolicy, ServerRole};
 
@@ -95,12 +96,21 @@ pub(crate) struct IrqPlan {
     pub badge: u64,
 }
 
-/// A VM as the boot description carries it (its image is given to the payload by name).
+/// What a VM runs, as the payload builder needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GuestPlan {
+    /// The cargo package of the guest ELF (its bytes are given to the payload by VM name).
+    Elf(String),
+    /// Linux: its files are given to the payload by path.
+    Linux(Box<LinuxDef>),
+}
+
+/// A VM as the boot description carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct VmPlan {
     pub name: String,
-    /// Cargo package of the guest ELF.
-    pub image: String,
+    /// What it runs.
+    pub guest: GuestPlan,
     pub ram_base: u64,
     pub ram_region: u16,
     pub priority: u8,
@@ -164,7 +174,10 @@ pub(crate) fn compile(
         endpoints.push((format!("exits:{}", vm.name.value), Some(index(vmm))));
         vms.push(VmPlan {
             name: vm.name.value.clone(),
-            image: vm.image.value.clone(),
+            guest: match &vm.guest {
+                GuestDef::Elf(package) => GuestPlan::Elf(package.value.clone()),
+                GuestDef::Linux(linux) => GuestPlan::Linux(linux.clone()),
+            },
             ram_base: vm.ram_base,
             ram_region: index(first_ram_region + v),
             priority: vm.priority,

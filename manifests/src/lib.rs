@@ -24,7 +24,9 @@
 
 mod compile;
 mod error;
+mod fdt;
 mod fields;
+mod linux;
 mod payload;
 pub mod platform;
 mod region;
@@ -36,8 +38,13 @@ mod vm;
 #[cfg(test)]
 mod tests;
 
+pub use crate::fdt::{
+    COMMAND_LINE_SIZE, GUEST_GIC_DISTRIBUTOR, GUEST_GIC_REDISTRIBUTOR, GuestDevice, GuestTree,
+    MAX_DEVICE_TREE_SIZE, MAX_SPI, PL011_SIZE, VIRTIO_MMIO_SIZE, device_tree,
+};
 pub use compile::{DEBUG_CONSOLE, DEBUG_LOG, FAULT_ENDPOINT, MAX_CNODE_SLOTS, SPARE_SLOTS};
 pub use error::ManifestError;
+pub use linux::GuestFile;
 
 use compile::Plan;
 use error::Reporter;
@@ -93,13 +100,17 @@ impl Manifest {
             .collect()
     }
 
-    /// (VM name, cargo package of its guest ELF) for every VM, in VM order. Guests are built for
-    /// `aarch64-unknown-none` (hard float), not the servers' target.
+    /// (VM name, cargo package of its guest ELF) for every VM that runs an ELF guest (`image`),
+    /// in VM order. Guests are built for `aarch64-unknown-none` (hard float), not the servers'
+    /// target. Linux VMs' files are [`Manifest::guest_files`].
     pub fn guests(&self) -> Vec<(String, String)> {
         self.plan
             .vms
             .iter()
-            .map(|vm| (vm.name.clone(), vm.image.clone()))
+            .filter_map(|vm| match &vm.guest {
+                compile::GuestPlan::Elf(package) => Some((vm.name.clone(), package.clone())),
+                compile::GuestPlan::Linux(_) => None,
+            })
             .collect()
     }
 
@@ -109,10 +120,11 @@ impl Manifest {
     }
 
     /// Builds the payload (`bootdesc::build_payload`) given each server's ELF bytes, keyed by
-    /// server name, and each VM's guest ELF bytes, keyed by VM name (no VM is named like a
-    /// server). Every server and every VM needs an image that starts with the ELF magic, and no
-    /// image may be given for a name that is neither.
+    /// server name, and each ELF guest's bytes, keyed by VM name (no VM is named like a
+    /// server). Every server and every ELF guest needs a valid AArch64 ELF executable (a guest's
+    /// inside its RAM), and no image may be given for a name that is neither. A system with a
+    /// Linux VM needs [`Manifest::payload_with_files`].
     pub fn payload(&self, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-        payload::build(&self.plan, images)
+        payload::build(&self.plan, images, &BTreeMap::new())
     }
 }

@@ -4,16 +4,25 @@
 //! stream in the order `bootdesc` requires — `Header`, `Server`s, `Endpoint`s (the manifest's,
 //! `faults`, then one `exits:<vm>` per VM), `Notification`s, `Region`s (the manifest's, then one
 //! `ram:<vm>` per VM), `Irq`s, `Cap`s (grouped by server, in slot order), `Mapping`s (in region
-//! order), `Vm`s — and hands it with the images, the servers' in server order then the guests'
-//! in VM order, to [`bootdesc::build_payload`].
+//! order), `Vm`s, then each VM's `VmSegment`s in VM order — and hands it with the images, the
+//! servers' in server order then the guests' in VM order, to [`bootdesc::build_payload`].
+//!
+//! Every guest becomes segments here, so the kernel parses no guest format: an ELF guest's
+//! `PT_LOAD` file bytes (sub-ranges of its ELF, checked by the kernel's own ELF reader against
+//! the VM's RAM; the bytes past a segment's file size are zero because guest RAM starts zeroed
+//! and a reset zeroes it), or a Linux guest's Image, initrd and device tree (`linux.rs`).
 
-use crate::compile::Plan;
+use crate::compile::{GuestPlan, Plan, VmPlan};
 use anyhow::{Context, bail};
 use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer, VmInfo};
 use bootdesc::{
-    Cap, CapObject, Endpoint, FORMAT_VERSION, Header, Irq, Notification, Record, Region, Server, Vm,
+    Cap, CapObject, Endpoint, FORMAT_VERSION, Header, ImageRef, Irq, Notification, Record, Region,
+    Server, Vm, VmSegment,
 };
+use kernel_core::elf::{self, ElfError};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// The first bytes of every ELF file.
 const ELF_MAGIC: &[u8] = b"\x7fELF";
@@ -116,29 +125,121 @@ fn elf<'a>(
     Ok(image)
 }
 
-/// Builds the payload; `images` maps every server name and every VM name to its ELF bytes.
-pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+/// A guest made ready for the payload: the images it appends and its segments within them.
+struct GuestLoad<'a> {
+    images: Vec<Cow<'a, [u8]>>,
+    /// (index into `images`, offset in it, length, guest-physical address), ascending by
+    /// address.
+    segments: Vec<(usize, u64, u64, u64)>,
+    entry: u64,
+    x0: u64,
+}
+
+/// What is wrong with an ELF guest, in words.
+fn elf_refusal(error: ElfError, ram: (u64, u64)) -> String {
+    match error {
+        ElfError::NotAarch64Executable => "is not a little-endian ELF64 AArch64 executable".into(),
+        ElfError::Truncated => "is truncated: a header or a segment reaches past its end".into(),
+        ElfError::FileLargerThanMemory => {
+            "has a segment whose file size exceeds its memory size".into()
+        }
+        ElfError::OutsideWindow => format!(
+            "has a segment outside the VM's RAM ({:#x}..{:#x})",
+            ram.0, ram.1
+        ),
+        ElfError::Overlap => "has two segments that share a page".into(),
+        ElfError::TooManySegments => {
+            format!("has more than {} loadable segments", elf::MAX_SEGMENTS)
+        }
+        ElfError::BadEntry => "has its entry point outside its executable segments".into(),
+    }
+}
+
+/// An ELF guest: its `PT_LOAD` segments' file bytes, in address order.
+fn elf_guest<'a>(
+    vm: &VmPlan,
+    package: &str,
+    ram_size: u64,
+    image: &'a [u8],
+) -> anyhow::Result<GuestLoad<'a>> {
+    let ram = (vm.ram_base, vm.ram_base + ram_size);
+    let parsed = elf::parse(image, ram.0, ram.1).map_err(|error| {
+        anyhow::anyhow!(
+            "the image of vm `{}` (image `{package}`) {}",
+            vm.name,
+            elf_refusal(error, ram)
+        )
+    })?;
+    let segments = parsed
+        .segments()
+        .iter()
+        .filter(|segment| segment.filesz > 0)
+        .map(|segment| (0, segment.offset, segment.filesz, segment.vaddr))
+        .collect();
+    Ok(GuestLoad {
+        images: vec![Cow::Borrowed(image)],
+        segments,
+        entry: parsed.entry,
+        x0: 0,
+    })
+}
+
+/// Builds the payload; `images` maps every server name and every ELF guest's VM name to its ELF
+/// bytes, `files` every path of [`crate::Manifest::guest_files`] to the file's bytes.
+pub(crate) fn build(
+    plan: &Plan,
+    images: &BTreeMap<String, Vec<u8>>,
+    files: &BTreeMap<PathBuf, Vec<u8>>,
+) -> anyhow::Result<Vec<u8>> {
     let known = |name: &String| {
-        plan.servers.iter().any(|s| &s.name == name) || plan.vms.iter().any(|v| &v.name == name)
+        plan.servers.iter().any(|s| &s.name == name)
+            || plan
+                .vms
+                .iter()
+                .any(|v| &v.name == name && matches!(v.guest, GuestPlan::Elf(_)))
     };
     if let Some(extra) = images.keys().find(|name| !known(name)) {
         bail!(
-            "an image was given for `{extra}`, which is neither a server nor a vm of system `{}`",
+            "an image was given for `{extra}`, which is neither a server nor an ELF guest's vm \
+             of system `{}`",
             plan.name
         );
     }
-    let mut ordered: Vec<&[u8]> = Vec::new();
+    let mut ordered: Vec<Cow<'_, [u8]>> = Vec::new();
     for server in &plan.servers {
         let what = format!("server `{}`", server.name);
-        ordered.push(elf(
+        ordered.push(Cow::Borrowed(elf(
             images.get(&server.name),
             &what,
             ("binary", &server.binary),
-        )?);
+        )?));
     }
+    let mut guests = Vec::new();
     for vm in &plan.vms {
-        let what = format!("vm `{}`", vm.name);
-        ordered.push(elf(images.get(&vm.name), &what, ("image", &vm.image))?);
+        let ram_size = plan.regions[usize::from(vm.ram_region)].size;
+        let guest = match &vm.guest {
+            GuestPlan::Elf(package) => {
+                let what = format!("vm `{}`", vm.name);
+                let image = elf(images.get(&vm.name), &what, ("image", package))?;
+                elf_guest(vm, package, ram_size, image)?
+            }
+            GuestPlan::Linux(linux) => {
+                let load = crate::linux::prepare(&vm.name, linux, vm.ram_base, ram_size, files)?;
+                let segments = (load.images.iter().zip(&load.ipas).enumerate())
+                    .map(|(index, (image, &ipa))| (index, 0, image.len() as u64, ipa))
+                    .collect();
+                GuestLoad {
+                    images: load.images,
+                    segments,
+                    entry: load.entry,
+                    x0: load.x0,
+                }
+            }
+        };
+        // Where this guest's images start among all images.
+        let first_image = ordered.len();
+        ordered.extend(guest.images.iter().cloned());
+        guests.push((first_image, guest));
     }
     let total: usize = ordered
         .iter()
@@ -147,6 +248,7 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
     if u32::try_from(total).is_err() {
         bail!("the images together are {total} bytes, more than a payload can address");
     }
+    let ordered: Vec<&[u8]> = ordered.iter().map(|image| &image[..]).collect();
     let refs = bootdesc::image_refs(&ordered);
     let blobs = bootinfo_blobs(plan)?;
     let caps: Vec<Cap> = plan
@@ -173,11 +275,11 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
         caps: u32::try_from(caps.len())?,
         mappings: u32::try_from(plan.mappings.len())?,
         vms: u16::try_from(plan.vms.len())?,
+        vm_segments: u32::try_from(guests.iter().map(|(_, g)| g.segments.len()).sum::<usize>())?,
         timeslice_us: plan.timeslice_us,
         test_system: plan.test_system,
     })];
-    let (server_refs, guest_refs) = refs.split_at(plan.servers.len());
-    for ((server, &image), blob) in plan.servers.iter().zip(server_refs).zip(&blobs) {
+    for ((server, &image), blob) in plan.servers.iter().zip(&refs).zip(&blobs) {
         records.push(Record::Server(Server {
             name: &server.name,
             image,
@@ -218,16 +320,32 @@ pub(crate) fn build(plan: &Plan, images: &BTreeMap<String, Vec<u8>>) -> anyhow::
     }
     records.extend(caps.into_iter().map(Record::Cap));
     records.extend(plan.mappings.iter().copied().map(Record::Mapping));
-    for (vm, &image) in plan.vms.iter().zip(guest_refs) {
+    for (vm, (_, guest)) in plan.vms.iter().zip(&guests) {
         records.push(Record::Vm(Vm {
             name: &vm.name,
-            image,
             ram_base: vm.ram_base,
             ram_region: vm.ram_region,
             priority: vm.priority,
             exit_endpoint: vm.exit_endpoint,
             exit_badge: vm.exit_badge,
+            entry: guest.entry,
+            x0: guest.x0,
         }));
+    }
+    for (vm_index, (first_image, guest)) in guests.iter().enumerate() {
+        for &(image, offset, len, ipa) in &guest.segments {
+            let whole = refs[first_image + image];
+            // Inside an image of a payload whose size fits a u32 (checked above).
+            let image = ImageRef {
+                offset: whole.offset + u32::try_from(offset)?,
+                len: u32::try_from(len)?,
+            };
+            records.push(Record::VmSegment(VmSegment {
+                vm: u16::try_from(vm_index)?,
+                image,
+                ipa,
+            }));
+        }
     }
     bootdesc::build_payload(&records, &ordered).context("encoding the boot description")
 }

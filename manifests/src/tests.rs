@@ -11,6 +11,7 @@ use bootdesc::{
 use std::collections::BTreeMap;
 
 mod debug;
+mod linux;
 mod vms;
 
 /// Uses every feature; the supervisor is deliberately not the first server.
@@ -110,6 +111,53 @@ fn fake_elf(tag: u8, len: usize) -> Vec<u8> {
     let mut image = b"\x7fELF".to_vec();
     image.resize(len, tag);
     image
+}
+
+/// A minimal AArch64 ELF executable (what a guest package builds to): a read-execute segment of
+/// `code` at `vaddr`, the entry point, and a read-write segment of `data` followed by `bss` zero
+/// bytes at the next 64 KiB boundary. Segment bytes follow the headers in the file.
+fn guest_elf(vaddr: u64, code: &[u8], data: &[u8], bss: u64) -> Vec<u8> {
+    const PT_LOAD: u32 = 1;
+    let data_vaddr = (vaddr + code.len() as u64).next_multiple_of(0x1_0000);
+    let code_offset = 64 + 2 * 56;
+    let data_offset = code_offset + code.len() as u64;
+    let mut elf = vec![0u8; 64];
+    elf[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf[24..32].copy_from_slice(&vaddr.to_le_bytes());
+    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+    elf[56..58].copy_from_slice(&2u16.to_le_bytes());
+    let segments = [
+        (
+            5u32,
+            code_offset,
+            vaddr,
+            code.len() as u64,
+            code.len() as u64,
+        ), // R+X
+        (
+            6,
+            data_offset,
+            data_vaddr,
+            data.len() as u64,
+            data.len() as u64 + bss,
+        ), // R+W
+    ];
+    for (flags, offset, address, filesz, memsz) in segments {
+        let mut header = [0u8; 56];
+        header[..4].copy_from_slice(&PT_LOAD.to_le_bytes());
+        header[4..8].copy_from_slice(&flags.to_le_bytes());
+        header[8..16].copy_from_slice(&offset.to_le_bytes());
+        header[16..24].copy_from_slice(&address.to_le_bytes());
+        header[32..40].copy_from_slice(&filesz.to_le_bytes());
+        header[40..48].copy_from_slice(&memsz.to_le_bytes());
+        elf.extend_from_slice(&header);
+    }
+    elf.extend_from_slice(code);
+    elf.extend_from_slice(data);
+    elf
 }
 
 fn images(plan: &Plan) -> BTreeMap<String, Vec<u8>> {
@@ -348,6 +396,7 @@ fn payload_round_trips_with_counts_order_and_indices() {
             Record::Cap(_) => 6,
             Record::Mapping(_) => 7,
             Record::Vm(_) => 8,
+            Record::VmSegment(_) => 9,
         })
         .collect();
     let expected: Vec<u8> = [

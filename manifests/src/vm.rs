@@ -1,7 +1,12 @@
 //! `[vms.<name>]`: virtual machines, each with one VCPU, its RAM and the servers that run it.
 //!
-//! The reader checks what one table can tell: the keys, the guest image's package name, the
-//! priority, and the RAM window — `ram_size` a multiple of 2 MiB in 2 MiB..=1 GiB, `ram_base`
+//! A VM runs either an ELF guest (`image`, a cargo package) or Linux (`kernel`, an arm64 Image,
+//! with an optional `initrd` and `cmdline`); exactly one of `image` and `kernel` is given. The
+//! files a Linux VM names are read when the payload is built (`linux.rs`), not here.
+//!
+//! The reader checks what one table can tell: the keys, the guest image's package name or the
+//! Linux files' paths and command line, the priority, and the RAM window — `ram_size` a
+//! multiple of 2 MiB in 2 MiB..=1 GiB, `ram_base`
 //! (default [`DEFAULT_RAM_BASE`]) 2 MiB aligned, and the RAM inside the 39-bit guest physical
 //! address space ([`IPA_END`]). [`check_vms`] does the cross-table checks: a VM's name is not
 //! reserved and is not a server's (images are keyed and stored by name, servers' and VMs' side
@@ -10,6 +15,7 @@
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
+use crate::linux::{DEFAULT_CMDLINE, KeyAt};
 use crate::schema::{ManifestDef, fields, section};
 use crate::span::Entry;
 use crate::validate::Names;
@@ -24,7 +30,8 @@ pub const MAX_RAM_SIZE: u64 = 0x4000_0000;
 pub const IPA_END: u64 = 1 << 39;
 
 const VM_KEYS: &[&str] = &[
-    "image", "vmm", "mmu", "memory", "priority", "ram_base", "ram_size", "resets",
+    "image", "kernel", "initrd", "cmdline", "vmm", "mmu", "memory", "priority", "ram_base",
+    "ram_size", "resets",
 ];
 
 /// The most resets a test may ask of a guest (`resets`).
@@ -33,12 +40,35 @@ pub const MAX_RESETS: u32 = 1000;
 /// Names a VM may not take: the compiler's own, as for endpoints and notifications.
 const RESERVED: &[&str] = &["faults", "system"];
 
+/// What a VM runs.
+#[derive(Clone, Debug)]
+pub(crate) enum GuestDef {
+    /// `image`: the cargo package of the guest ELF.
+    Elf(Sp<String>),
+    /// `kernel`: Linux.
+    Linux(Box<LinuxDef>),
+}
+
+/// A Linux VM's keys. Positions are kept so that what is wrong with the files, found only when
+/// they are read, is reported at the key that names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LinuxDef {
+    /// `kernel`: the arm64 Image, relative to the workspace root.
+    pub kernel: (String, KeyAt),
+    /// `initrd`: the initramfs, relative to the workspace root.
+    pub initrd: Option<(String, KeyAt)>,
+    /// `cmdline`, or [`DEFAULT_CMDLINE`].
+    pub cmdline: String,
+    /// Where `ram_size` is, for "does not fit" errors.
+    pub ram_size: KeyAt,
+}
+
 /// `[vms.<name>]`.
 #[derive(Clone, Debug)]
 pub(crate) struct VmDef {
     pub name: Sp<String>,
-    /// Cargo package of the guest ELF.
-    pub image: Sp<String>,
+    /// What it runs.
+    pub guest: GuestDef,
     /// The server that receives its exits.
     pub vmm: Sp<String>,
     /// The server that holds its stage-2 VSpace.
@@ -68,17 +98,7 @@ pub(crate) fn is_package_name(name: &str) -> bool {
 
 fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef, ManifestError> {
     let f = fields(rep, entry, &name, "vms", VM_KEYS)?;
-    let image = f.required_string("image")?;
-    if !is_package_name(&image.value) {
-        return Err(f.error(
-            &image.span,
-            "image",
-            format!(
-                "image {:?} is not a cargo package name (letters, digits, `-` and `_`)",
-                image.value
-            ),
-        ));
-    }
+    let guest = read_guest(&f)?;
     let vmm = f.required_string("vmm")?;
     let mmu = f.required_string("mmu")?;
     let memory = f.required_string("memory")?;
@@ -129,8 +149,21 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
             ),
         ));
     }
+    let guest = match guest {
+        Guest::Elf(image) => GuestDef::Elf(image),
+        Guest::Linux {
+            kernel,
+            initrd,
+            cmdline,
+        } => GuestDef::Linux(Box::new(LinuxDef {
+            kernel: (kernel.value, KeyAt::new(rep, &kernel.span, &kernel.key)),
+            initrd: initrd.map(|initrd| (initrd.value, KeyAt::new(rep, &initrd.span, &initrd.key))),
+            cmdline,
+            ram_size: KeyAt::new(rep, &ram_size.span, &ram_size.key),
+        })),
+    };
     Ok(VmDef {
-        image,
+        guest,
         vmm,
         mmu,
         memory,
@@ -140,6 +173,131 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         resets,
         name,
     })
+}
+
+/// What [`read_guest`] found, before the positions are kept.
+enum Guest {
+    Elf(Sp<String>),
+    Linux {
+        kernel: Sp<String>,
+        initrd: Option<Sp<String>>,
+        cmdline: String,
+    },
+}
+
+/// Reads `image`, or `kernel` with `initrd` and `cmdline`: exactly one of `image` and `kernel`.
+fn read_guest(f: &Fields<'_>) -> Result<Guest, ManifestError> {
+    let image = f.string("image")?;
+    let kernel = f.string("kernel")?;
+    let initrd = f.string("initrd")?;
+    let cmdline = f.string("cmdline")?;
+    match (image, kernel) {
+        (Some(_), Some(kernel)) => Err(f.error(
+            &kernel.span,
+            "kernel",
+            format!(
+                "{} has both `image` (an ELF guest's cargo package) and `kernel` (a Linux \
+                 Image); give exactly one",
+                f.what
+            ),
+        )),
+        (None, None) => Err(f.error(
+            &f.anchor,
+            "image",
+            format!(
+                "{} names no guest: give `image` (an ELF guest's cargo package) or `kernel` (a \
+                 Linux Image)",
+                f.what
+            ),
+        )),
+        (Some(image), None) => {
+            if let Some(linux_only) = initrd.as_ref().or(cmdline.as_ref()) {
+                let name = if initrd.is_some() {
+                    "initrd"
+                } else {
+                    "cmdline"
+                };
+                return Err(f.error(
+                    &linux_only.span,
+                    name,
+                    format!(
+                        "`{name}` is for a Linux VM (`kernel`); {} runs the ELF guest `{}`",
+                        f.what, image.value
+                    ),
+                ));
+            }
+            if !is_package_name(&image.value) {
+                return Err(f.error(
+                    &image.span,
+                    "image",
+                    format!(
+                        "image {:?} is not a cargo package name (letters, digits, `-` and `_`)",
+                        image.value
+                    ),
+                ));
+            }
+            Ok(Guest::Elf(image))
+        }
+        (None, Some(kernel)) => {
+            check_path(f, "kernel", &kernel)?;
+            if let Some(initrd) = &initrd {
+                check_path(f, "initrd", initrd)?;
+            }
+            let cmdline = match cmdline {
+                Some(cmdline) => check_cmdline(f, cmdline)?,
+                None => DEFAULT_CMDLINE.to_string(),
+            };
+            Ok(Guest::Linux {
+                kernel,
+                initrd,
+                cmdline,
+            })
+        }
+    }
+}
+
+/// A file a Linux VM boots from: a non-empty path relative to the workspace root, so an image
+/// builds the same wherever the workspace is.
+fn check_path(f: &Fields<'_>, name: &str, path: &Sp<String>) -> Result<(), ManifestError> {
+    let problem = if path.value.is_empty() {
+        "is empty"
+    } else if path.value.contains('\0') {
+        "contains a NUL byte"
+    } else if std::path::Path::new(&path.value).has_root() {
+        "is absolute; paths are relative to the workspace root"
+    } else {
+        return Ok(());
+    };
+    Err(f.error(
+        &path.span,
+        name,
+        format!("{name} path {:?} {problem}", path.value),
+    ))
+}
+
+/// The kernel command line goes into the device tree's `/chosen/bootargs`, a NUL-terminated
+/// string Linux copies into a buffer of `COMMAND_LINE_SIZE` bytes
+/// (arch/arm64/include/uapi/asm/setup.h).
+fn check_cmdline(f: &Fields<'_>, cmdline: Sp<String>) -> Result<String, ManifestError> {
+    if cmdline.value.contains('\0') {
+        return Err(f.error(
+            &cmdline.span,
+            "cmdline",
+            "the kernel command line contains a NUL byte",
+        ));
+    }
+    let longest = crate::COMMAND_LINE_SIZE - 1;
+    if cmdline.value.len() > longest {
+        return Err(f.error(
+            &cmdline.span,
+            "cmdline",
+            format!(
+                "the kernel command line is {} bytes; Linux keeps at most {longest}",
+                cmdline.value.len()
+            ),
+        ));
+    }
+    Ok(cmdline.value)
 }
 
 /// Cross-table checks of every VM: its name, then its `vmm`, `mmu` and `memory` servers, then
@@ -202,4 +360,19 @@ pub(crate) fn check_vms(
         }
     }
     Ok(())
+}
+
+impl crate::Manifest {
+    /// (VM name, guest-physical base of its RAM, RAM size) for every VM, in VM order: where an
+    /// ELF guest must be linked (its segments must lie inside).
+    pub fn vm_ram(&self) -> Vec<(String, u64, u64)> {
+        let plan = &self.plan;
+        plan.vms
+            .iter()
+            .map(|vm| {
+                let size = plan.regions[usize::from(vm.ram_region)].size;
+                (vm.name.clone(), vm.ram_base, size)
+            })
+            .collect()
+    }
 }

@@ -27,16 +27,68 @@ fn load_or_render(path: &Path) -> Manifest {
     })
 }
 
-/// Compiles with a fake ELF image per server and per VM and checks the payload's header.
+/// A minimal AArch64 ELF executable with one read-execute segment of 16 bytes at `entry`.
+fn guest_elf(entry: u64) -> Vec<u8> {
+    let mut elf = vec![0u8; 64];
+    elf[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
+    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf[24..32].copy_from_slice(&entry.to_le_bytes());
+    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+    elf[56..58].copy_from_slice(&1u16.to_le_bytes());
+    let mut header = [0u8; 56];
+    header[..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    header[4..8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    header[8..16].copy_from_slice(&120u64.to_le_bytes());
+    header[16..24].copy_from_slice(&entry.to_le_bytes());
+    header[32..40].copy_from_slice(&16u64.to_le_bytes());
+    header[40..48].copy_from_slice(&16u64.to_le_bytes());
+    elf.extend_from_slice(&header);
+    elf.extend_from_slice(&[0xd5; 16]);
+    elf
+}
+
+/// A little-endian arm64 Image header for a kernel of 8 MiB (Linux booting.rst).
+fn arm64_image() -> Vec<u8> {
+    let mut image = vec![0u8; 4096];
+    image[0x10..0x18].copy_from_slice(&(8u64 << 20).to_le_bytes());
+    image[0x18..0x20].copy_from_slice(&0xau64.to_le_bytes());
+    image[0x38..0x3c].copy_from_slice(&0x644d_5241u32.to_le_bytes());
+    image
+}
+
+/// Compiles with a fake ELF per server, a guest ELF inside each ELF guest's RAM (where the test
+/// guest links, 512 KiB in), a fake Image and initrd for each Linux VM, and checks the
+/// payload's header.
 fn assert_compiles(manifest: &Manifest) {
-    let images: BTreeMap<String, Vec<u8>> = manifest
+    let ram: BTreeMap<String, u64> = manifest
+        .vm_ram()
+        .into_iter()
+        .map(|(name, base, _)| (name, base))
+        .collect();
+    let mut images: BTreeMap<String, Vec<u8>> = manifest
         .binaries()
         .into_iter()
-        .chain(manifest.guests())
         .map(|(name, _)| (name, b"\x7fELF fake".to_vec()))
         .collect();
+    for (vm, _) in manifest.guests() {
+        images.insert(vm.clone(), guest_elf(ram[&vm] + 0x8_0000));
+    }
+    let files: BTreeMap<PathBuf, Vec<u8>> = manifest
+        .guest_files()
+        .into_iter()
+        .map(|file| {
+            let bytes = if file.key().ends_with(".kernel") {
+                arm64_image()
+            } else {
+                vec![0x07; 512]
+            };
+            (file.path, bytes)
+        })
+        .collect();
     let payload = manifest
-        .payload(&images)
+        .payload_with_files(&images, &files)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(bootdesc::PayloadHeader::parse(&payload).is_ok());
 }

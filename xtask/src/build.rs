@@ -4,7 +4,9 @@
 //! the servers are built first (all in one cargo invocation for [`TARGET`], so cargo can
 //! schedule them together), then the guests of the manifest's VMs (one invocation for
 //! [`GUEST_TARGET`]: guests are ordinary EL1 programs with floating point), then everything is
-//! packed by the manifest crate into `payload.bin`, then the kernel is built around it.
+//! packed by the manifest crate into `payload.bin`, then the kernel is built around it. The
+//! files of the manifest's Linux VMs (`kernel`, `initrd`) are read before anything is built,
+//! fetched first when they are `cargo xtask fetch-guest`'s outputs.
 //! Everything of one image lives under `<target>/images/<manifest name>/`: `payload.bin`, one
 //! `<server>.elf` copy per server (for defmt decoding and gdb), one `<vm>.elf` copy per VM (for
 //! gdb), and QEMU's working files (`defmt.log`, `qemu.log`); the bootable ELF itself is
@@ -18,7 +20,7 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 
 use crate::Workspace;
-use manifest::Manifest;
+use manifest::{Manifest, ManifestError};
 
 /// The Rust target of the kernel and the servers.
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -54,8 +56,8 @@ pub fn build_image(
     workspace: &Workspace,
     manifest_path: &Path,
 ) -> anyhow::Result<Result<Image, Diagnostic>> {
-    let manifest = match load_manifest(manifest_path) {
-        Ok(manifest) => manifest,
+    let (manifest, source) = match load_manifest(manifest_path) {
+        Ok(loaded) => loaded,
         Err(diagnostic) => return Ok(Err(diagnostic)),
     };
     let name = manifest.name().to_string();
@@ -74,6 +76,11 @@ pub fn build_image(
         manifest_path.display()
     );
 
+    // Before any compiling: a missing kernel should not wait for every server to build.
+    let files = match read_guest_files(workspace, &manifest) {
+        Ok(files) => files,
+        Err(error) => return Ok(Err(error.render(&source))),
+    };
     let binaries = manifest.binaries();
     let mut elves = build_packages(workspace, TARGET, &binaries, "server")?;
     let guests = manifest.guests();
@@ -97,9 +104,19 @@ pub fn build_image(
         elves.insert(vm, bytes);
     }
 
-    let payload = manifest
-        .payload(&elves)
-        .with_context(|| format!("{}: packing the boot payload", manifest_path.display()))?;
+    let payload = match manifest.payload_with_files(&elves, &files) {
+        Ok(payload) => payload,
+        // What is wrong with a Linux VM's files is shown at the manifest key naming them.
+        Err(error) => match error.downcast_ref::<ManifestError>() {
+            Some(refusal) => return Ok(Err(refusal.render(&source))),
+            None => {
+                return Err(error.context(format!(
+                    "{}: packing the boot payload",
+                    manifest_path.display()
+                )));
+            }
+        },
+    };
     let payload_path = dir.join("payload.bin");
     fs::write(&payload_path, &payload)
         .with_context(|| format!("writing {}", payload_path.display()))?;
@@ -118,11 +135,43 @@ pub fn build_image(
     }))
 }
 
-/// Loads and validates the manifest; a refusal comes back rendered against its source.
-fn load_manifest(path: &Path) -> Result<Manifest, Diagnostic> {
+/// Loads and validates the manifest, returned with its source; a refusal comes back rendered
+/// against the source.
+fn load_manifest(path: &Path) -> Result<(Manifest, String), Diagnostic> {
     let source = fs::read_to_string(path)
         .map_err(|error| format!("error: cannot read manifest {}: {error}", path.display()))?;
-    Manifest::load(path).map_err(|error| error.render(&source))
+    match Manifest::load(path) {
+        Ok(manifest) => Ok((manifest, source)),
+        Err(error) => Err(error.render(&source)),
+    }
+}
+
+/// Reads every file the manifest's Linux VMs boot from (paths relative to the workspace root),
+/// keyed by the path as written. A file `cargo xtask fetch-guest` makes is fetched first when
+/// it is missing or stale; a file that cannot be read is an error at the key naming it.
+fn read_guest_files(
+    workspace: &Workspace,
+    manifest: &Manifest,
+) -> Result<BTreeMap<PathBuf, Vec<u8>>, ManifestError> {
+    let mut files = BTreeMap::new();
+    for file in manifest.guest_files() {
+        if let Err(error) = crate::guest_image::ensure_fetched(&workspace.root, &file.path) {
+            return Err(file.error(format!(
+                "fetching {} failed: {error:#}",
+                file.path.display()
+            )));
+        }
+        let path = workspace.root.join(&file.path);
+        let bytes = fs::read(&path).map_err(|error| {
+            file.error(format!(
+                "cannot read {} (vm `{}`): {error}",
+                path.display(),
+                file.vm
+            ))
+        })?;
+        files.insert(file.path, bytes);
+    }
+    Ok(files)
 }
 
 /// Builds every distinct package of `programs` ((server or VM name, cargo package)) for
@@ -276,6 +325,29 @@ mod tests {
         assert_eq!(
             workspace.release_dir(GUEST_TARGET),
             workspace.target_dir.join("aarch64-unknown-none/release")
+        );
+    }
+
+    #[test]
+    fn a_missing_guest_file_is_a_diagnostic_at_its_key() {
+        let workspace = Workspace::locate();
+        let dir = std::env::temp_dir().join(format!("xtask-guest-file-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("linux.toml");
+        let text = fs::read_to_string(workspace.root.join("manifests/linux.toml"))
+            .expect("manifests/linux.toml")
+            .replace(
+                "\"target/guest/linux/Image\"",
+                "\"target/guest/no-such-kernel/Image\"",
+            );
+        fs::write(&path, &text).expect("writing the manifest");
+        let result = build_image(&workspace, &path).expect("a missing file is not a failure");
+        let _ = fs::remove_dir_all(&dir);
+        let diagnostic = result.expect_err("a missing kernel cannot build");
+        assert!(diagnostic.contains("vms.linux.kernel"), "{diagnostic}");
+        assert!(
+            diagnostic.contains("cannot read") && diagnostic.contains("no-such-kernel/Image"),
+            "{diagnostic}"
         );
     }
 

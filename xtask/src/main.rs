@@ -11,6 +11,7 @@ mod bench;
 mod build;
 mod check;
 mod defmt_log;
+mod guest_image;
 mod install;
 mod mutants;
 mod qemu;
@@ -79,6 +80,9 @@ enum Command {
     },
     /// Static gates: rustfmt, clippy -D warnings on host and target crates, docs links.
     Check,
+    /// Download Debian's arm64 kernel and busybox-static and build the Linux guest's Image and
+    /// initramfs in target/guest/linux/ (skipped when up to date).
+    FetchGuest,
     /// Mutation testing (cargo-mutants) of the crates the system's logic lives in; slow.
     Mutants {
         /// One package (default: kernel-core and mmu-core).
@@ -101,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::locate();
     match cli.command {
         Command::Check | Command::Build { .. } => install::ensure_rust()?,
-        Command::Mutants { .. } => {}
+        Command::Mutants { .. } | Command::FetchGuest => {}
         Command::Run { .. } | Command::Test { .. } | Command::Bench { .. } => {
             install::ensure_tools(&workspace)?
         }
@@ -168,6 +172,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Check => Ok(status(check::run(&workspace)?)),
+        Command::FetchGuest => {
+            guest_image::fetch(&workspace.root)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mutants { package } => Ok(status(mutants::run(&workspace, package.as_deref())?)),
         Command::Bench { name, trace } => {
             let passed = if trace {

@@ -28,6 +28,22 @@ pub enum Response {
     Done,
     /// No register there, or a width the register does not take: the vmm injects a bus error.
     BusError,
+    /// The value read, and the level of the device's interrupt line after the access (a
+    /// device with an interrupt answers this instead of `Value`; the vmm drives the line's
+    /// virtual interrupt from it).
+    ValueLine { value: u64, line: bool },
+    /// The write was accepted; the interrupt line's level after it.
+    DoneLine { line: bool },
+}
+
+impl Response {
+    /// The device's interrupt line level, when the answer carries one.
+    pub const fn line(&self) -> Option<bool> {
+        match *self {
+            Self::ValueLine { line, .. } | Self::DoneLine { line } => Some(line),
+            Self::Value(_) | Self::Done | Self::BusError => None,
+        }
+    }
 }
 
 /// The protocol.
@@ -67,12 +83,37 @@ mod tests {
                 Ok(request)
             );
         }
-        for response in [Response::Value(0x90), Response::Done, Response::BusError] {
+        for response in [
+            Response::Value(0x90),
+            Response::Done,
+            Response::BusError,
+            Response::ValueLine {
+                value: u64::MAX,
+                line: true,
+            },
+            Response::DoneLine { line: false },
+        ] {
             let encoded = ipc::encode(&response).unwrap();
             assert_eq!(
                 ipc::decode::<Response>(encoded.label, &encoded.words),
                 Ok(response)
             );
         }
+    }
+
+    #[test]
+    fn only_the_line_variants_carry_a_level() {
+        assert_eq!(
+            Response::ValueLine {
+                value: 1,
+                line: true
+            }
+            .line(),
+            Some(true)
+        );
+        assert_eq!(Response::DoneLine { line: false }.line(), Some(false));
+        assert_eq!(Response::Value(1).line(), None);
+        assert_eq!(Response::Done.line(), None);
+        assert_eq!(Response::BusError.line(), None);
     }
 }

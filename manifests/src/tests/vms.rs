@@ -1,12 +1,12 @@
 //! Unit tests of virtual machines: the exit endpoints and RAM regions the compiler adds, each
 //! VM's capabilities and their names and slots, the `Vm` records' indices, a payload round trip
-//! with guest images, and file-order determinism.
+//! with guest images turned into load segments, and file-order determinism.
 
-use super::{F, caps, decode, ep, fake_elf, plan};
+use super::{F, caps, decode, ep, fake_elf, guest_elf, plan};
 use crate::Manifest;
-use crate::compile::{Plan, VmPlan};
+use crate::compile::{GuestPlan, Plan, VmPlan};
 use abi::Rights;
-use bootdesc::{CapObject, Record, RegionKind, Vm, bootinfo};
+use bootdesc::{CapObject, Record, RegionKind, Vm, VmSegment, bootinfo};
 use std::collections::BTreeMap;
 
 /// Two VMs on one mmu, each with its own vmm (a vmm serves one VM); the second VM's RAM is held
@@ -73,13 +73,25 @@ fn ram(region: u16) -> CapObject {
     }
 }
 
-/// A fake ELF for every server and every VM, each of a different length.
+/// The guest ELF of the VM whose RAM starts at `ram_base`: code at 512 KiB into RAM (where the
+/// test guest links), data with a bss after it; `tag` tells the guests' bytes apart.
+fn guest_at(ram_base: u64, tag: u8) -> Vec<u8> {
+    let code = vec![tag; 0x123];
+    let data = vec![tag ^ 0xff; 0x45];
+    guest_elf(ram_base + 0x8_0000, &code, &data, 0x1000)
+}
+
+/// A fake ELF for every server, each of a different length, and a real guest ELF inside each
+/// VM's RAM.
 fn all_images(manifest: &Manifest) -> BTreeMap<String, Vec<u8>> {
-    let names = manifest.binaries().into_iter().chain(manifest.guests());
-    names
-        .enumerate()
+    let servers = manifest.binaries().into_iter().enumerate();
+    let mut images: BTreeMap<String, Vec<u8>> = servers
         .map(|(i, (name, _))| (name, fake_elf(i as u8 + 1, 300 + 4500 * i)))
-        .collect()
+        .collect();
+    for (i, vm) in manifest.plan.vms.iter().enumerate() {
+        images.insert(vm.name.clone(), guest_at(vm.ram_base, 0x10 + i as u8));
+    }
+    images
 }
 
 #[test]
@@ -188,7 +200,7 @@ fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
     let vm =
         |name: &str, image: &str, ram_base, ram_region, priority, exit_endpoint, badge| VmPlan {
             name: name.into(),
-            image: image.into(),
+            guest: GuestPlan::Elf(image.into()),
             ram_base,
             ram_region,
             priority,
@@ -291,7 +303,7 @@ fn the_memory_server_learns_the_badge_of_each_vms_mmu_server() {
 }
 
 #[test]
-fn payload_round_trips_vm_records_and_guest_images() {
+fn payload_round_trips_vm_records_and_guest_images_as_segments() {
     let manifest = Manifest::from_str(VIRT, "virt.toml").unwrap_or_else(|e| panic!("{e}"));
     let images = all_images(&manifest);
     let payload = manifest
@@ -304,10 +316,12 @@ fn payload_round_trips_vm_records_and_guest_images() {
     let counts = (header.servers, header.endpoints, header.regions, header.vms);
     assert_eq!(counts, (5, 4, 3, 2));
     assert_eq!((header.caps, header.mappings), (17, 1));
-    // The Vm records close the stream, after the only Mapping.
+    // Two segments per guest (code and data; the bss is no segment: RAM starts zeroed).
+    assert_eq!(header.vm_segments, 4);
+    // The Vm records follow the only Mapping; the VmSegment records close the stream.
     let n = records.len();
-    assert!(matches!(records[n - 3], Record::Mapping(_)));
-    let vms: Vec<&Vm<'_>> = records[n - 2..]
+    assert!(matches!(records[n - 7], Record::Mapping(_)));
+    let vms: Vec<&Vm<'_>> = records[n - 6..n - 4]
         .iter()
         .filter_map(|r| match r {
             Record::Vm(vm) => Some(vm),
@@ -315,6 +329,14 @@ fn payload_round_trips_vm_records_and_guest_images() {
         })
         .collect();
     assert_eq!(vms.len(), 2);
+    let segments: Vec<&VmSegment> = records[n - 4..]
+        .iter()
+        .filter_map(|r| match r {
+            Record::VmSegment(segment) => Some(segment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segments.len(), 4);
     let fields: Vec<_> = vms
         .iter()
         .map(|v| {
@@ -325,14 +347,14 @@ fn payload_round_trips_vm_records_and_guest_images() {
                 v.exit_endpoint,
                 v.exit_badge,
             );
-            (v.name, f)
+            (v.name, f, v.entry, v.x0)
         })
         .collect();
     assert_eq!(
         fields,
         [
-            ("guest", (0x4000_0000, 1, 80, 2, 1)),
-            ("second", (0x8000_0000, 2, 70, 3, 2)),
+            ("guest", (0x4000_0000, 1, 80, 2, 1), 0x4008_0000, 0),
+            ("second", (0x8000_0000, 2, 70, 3, 2), 0x8008_0000, 0),
         ]
     );
     let server_ends: Vec<u32> = records
@@ -342,11 +364,35 @@ fn payload_round_trips_vm_records_and_guest_images() {
             _ => None,
         })
         .collect();
-    for vm in &vms {
-        let image = payload_header.image(&payload, vm.image);
-        assert_eq!(image, Some(&images[vm.name][..]), "{}", vm.name);
-        // Guest images follow every server image.
-        assert!(server_ends.iter().all(|&end| end <= vm.image.offset));
+    // Each guest's segments, in VM order: its code then its data, the ELF's own bytes at the
+    // addresses it was linked for.
+    for (vm_index, vm) in vms.iter().enumerate() {
+        let tag = 0x10 + vm_index as u8;
+        let mine: Vec<_> = segments
+            .iter()
+            .filter(|s| usize::from(s.vm) == vm_index)
+            .collect();
+        let loaded: Vec<(u64, Vec<u8>)> = mine
+            .iter()
+            .map(|s| {
+                let bytes = payload_header.image(&payload, s.image);
+                (s.ipa, bytes.unwrap_or_else(|| panic!("outside")).to_vec())
+            })
+            .collect();
+        assert_eq!(
+            loaded,
+            [
+                (vm.ram_base + 0x8_0000, vec![tag; 0x123]),
+                (vm.ram_base + 0x9_0000, vec![tag ^ 0xff; 0x45]),
+            ],
+            "{}",
+            vm.name
+        );
+        // Segments name bytes of the guest ELF itself, after every server image.
+        assert!(
+            mine.iter()
+                .all(|s| server_ends.iter().all(|&end| end <= s.image.offset))
+        );
     }
     // Every index a record holds points at a record of the right kind.
     let endpoint_names: Vec<&str> = records
@@ -391,11 +437,29 @@ fn payload_needs_every_guest_image_and_only_known_names() {
         error(&not_elf),
         "the image of vm `guest` (image `test-guest`) is not an ELF file"
     );
+    // The kernel's ELF reader checks guests at compile time, against the VM's own RAM.
+    let mut elsewhere = good.clone();
+    elsewhere.insert("second".into(), guest_at(0x4000_0000, 1));
+    assert_eq!(
+        error(&elsewhere),
+        "the image of vm `second` (image `other-guest`) has a segment outside the VM's RAM \
+         (0x80000000..0x80200000)"
+    );
+    let mut x86 = good.clone();
+    let mut image = guest_at(0x4000_0000, 1);
+    image[18] = 62; // EM_X86_64
+    x86.insert("guest".into(), image);
+    assert_eq!(
+        error(&x86),
+        "the image of vm `guest` (image `test-guest`) is not a little-endian ELF64 AArch64 \
+         executable"
+    );
     let mut foreign = good;
     foreign.insert("test-guest".into(), fake_elf(9, 10));
     assert_eq!(
         error(&foreign),
-        "an image was given for `test-guest`, which is neither a server nor a vm of system `virt`"
+        "an image was given for `test-guest`, which is neither a server nor an ELF guest's vm of \
+         system `virt`"
     );
 }
 

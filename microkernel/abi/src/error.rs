@@ -30,6 +30,9 @@ pub enum KernelError {
     InvalidSyscall { number: u64 },
     /// A receive was cancelled because the object it waited on went away.
     Cancelled,
+    /// Every list register of the VCPU holds an interrupt the guest has not completed: the
+    /// caller keeps the interrupt queued and injects it after a maintenance exit.
+    NoFreeListRegister,
 }
 
 impl KernelError {
@@ -47,6 +50,7 @@ impl KernelError {
             Self::DeleteFirst { .. } => 9,
             Self::InvalidSyscall { .. } => 10,
             Self::Cancelled => 11,
+            Self::NoFreeListRegister => 12,
         }
     }
 
@@ -64,7 +68,7 @@ impl KernelError {
                 ([generation, 0, 0], 1)
             }
             Self::InvalidSyscall { number } => ([number, 0, 0], 1),
-            Self::Cancelled => ([0, 0, 0], 0),
+            Self::Cancelled | Self::NoFreeListRegister => ([0, 0, 0], 0),
         }
     }
 
@@ -86,6 +90,7 @@ impl KernelError {
             9 => Self::DeleteFirst { slot: mr[0] },
             10 => Self::InvalidSyscall { number: mr[0] },
             11 => Self::Cancelled,
+            12 => Self::NoFreeListRegister,
             _ => return None,
         })
     }
@@ -113,6 +118,7 @@ impl core::fmt::Display for KernelError {
             Self::DeleteFirst { slot } => write!(f, "slot {slot} is occupied"),
             Self::InvalidSyscall { number } => write!(f, "no system call {number}"),
             Self::Cancelled => write!(f, "the operation was cancelled"),
+            Self::NoFreeListRegister => write!(f, "no free list register"),
         }
     }
 }
@@ -139,6 +145,7 @@ mod tests {
             KernelError::DeleteFirst { slot: 5 },
             KernelError::InvalidSyscall { number: 99 },
             KernelError::Cancelled,
+            KernelError::NoFreeListRegister,
         ];
         for error in all {
             let (details, _) = error.details();

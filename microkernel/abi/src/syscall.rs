@@ -101,6 +101,13 @@ pub enum InvocationLabel {
     FrameCarve = 13,
     /// Frame: revoke every capability carved from this frame range, unmapping each first.
     FrameRevoke = 14,
+    /// VCPU: make virtual interrupt MR0 (INTID) pending in a free list register with priority
+    /// MR1; MR2 bit 0 asks for a maintenance exit when the guest completes it (level-sensitive
+    /// interrupts, whose line the vmm must sample again). `NoFreeListRegister` when all are busy.
+    VcpuInjectIrq = 15,
+    /// VCPU: the guest's configuration of its virtual timer's interrupt (PPI 27), which the
+    /// kernel injects itself: MR0 1 = enabled, MR1 its priority.
+    VcpuSetVtimer = 16,
 }
 
 impl InvocationLabel {
@@ -121,6 +128,8 @@ impl InvocationLabel {
             12 => Self::VSpaceWriteProtect,
             13 => Self::FrameCarve,
             14 => Self::FrameRevoke,
+            15 => Self::VcpuInjectIrq,
+            16 => Self::VcpuSetVtimer,
             _ => return None,
         })
     }

@@ -25,7 +25,15 @@ pub enum VmExitKind {
     /// An SError (asynchronous external abort) taken while the guest ran, attributed to it as
     /// KVM does. `esr` is its syndrome (EC 0x2F); `words = []`.
     SError = 6,
+    /// The guest completed virtual interrupts whose list registers asked for it (EOI
+    /// maintenance), or the list registers ran empty while the vmm has interrupts queued
+    /// (underflow). `pc` and `esr` are 0; `words = [intid0, intid1, intid2, intid3, underflow]`,
+    /// unused INTID words [`NO_INTID`]. The guest resumes as it was (reply `RESUME`).
+    VgicMaintenance = 7,
 }
+
+/// An INTID word of a maintenance exit that names no interrupt (the GIC's spurious INTID).
+pub const NO_INTID: u64 = 1023;
 
 impl VmExitKind {
     /// Decodes the first word of an exit message.
@@ -37,6 +45,7 @@ impl VmExitKind {
             4 => Self::SystemRegister,
             5 => Self::Other,
             6 => Self::SError,
+            7 => Self::VgicMaintenance,
             _ => return None,
         })
     }

@@ -5,15 +5,17 @@
 //! ```text
 //! 0                    PayloadHeader: magic "HVBOOT01", desc_len (u32 LE), images_offset (u32 LE)
 //! 16                   boot description: a postcard stream of `Record`s, desc_len bytes
-//! images_offset        server ELF images, each named by an `ImageRef` relative to images_offset
+//! images_offset        server and guest images (ELF files, Linux Images, initrds, device
+//!                      trees), each named by an `ImageRef` relative to images_offset
 //! ```
 //!
 //! The description is a *stream* of records rather than one structure so the kernel can decode
 //! it one record at a time, with no allocation and no fixed ceiling on any count. Records come
 //! in this order: one `Header`, then `Server` × header.servers, `Endpoint` × header.endpoints,
-//! `Notification` × ..., `Region` × ..., `Irq` × ..., `Cap` × ..., `Mapping` × ..., `Vm` × .... Indices in a
-//! record refer to the position of the object among records of its kind. The kernel checks the
-//! order, every count and every index: a payload it cannot fully validate does not boot.
+//! `Notification` × ..., `Region` × ..., `Irq` × ..., `Cap` × ..., `Mapping` × ..., `Vm` × ...,
+//! `VmSegment` × header.vm_segments. Indices in a record refer to the position of the object
+//! among records of its kind. The kernel checks the order, every count and every index: a
+//! payload it cannot fully validate does not boot.
 //!
 //! Each server also gets a *boot-info blob* (see [`bootinfo`]), copied verbatim by the kernel
 //! into the server's boot-info page: the server's id and the names of its capabilities.
@@ -28,7 +30,7 @@ pub use records::*;
 /// The first bytes of a payload.
 pub const PAYLOAD_MAGIC: [u8; 8] = *b"HVBOOT01";
 /// Version of the record format; the kernel refuses any other.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Size of the fixed payload header.
 pub const PAYLOAD_HEADER_LEN: usize = 16;
 /// Alignment of the image area and of every image inside it.

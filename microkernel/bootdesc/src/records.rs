@@ -28,9 +28,11 @@ pub enum Record<'a> {
     Cap(Cap),
     /// A region mapped into a server's VSpace.
     Mapping(Mapping),
-    /// A virtual machine: a VCPU thread, its own VSpace, RAM preloaded with its image.
+    /// A virtual machine: a VCPU thread, its own VSpace, RAM preloaded from its segments.
     #[serde(borrow)]
     Vm(Vm<'a>),
+    /// Bytes of the payload copied into a VM's RAM at boot and again at every reset.
+    VmSegment(VmSegment),
 }
 
 /// Counts of every kind of record, and system-wide settings.
@@ -56,6 +58,8 @@ pub struct Header<'a> {
     pub mappings: u32,
     /// Number of `Vm` records.
     pub vms: u16,
+    /// Number of `VmSegment` records (all VMs together).
+    pub vm_segments: u32,
     /// Round-robin time slice within a priority, in microseconds.
     pub timeslice_us: u32,
     /// A test manifest: fault-injection hooks and cycle counting are allowed.
@@ -231,13 +235,12 @@ pub struct Mapping {
     pub executable: bool,
 }
 
-/// A virtual machine with one VCPU.
+/// A virtual machine with one VCPU. What its RAM holds at boot is given by the `VmSegment`
+/// records that name it; the rest of its RAM is zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vm<'a> {
     /// Its manifest name.
     pub name: &'a str,
-    /// The guest's ELF image (loaded into `ram_region` at boot: "preloaded" memory).
-    pub image: ImageRef,
     /// Guest-physical base of its RAM (2 MiB aligned).
     pub ram_base: u64,
     /// The RAM region (kind `Ram`, the same size as the guest's RAM) backing it.
@@ -248,4 +251,24 @@ pub struct Vm<'a> {
     pub exit_endpoint: u16,
     /// The badge of its exit messages.
     pub exit_badge: u64,
+    /// Guest-physical address of the first instruction (inside RAM).
+    pub entry: u64,
+    /// The value of x0 at entry: the device tree's guest-physical address for Linux
+    /// (Documentation/arch/arm64/booting.rst), 0 for a guest given none.
+    pub x0: u64,
+}
+
+/// One piece of a VM's initial RAM: `image`'s bytes, copied to guest-physical `ipa`. The
+/// compiler turns every guest into these (an ELF's `PT_LOAD` file bytes; a Linux Image, its
+/// initrd and its device tree), so the kernel copies bytes and parses no guest format. Records
+/// come after every `Vm` record, grouped by VM in VM order, each VM's in ascending, disjoint
+/// address order, all inside the VM's RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSegment {
+    /// Index of the VM.
+    pub vm: u16,
+    /// The bytes, in the payload's image area.
+    pub image: ImageRef,
+    /// Where they go, as the guest sees it.
+    pub ipa: u64,
 }

@@ -14,6 +14,7 @@ fn sample_records() -> Vec<Record<'static>> {
             caps: 1,
             mappings: 0,
             vms: 0,
+            vm_segments: 0,
             timeslice_us: 2000,
             test_system: false,
         }),
@@ -65,6 +66,75 @@ fn payload_round_trips_records_and_images() {
     let refs = image_refs(&images);
     assert_eq!(header.image(&payload, refs[0]), Some(&b"hello"[..]));
     assert_eq!(header.image(&payload, refs[1]), Some(&b"world!"[..]));
+}
+
+/// A VM record followed by its segments: a Linux guest whose x0 is its device tree's address.
+fn vm_records() -> Vec<Record<'static>> {
+    vec![
+        Record::Vm(Vm {
+            name: "linux",
+            ram_base: 0x4000_0000,
+            ram_region: 3,
+            priority: 100,
+            exit_endpoint: 2,
+            exit_badge: 1,
+            entry: 0x4000_0000,
+            x0: 0x4fe0_0000,
+        }),
+        Record::VmSegment(VmSegment {
+            vm: 0,
+            image: ImageRef {
+                offset: 0x1000,
+                len: 0x20,
+            },
+            ipa: 0x4000_0000,
+        }),
+        Record::VmSegment(VmSegment {
+            vm: 0,
+            image: ImageRef {
+                offset: u32::MAX - 8,
+                len: 8,
+            },
+            ipa: u64::MAX - 7,
+        }),
+    ]
+}
+
+#[test]
+fn vm_and_segment_records_round_trip_with_every_field() {
+    let records = vm_records();
+    let payload = build_payload(&records, &[]).unwrap();
+    let header = PayloadHeader::parse(&payload).unwrap();
+    let mut reader = RecordReader::new(header.description(&payload));
+    let mut decoded = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        decoded.push(record);
+    }
+    assert_eq!(decoded, records);
+    // A segment reference is bounds-checked like any image: the one past the payload is refused.
+    let Record::VmSegment(far) = records[2] else {
+        unreachable!()
+    };
+    assert_eq!(header.image(&payload, far.image), None);
+}
+
+#[test]
+fn a_segment_may_name_part_of_an_image() {
+    // ELF guests' segments are sub-ranges of the ELF already in the payload.
+    let images: [&[u8]; 2] = [b"server", b"\x7fELF-guest-bytes"];
+    let payload = build_payload(&vm_records()[..1], &images).unwrap();
+    let header = PayloadHeader::parse(&payload).unwrap();
+    let guest = image_refs(&images)[1];
+    let part = ImageRef {
+        offset: guest.offset + 5,
+        len: 5,
+    };
+    assert_eq!(header.image(&payload, part), Some(&b"guest"[..]));
+    let past_the_end = ImageRef {
+        offset: guest.offset + 5,
+        len: u32::MAX,
+    };
+    assert_eq!(header.image(&payload, past_the_end), None);
 }
 
 #[test]

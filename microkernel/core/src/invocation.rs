@@ -28,6 +28,20 @@ pub enum Invocation {
     SystemOff { status: u64 },
     /// Carve, revoke or map memory.
     Memory(crate::memory::MemoryInvocation),
+    /// Make a virtual interrupt pending for a VCPU (the list register is chosen when it is
+    /// performed, from the VCPU's live state).
+    VcpuInjectIrq {
+        vcpu: u16,
+        intid: u32,
+        priority: u8,
+        level: bool,
+    },
+    /// Mirror the guest's configuration of its virtual timer interrupt.
+    VcpuSetVtimer {
+        vcpu: u16,
+        enabled: bool,
+        priority: u8,
+    },
 }
 
 /// Decodes an invocation of `cap` (held in `cptr` by `caller`) with `label` and message
@@ -100,6 +114,23 @@ pub fn decode(
         (Cap::SystemControl, InvocationLabel::SystemOff) => {
             Ok(Invocation::SystemOff { status: args[0] })
         }
+        (Cap::Vcpu { vcpu }, InvocationLabel::VcpuInjectIrq) => {
+            let (intid, priority, level) = crate::vgic::check_inject(args)?;
+            Ok(Invocation::VcpuInjectIrq {
+                vcpu,
+                intid,
+                priority,
+                level,
+            })
+        }
+        (Cap::Vcpu { vcpu }, InvocationLabel::VcpuSetVtimer) => {
+            let (enabled, priority) = crate::vgic::check_vtimer(args)?;
+            Ok(Invocation::VcpuSetVtimer {
+                vcpu,
+                enabled,
+                priority,
+            })
+        }
         (Cap::Frame(_) | Cap::VSpace { .. }, _) => {
             crate::memory::decode(system, caller, cap, operation, args).map(Invocation::Memory)
         }
@@ -126,6 +157,30 @@ impl System<'_> {
             Invocation::IrqAck { intid } => return Effect::UnmaskIrq { intid },
             Invocation::SystemOff { status } => return Effect::SystemOff { status },
             Invocation::Memory(memory) => return self.perform_memory(memory),
+            Invocation::VcpuInjectIrq {
+                vcpu,
+                intid,
+                priority,
+                level,
+            } => {
+                return Effect::VcpuInjectIrq {
+                    vcpu,
+                    intid,
+                    priority,
+                    level,
+                };
+            }
+            Invocation::VcpuSetVtimer {
+                vcpu,
+                enabled,
+                priority,
+            } => {
+                return Effect::VcpuSetVtimer {
+                    vcpu,
+                    enabled,
+                    priority,
+                };
+            }
         }
         Effect::None
     }

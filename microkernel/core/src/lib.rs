@@ -17,6 +17,7 @@ pub mod cap;
 pub mod cnode;
 pub mod elf;
 pub mod endpoint;
+pub mod guest_load;
 pub mod invocation;
 pub mod memory;
 pub mod notification;
@@ -25,6 +26,7 @@ pub mod sched;
 pub mod stage2;
 pub mod system;
 pub mod tcb;
+pub mod vgic;
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 mod fastpath;
 mod ipc;
 mod restart;
+mod vcpu;
 
 use crate::TcbId;
 use crate::cap::Cap;
@@ -95,6 +96,21 @@ pub enum Effect {
     },
     /// Make a virtual SError pending for the guest of VCPU thread `tcb`.
     InjectSError { tcb: TcbId },
+    /// Make `intid` pending in a free list register of `vcpu` (answering the caller with
+    /// `NoFreeListRegister` when there is none; [`crate::vgic::VgicCpu::plan_inject`]), and
+    /// wake the VCPU if it waits in WFI.
+    VcpuInjectIrq {
+        vcpu: u16,
+        intid: u32,
+        priority: u8,
+        level: bool,
+    },
+    /// Record the guest's virtual timer interrupt configuration for `vcpu`.
+    VcpuSetVtimer {
+        vcpu: u16,
+        enabled: bool,
+        priority: u8,
+    },
 }
 
 /// Every kernel object and the scheduler.

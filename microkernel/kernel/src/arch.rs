@@ -20,10 +20,17 @@ pub trait Arch {
     /// Makes a virtual SError pending for a VCPU; it is taken when the guest next runs with
     /// SErrors unmasked.
     fn pend_guest_serror(vcpu: &mut Self::VcpuState);
-    /// Whether the loaded VCPU's virtual timer asserts its interrupt.
-    fn guest_timer_line() -> bool;
-    /// In guest mode: samples the virtual timer into the guest's virtual IRQ line; the level.
-    fn update_guest_irq() -> bool;
+    /// A VCPU's virtual CPU interface (its list registers as last saved).
+    fn vgic(vcpu: &mut Self::VcpuState) -> &mut kernel_core::vgic::VgicCpu;
+    /// Copies the loaded VCPU's live list registers into `cpu`.
+    fn vgic_read_live(cpu: &mut kernel_core::vgic::VgicCpu);
+    /// Writes one list register of the loaded VCPU.
+    fn vgic_write_lr(index: usize, value: u64);
+    /// Writes the loaded VCPU's ICH_HCR_EL2.
+    fn vgic_write_hcr(value: u64);
+    /// Why the virtual CPU interface's maintenance interrupt is asserted (ICH_MISR_EL2 bits,
+    /// kernel-core `vgic::misr`).
+    fn vgic_maintenance_status() -> u64;
     /// The virtual timer's interrupt id (PPI 11 = INTID 27).
     fn guest_timer_intid() -> u32;
     /// Saves the loaded VCPU (when there is one) and loads another.

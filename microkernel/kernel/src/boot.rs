@@ -15,6 +15,7 @@ use abi::{CNODE_SLOT, REPLY_SLOT};
 use bootdesc::{CapObject, Header, PayloadHeader, Record, RecordReader, RegionKind};
 use kernel_core::cap::{Cap, FrameCap};
 use kernel_core::endpoint::{Endpoint, Reply};
+use kernel_core::guest_load::{LoadSegment, RamWindow};
 use kernel_core::notification::{IrqLine, Notification};
 use kernel_core::stage2::{Attributes, MemoryKind};
 use kernel_core::system::System;
@@ -57,8 +58,9 @@ fn census(description: &'static [u8]) -> Census<'static> {
         u64::from(header.caps),
         u64::from(header.mappings),
         u64::from(header.vms),
+        u64::from(header.vm_segments),
     ];
-    let mut seen = [0u64; 8];
+    let mut seen = [0u64; 9];
     let mut kind_so_far = 0;
     let mut slots = 0u64;
     loop {
@@ -80,6 +82,7 @@ fn census(description: &'static [u8]) -> Census<'static> {
             Record::Cap(_) => 5,
             Record::Mapping(_) => 6,
             Record::Vm(_) => 7,
+            Record::VmSegment(_) => 8,
         };
         if kind < kind_so_far {
             fail(format_args!("records out of order: {record:?}"));
@@ -169,7 +172,9 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
     let vm_names = memory.array(vms, |_| "");
     let vm_images = memory.array(vms, |_| crate::guest::VmImage {
-        file: &[],
+        segments: &[],
+        entry: 0,
+        x0: 0,
         ram_base: 0,
         ram: (0, 0),
         region: 0,
@@ -189,6 +194,12 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let regions = memory.array(usize::from(header.regions), |_| {
         (0u64, 0u64, MemoryKind::Normal)
     });
+    let segments = memory.array(header.vm_segments as usize, |_| LoadSegment {
+        bytes: &[],
+        ipa: 0,
+    });
+    // Each VM's segments: (first, count) in `segments`.
+    let vm_segments = memory.array(vms, |_| (0usize, 0usize));
 
     let mut reader = RecordReader::new(description);
     let _ = reader.next_record();
@@ -196,17 +207,25 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         (0, 0, 0, 0, 0);
     let mut slot_base = 0u32;
     let mut vm_index = 0usize;
+    let mut segment_index = 0usize;
+    // The VM of the previous segment record and where that segment ended.
+    let mut previous_segment: Option<(usize, u64)> = None;
     while let Ok(Some(record)) = reader.next_record() {
         match record {
             Record::Header(_) => {}
             Record::Vm(vm) => {
                 let id = servers + vm_index;
-                let (ram, ram_size, _) =
+                let (ram, ram_size, kind) =
                     regions[index(vm.ram_region, regions.len(), "vm ram region")];
-                let file = payload_header.image(PAYLOAD, vm.image).unwrap_or_else(|| {
-                    fail(format_args!("vm `{}`: image outside the payload", vm.name))
-                });
-                let entry = crate::guest::preload(vm.name, file, vm.ram_base, ram, ram_size);
+                if kind != MemoryKind::Normal {
+                    fail(format_args!(
+                        "vm `{}`: RAM region {} is a device region",
+                        vm.name, vm.ram_region
+                    ));
+                }
+                let window = RamWindow::new(vm.ram_base, ram_size)
+                    .and_then(|window| window.check_entry(vm.entry, vm.x0).map(|()| window))
+                    .unwrap_or_else(|error| fail(format_args!("vm `{}`: {error:?}", vm.name)));
                 let exit_endpoint = index(
                     vm.exit_endpoint,
                     usize::from(header.endpoints),
@@ -222,21 +241,63 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 );
                 let tcb = &mut tcbs[id];
                 tcb.priority = vm.priority;
-                tcb.context = UserContext::new(entry, 0);
-                tcb.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
                 tcb.vspace_root = space.vttbr;
                 tcb.vcpu = Some(vm_index as u16);
                 tcb.fault_handler = Some((exit_endpoint, vm.exit_badge));
                 guest_spaces[vm_index] = Some(space);
                 vm_names[vm_index] = vm.name;
                 vm_images[vm_index] = crate::guest::VmImage {
-                    file,
-                    ram_base: vm.ram_base,
+                    segments: &[],
+                    entry: vm.entry,
+                    x0: vm.x0,
+                    ram_base: window.base,
                     ram: (ram, ram_size),
                     region: vm.ram_region,
                     reset_done: 0,
                 };
                 vm_index += 1;
+            }
+            Record::VmSegment(segment) => {
+                // Every `Vm` record came before (the census checked the order).
+                let vm = index(segment.vm, vm_index, "vm segment vm");
+                let name = vm_names[vm];
+                let previous_end = match previous_segment {
+                    Some((previous, _)) if previous > vm => fail(format_args!(
+                        "vm `{name}`: segment record {segment_index} follows one of a later VM"
+                    )),
+                    Some((previous, end)) if previous == vm => Some(end),
+                    _ => None,
+                };
+                let bytes = payload_header
+                    .image(PAYLOAD, segment.image)
+                    .unwrap_or_else(|| {
+                        fail(format_args!(
+                            "vm `{name}`: segment record {segment_index} ({:?}) outside the \
+                             payload",
+                            segment.image
+                        ))
+                    });
+                let image = &vm_images[vm];
+                let end = RamWindow::new(image.ram_base, image.ram.1)
+                    .and_then(|window| {
+                        window.check_segment(segment.ipa, bytes.len() as u64, previous_end)
+                    })
+                    .unwrap_or_else(|error| {
+                        fail(format_args!(
+                            "vm `{name}`: segment record {segment_index}: {error:?}"
+                        ))
+                    });
+                segments[segment_index] = LoadSegment {
+                    bytes,
+                    ipa: segment.ipa,
+                };
+                let (first, count) = &mut vm_segments[vm];
+                if *count == 0 {
+                    *first = segment_index;
+                }
+                *count += 1;
+                previous_segment = Some((vm, end));
+                segment_index += 1;
             }
             Record::Server(server) => {
                 let id = server_index;
@@ -441,6 +502,14 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let _ = ntfn_index;
     if vm_index != vms {
         fail(format_args!("{vm_index} VM records for {vms} VMs"));
+    }
+    // Every segment of every VM is checked: only now is anything copied into guest RAM.
+    let segments: &'static [LoadSegment<'static>] = segments;
+    for (vm, image) in vm_images.iter_mut().enumerate() {
+        let (first, count) = vm_segments[vm];
+        image.segments = &segments[first..first + count];
+        crate::guest::preload(image);
+        tcbs[servers + vm].context = crate::guest::entry_context(image);
     }
 
     let vspaces = memory.array(vms, |vm| {

@@ -18,6 +18,7 @@ mod plat;
 mod state;
 mod timers;
 mod trap;
+mod vcpu;
 mod vspace;
 
 use arch::{Arch, Current};

@@ -37,6 +37,9 @@ pub struct Kernel {
     pub world: Option<u16>,
     /// The VCPU whose EL1 and FP state is in the registers.
     pub loaded_vcpu: Option<u16>,
+    /// The maintenance interrupt was taken while the loaded VCPU's guest did not run and is
+    /// masked until it runs again (vcpu.rs).
+    pub maintenance_deferred: bool,
 }
 
 impl Kernel {
@@ -60,6 +63,7 @@ impl Kernel {
             vm_images: &mut [],
             world: None,
             loaded_vcpu: None,
+            maintenance_deferred: false,
         }
     }
 }

@@ -85,10 +85,7 @@ extern "C" fn handle_lower_exception(kind: u64, _context: *mut UserContext) -> *
 fn slow_path(kernel: &mut Kernel, kind: u64) -> *mut UserContext {
     let effect = match kind {
         crate::arch::aarch64::entry::KIND_SYNC => handle_sync(kernel),
-        crate::arch::aarch64::entry::KIND_IRQ => {
-            handle_irqs(kernel);
-            Effect::None
-        }
+        crate::arch::aarch64::entry::KIND_IRQ => handle_irqs(kernel, true),
         crate::arch::aarch64::entry::KIND_SERROR => handle_serror(kernel),
         // No interrupt is routed as FIQ here: a spurious one is nobody's fault.
         crate::arch::aarch64::entry::KIND_FIQ => Effect::None,
@@ -189,14 +186,27 @@ fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u
 }
 
 /// Takes every pending interrupt: the kernel's timer (the tick, which preempts, and the
-/// wake-ups of VCPUs that are not loaded, timers.rs), the loaded guest's virtual timer, and
-/// device lines, which signal their notification and stay masked until acknowledged.
-fn handle_irqs(kernel: &mut Kernel) {
+/// wake-ups of VCPUs that are not loaded, timers.rs), the loaded guest's virtual timer and the
+/// virtual CPU interface's maintenance interrupt (vcpu.rs), and device lines, which signal
+/// their notification and stay masked until acknowledged. `from_thread`: taken from a running
+/// thread (not the idle loop); a maintenance exit of its guest is the returned effect.
+fn handle_irqs(kernel: &mut Kernel, from_thread: bool) -> Effect {
+    let mut effect = Effect::None;
     while let Some(intid) = Current::acknowledge_irq() {
         if intid == Current::timer_intid() {
             crate::timers::fired(kernel);
         } else if intid == Current::guest_timer_intid() {
-            guest_timer_fired(kernel);
+            crate::vcpu::vtimer_fired(kernel);
+        } else if intid == kernel_core::vgic::MAINTENANCE_INTID {
+            let current = kernel.system.current;
+            let from_guest = from_thread
+                && kernel.world.is_some()
+                && current != NONE
+                && kernel.system.tcb(current).vcpu == kernel.world;
+            let exit = crate::vcpu::maintenance(kernel, from_guest && effect == Effect::None);
+            if exit != Effect::None {
+                effect = exit;
+            }
         } else if kernel.system.irq_fired(intid) {
             Current::mask_irq(intid);
         } else {
@@ -205,21 +215,7 @@ fn handle_irqs(kernel: &mut Kernel) {
         }
         Current::end_irq(intid);
     }
-}
-
-/// The loaded guest's virtual timer fired. The line is level-triggered, so it stays masked at
-/// the GIC until the guest is entered with the timer quiet again; meanwhile it drives the
-/// guest's virtual IRQ (HCR_EL2.VI) and wakes a VCPU waiting in WFI.
-fn guest_timer_fired(kernel: &mut Kernel) {
-    Current::mask_irq(Current::guest_timer_intid());
-    let Some(vcpu) = kernel.loaded_vcpu else {
-        return;
-    };
-    let tcb = kernel.vcpu_thread(vcpu);
-    kernel.system.wake_vcpu(tcb);
-    if kernel.world == Some(vcpu) {
-        Current::update_guest_irq();
-    }
+    effect
 }
 
 /// Performs what the core asked of the hardware.
@@ -320,16 +316,23 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
                 });
         }
         Effect::WaitForInterrupt { tcb } => {
-            // The guest's timer state is live: its VCPU is the loaded one (it just exited).
+            // The guest's interrupt state is live: its VCPU is the loaded one (it just exited).
             if let Some(vcpu) = kernel.system.tcb(tcb).vcpu {
                 ensure_loaded(kernel, vcpu);
-            }
-            if Current::guest_timer_line() {
-                kernel.system.wake_vcpu(tcb);
-            } else {
-                Current::unmask_irq(Current::guest_timer_intid());
+                crate::vcpu::wait_for_interrupt(kernel, tcb, vcpu);
             }
         }
+        Effect::VcpuInjectIrq {
+            vcpu,
+            intid,
+            priority,
+            level,
+        } => crate::vcpu::inject(kernel, vcpu, intid, priority, level),
+        Effect::VcpuSetVtimer {
+            vcpu,
+            enabled,
+            priority,
+        } => crate::vcpu::set_vtimer(kernel, vcpu, enabled, priority),
         Effect::InjectException {
             tcb,
             abort,
@@ -389,16 +392,22 @@ fn next_context(kernel: &mut Kernel) -> *mut UserContext {
     let mut next = kernel.system.choose_next();
     while next == NONE {
         Current::wait_for_interrupt();
-        handle_irqs(kernel);
+        let effect = handle_irqs(kernel, false);
+        debug_assert!(
+            effect == Effect::None,
+            "idle: no thread to take an exit from"
+        );
         next = kernel.system.choose_next();
     }
     let world = kernel.world;
     let context = install(kernel, next);
-    if world.is_some() && kernel.world == world {
-        // Re-entering the guest that was already configured (the fast path never does; a mode
-        // switch samples the line itself): its virtual IRQ line follows its timer as it is now,
-        // not as it was when the guest was last entered.
-        Current::update_guest_irq();
+    if let Some(vcpu) = world
+        && kernel.world == world
+        && kernel.maintenance_deferred
+    {
+        // Re-entering the guest that was already configured (a mode switch checks this
+        // itself): a maintenance interrupt deferred meanwhile is let in again.
+        crate::vcpu::entering_guest(kernel, vcpu);
     }
     context
 }
@@ -463,13 +472,12 @@ fn reset_vm(kernel: &mut Kernel, tcb: kernel_core::TcbId) {
         }
     }
     let image = &kernel.vm_images[index];
-    let (done, entry) = crate::guest::reload_chunk(kernel.vm_names[index], image, image.reset_done);
+    let (done, entry) = crate::guest::reload_chunk(image, image.reset_done);
     let remaining = image.ram.1 - done;
     kernel.vm_images[index].reset_done = if remaining == 0 { 0 } else { done };
     if remaining == 0 {
         let thread = kernel.system.tcb_mut(tcb);
-        thread.context = UserContext::new(entry, 0);
-        thread.context.regs[kernel_core::tcb::PSTATE] = Current::guest_entry_pstate();
+        thread.context = crate::guest::entry_context(&kernel.vm_images[index]);
         defmt::info!("vm {=u16} reset: entry {=u64:#x}", vm, entry);
     }
     let caller = kernel.system.current;
@@ -487,10 +495,7 @@ fn switch_mode(kernel: &mut Kernel, vcpu: Option<u16>) {
         ensure_loaded(kernel, vcpu);
         Current::set_guest_mode(true, &mut kernel.vcpus[usize::from(vcpu)]);
         kernel.world = Some(vcpu);
-        if !Current::guest_timer_line() {
-            // The timer is quiet (or off): let its next expiry interrupt.
-            Current::unmask_irq(Current::guest_timer_intid());
-        }
+        crate::vcpu::entering_guest(kernel, vcpu);
     }
 }
 
@@ -521,6 +526,7 @@ fn ensure_loaded(kernel: &mut Kernel, vcpu: u16) {
 /// Returns to EL0 for the first time.
 pub fn enter_first_thread(kernel: &'static mut Kernel) -> ! {
     Current::unmask_irq(Current::timer_intid());
+    Current::unmask_irq(kernel_core::vgic::MAINTENANCE_INTID);
     crate::timers::start(kernel);
     let context = next_context(kernel);
     // SAFETY: `context` belongs to the thread whose VSpace `next_context` just installed, and

@@ -9,7 +9,8 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::exception::{self, EC_DATA_ABORT_SAME_EL, Expect};
+use crate::exception::{self, CNTV_CTL_ISTATUS, EC_DATA_ABORT_SAME_EL, Expect};
+use crate::gic;
 use crate::hypercall::{self, HvcError};
 use crate::layout::HOLE;
 use crate::mmu;
@@ -50,10 +51,15 @@ pub enum Check {
     /// HV_INJECT_SERROR: a virtual SError stays pending across exits while masked and is taken
     /// once when unmasked (`serror.rs`).
     SError = 14,
+    /// An SGI sent to itself through ICC_SGI1R_EL1 is taken once (`interrupts.rs`).
+    SoftwareInterrupt = 15,
+    /// The PL011's transmit interrupt arrives once as INTID 33 and stops when the guest lowers
+    /// the line (`interrupts.rs`).
+    DeviceInterrupt = 16,
 }
 
 impl Check {
-    const ALL: [Check; 14] = [
+    const ALL: [Check; 16] = [
         Check::Boot,
         Check::Mmu,
         Check::Console,
@@ -68,6 +74,8 @@ impl Check {
         Check::Wfe,
         Check::HoleFetch,
         Check::SError,
+        Check::SoftwareInterrupt,
+        Check::DeviceInterrupt,
     ];
 
     /// The verdict number.
@@ -91,6 +99,8 @@ impl Check {
             Check::Wfe => "WFE with the timer off",
             Check::HoleFetch => "hole fetch",
             Check::SError => "virtual SError",
+            Check::SoftwareInterrupt => "software-generated interrupt",
+            Check::DeviceInterrupt => "device interrupt",
         }
     }
 }
@@ -305,21 +315,33 @@ pub fn hole(hypervisor: bool) -> Outcome {
     }
 }
 
-/// Check 9: a WFI blocks until the guest's virtual timer fires, and the timer's interrupt
-/// arrives as a virtual IRQ (docs/GUEST-ABI.md). Needs the hypervisor: on plain QEMU nobody
-/// set up a GIC for the guest, so the interrupt would never come.
+/// Check 10: a WFI blocks until the guest's virtual timer fires, and the timer's interrupt
+/// arrives through the GIC as INTID 27, exactly once (docs/GUEST-ABI.md, "Interrupts"). The
+/// guest enables INTID 27 at its redistributor first; the handler (exception.rs) acknowledges
+/// it, checks the INTID, stops the timer and completes it. After the WFI, IRQs stay unmasked
+/// across one more exit (PSCI_VERSION): a timer interrupt injected again although the timer is
+/// off would be taken there and counted.
+///
+/// Needs the hypervisor (the check's meaning is the hypervisor's WFI and its timer injection);
+/// the GIC code itself is the one checks 15 and 16 run under plain QEMU too.
 pub fn virtual_timer(hypervisor: bool) -> Outcome {
     if !hypervisor {
         println!("guest: virtual timer skipped (no hypervisor)");
         return Outcome::Skipped;
     }
+    if let Err(what) = gic::init() {
+        println!("guest: virtual timer: GIC setup failed: {what}");
+        return Outcome::Failed(what);
+    }
+    gic::enable(gic::VTIMER, gic::DEFAULT_PRIORITY);
     let frequency: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effect.
     unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack)) };
     let ticks = frequency / 1000; // 1 ms
-    crate::exception::expect(crate::exception::Expect::TimerIrq);
-    // SAFETY: programs and enables this guest's virtual timer, unmasks IRQs, and waits; the
-    // handler (exception.rs) stops the timer and returns with IRQs masked again.
+    exception::expect_irqs(gic::VTIMER);
+    // SAFETY: programs and enables this guest's virtual timer, unmasks IRQs and waits; the
+    // armed handler (exception.rs) stops the timer and completes the interrupt. Not `nomem`:
+    // the handler writes the exception module's atomics.
     unsafe {
         core::arch::asm!(
             "msr cntv_tval_el0, {ticks}",
@@ -329,21 +351,79 @@ pub fn virtual_timer(hypervisor: bool) -> Outcome {
             "msr daifclr, #2",
             "wfi",
             "isb",
-            "msr daifset, #2",
             ticks = in(reg) ticks,
             one = out(reg) _,
             options(nostack),
         );
     }
-    match crate::exception::take_timer_irqs() {
-        1 => {
-            println!("guest: WFI woke on the virtual timer's interrupt");
-            Outcome::Passed
+    let woken_by = exception::irqs();
+    let _ = hypercall::psci_version();
+    // SAFETY: masks IRQs again; stops the timer in case the handler never ran.
+    unsafe {
+        core::arch::asm!(
+            "msr daifset, #2",
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            options(nostack)
+        )
+    };
+    let disabled = gic::disable(gic::VTIMER);
+    let irqs = exception::take_irqs();
+    if let Err(what) = exactly_once(&irqs, "virtual timer") {
+        return Outcome::Failed(what);
+    }
+    if woken_by.expected != 1 {
+        println!("guest: virtual timer: WFI returned before the interrupt was taken");
+        return Outcome::Failed("WFI returned without the timer interrupt");
+    }
+    if irqs.timer_ctl & CNTV_CTL_ISTATUS == 0 {
+        println!(
+            "guest: virtual timer: INTID 27 taken with CNTV_CTL_EL0 {} (ISTATUS clear)",
+            Hex(irqs.timer_ctl)
+        );
+        return Outcome::Failed("the timer interrupt arrived before the timer fired");
+    }
+    if let Err(what) = disabled {
+        println!("guest: virtual timer: disabling INTID 27: {what}");
+        return Outcome::Failed(what);
+    }
+    println!("guest: WFI woke on the virtual timer's interrupt");
+    Outcome::Passed
+}
+
+/// Judges an armed window's IRQs: exactly one, with the armed INTID, nothing spurious and no
+/// other INTID, and every one completed (ICC_RPR_EL1 idle again: an interrupt acknowledged but
+/// never ended would keep its priority running and block every later one). `what` names the
+/// source in the console line of a failure.
+pub fn exactly_once(irqs: &exception::Irqs, what: &str) -> Result<(), &'static str> {
+    let running = gic::running_priority();
+    if running != gic::IDLE_PRIORITY {
+        println!("guest: {what}: ICC_RPR_EL1 reads {running:#x} after the interrupt, not idle");
+        return Err("an acknowledged interrupt was not completed");
+    }
+    if irqs.other != 0 {
+        println!(
+            "guest: {what}: {} IRQs with another INTID, the first {}",
+            irqs.other, irqs.first_other
+        );
+        return Err("an IRQ with an unexpected INTID was acknowledged");
+    }
+    if irqs.spurious != 0 {
+        println!(
+            "guest: {what}: {} spurious IRQs (INTID 1023)",
+            irqs.spurious
+        );
+        return Err("a spurious IRQ was taken");
+    }
+    match irqs.expected {
+        1 => Ok(()),
+        0 => {
+            println!("guest: {what}: no interrupt taken");
+            Err("the interrupt never arrived")
         }
-        n => Outcome::Failed(if n == 0 {
-            "WFI returned without the timer interrupt"
-        } else {
-            "the timer interrupt arrived more than once"
-        }),
+        n => {
+            println!("guest: {what}: interrupt taken {n} times");
+            Err("the interrupt arrived more than once")
+        }
     }
 }

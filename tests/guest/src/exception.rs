@@ -20,32 +20,46 @@
 //! An expectation covers one exception and is disarmed by it or by the `take_*` call after
 //! the provoking instruction.
 //!
+//! IRQs have their own arming too, [`expect_irqs`], which names the INTID a check is about to
+//! cause and, like the SErrors' below, survives the hypercalls made while it is armed. While
+//! armed, every IRQ taken at EL1h is handled as Linux's gic_handle_irq does, through the GIC's
+//! CPU interface (`gic.rs`): ICC_IAR1_EL1 acknowledges it; the source is quietened (the virtual
+//! timer stopped, after CNTV_CTL_EL0 is recorded; the PL011's transmit interrupt cleared and
+//! masked, after UARTMIS is recorded; an SGI needs nothing); ICC_EOIR1_EL1 completes it. The
+//! handler counts the expected INTID, any other INTID (a failure for the check, which
+//! [`take_irqs`] reports) and spurious acknowledgements (INTID 1023, also a failure). It
+//! returns with IRQs unmasked, so that a second interrupt is taken and counted, except after a
+//! spurious one or once [`IRQ_STORM`] IRQs were taken: then PSTATE.I is set on return, so that
+//! a line that never drops ends the check instead of hanging it.
+//!
 //! SErrors are asynchronous and have their own arming, [`expect_serrors`], which survives the
 //! hypercalls (and their [`Expect::UndefinedHvc`]) made while it is armed: the SError check
 //! makes several exits between the injection and the moment it unmasks PSTATE.A. While armed,
 //! every SError taken at EL1h (ESR_EL1.EC 0x2F) is counted and the first one's ESR_EL1 and
 //! ELR_EL1 recorded; the handler returns to the interrupted code with `eret` and PSTATE.A set
-//! (as the timer IRQ returns with PSTATE.I set), so a virtual SError that stayed pending after
+//! (as an IRQ storm returns with PSTATE.I set), so a virtual SError that stayed pending after
 //! being taken shows up once per unmasking and is counted, instead of being taken forever.
 //! [`serrors`] reads the count and [`disarm_serrors`] disarms.
 //!
 //! Anything else -- another class, an IRQ, FIQ or SError nobody armed, an exception from a
-//! group the guest never uses -- is a failure: the handler prints ESR, ELR, FAR and SPSR and
-//! ends the VM with the number of the check that was running as the verdict.
+//! group the guest never uses -- is a failure: the handler prints ESR, ELR, FAR and SPSR (and,
+//! for an IRQ once the GIC is up, the INTID it acknowledges) and ends the VM with the number of
+//! the check that was running as the verdict.
 //!
 //! State shared with the interrupted code lives in atomics used only with plain loads and
 //! stores (no exclusives, which need the MMU on). The provoking instructions are `asm!` blocks
 //! without `nomem`, so the compiler reloads these after them.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
 
 use crate::checks;
 use crate::entry::ExceptionFrame;
+use crate::gic::{self, Intid};
 use crate::hypercall;
 use crate::println;
-use crate::uart::Hex;
+use crate::uart::{self, Hex, Pl011};
 
 /// ESR_EL1.EC for an unknown reason (undefined instruction).
 pub const EC_UNKNOWN: u64 = 0x00;
@@ -66,8 +80,6 @@ pub enum Expect {
     UndefinedHvc = 1,
     /// The next load may take a synchronous data abort.
     DataAbort = 2,
-    /// A virtual IRQ from the virtual timer may arrive (the WFI check).
-    TimerIrq = 3,
     /// The next branch (a `blr`, whose link is the way back) may take a synchronous
     /// instruction abort on its target.
     InstructionAbort = 4,
@@ -79,7 +91,14 @@ static ABORT_TAKEN: AtomicBool = AtomicBool::new(false);
 static ABORT_ESR: AtomicU64 = AtomicU64::new(0);
 static ABORT_FAR: AtomicU64 = AtomicU64::new(0);
 static ABORT_ELR: AtomicU64 = AtomicU64::new(0);
-static TIMER_IRQS: AtomicU64 = AtomicU64::new(0);
+static IRQS_ARMED: AtomicBool = AtomicBool::new(false);
+static IRQ_EXPECTED: AtomicU32 = AtomicU32::new(0);
+static IRQS_EXPECTED: AtomicU64 = AtomicU64::new(0);
+static IRQS_OTHER: AtomicU64 = AtomicU64::new(0);
+static IRQ_FIRST_OTHER: AtomicU32 = AtomicU32::new(0);
+static IRQS_SPURIOUS: AtomicU64 = AtomicU64::new(0);
+static IRQ_TIMER_CTL: AtomicU64 = AtomicU64::new(0);
+static IRQ_UART_MIS: AtomicU32 = AtomicU32::new(0);
 static SERRORS_ARMED: AtomicBool = AtomicBool::new(false);
 static SERRORS: AtomicU64 = AtomicU64::new(0);
 static SERROR_ESR: AtomicU64 = AtomicU64::new(0);
@@ -92,10 +111,61 @@ pub fn expect(what: Expect) {
     EXPECT.store(what as u8, Ordering::SeqCst);
 }
 
-/// Disarms the expectation; how many timer interrupts arrived since [`expect`].
-pub fn take_timer_irqs() -> u64 {
-    EXPECT.store(Expect::Nothing as u8, Ordering::SeqCst);
-    TIMER_IRQS.swap(0, Ordering::SeqCst)
+/// After this many IRQs in one armed window the handler returns with IRQs masked.
+pub const IRQ_STORM: u64 = 8;
+
+/// Arms IRQs (independently of [`expect`]) for `intid`, forgetting earlier counts: from now on
+/// each IRQ taken is acknowledged, quietened, completed and counted, until [`take_irqs`].
+pub fn expect_irqs(intid: Intid) {
+    for count in [&IRQS_EXPECTED, &IRQS_OTHER, &IRQS_SPURIOUS] {
+        count.store(0, Ordering::SeqCst);
+    }
+    IRQ_TIMER_CTL.store(0, Ordering::SeqCst);
+    IRQ_UART_MIS.store(0, Ordering::SeqCst);
+    IRQ_EXPECTED.store(intid.get(), Ordering::SeqCst);
+    IRQS_ARMED.store(true, Ordering::SeqCst);
+}
+
+/// The IRQs taken since [`expect_irqs`].
+#[derive(Clone, Copy)]
+pub struct Irqs {
+    /// Acknowledged with the armed INTID.
+    pub expected: u64,
+    /// Acknowledged with another INTID.
+    pub other: u64,
+    /// The first of those other INTIDs.
+    pub first_other: u32,
+    /// Acknowledged as spurious (INTID 1023).
+    pub spurious: u64,
+    /// CNTV_CTL_EL0 as the handler found it at the first virtual-timer interrupt.
+    pub timer_ctl: u64,
+    /// UARTMIS as the handler found it at the first PL011 interrupt.
+    pub uart_mis: u32,
+}
+
+impl Irqs {
+    /// Every IRQ taken.
+    pub fn total(&self) -> u64 {
+        self.expected + self.other + self.spurious
+    }
+}
+
+/// The IRQs taken since [`expect_irqs`]; stays armed.
+pub fn irqs() -> Irqs {
+    Irqs {
+        expected: IRQS_EXPECTED.load(Ordering::SeqCst),
+        other: IRQS_OTHER.load(Ordering::SeqCst),
+        first_other: IRQ_FIRST_OTHER.load(Ordering::SeqCst),
+        spurious: IRQS_SPURIOUS.load(Ordering::SeqCst),
+        timer_ctl: IRQ_TIMER_CTL.load(Ordering::SeqCst),
+        uart_mis: IRQ_UART_MIS.load(Ordering::SeqCst),
+    }
+}
+
+/// Disarms IRQs (from now on one is an unexpected exception again); what was taken.
+pub fn take_irqs() -> Irqs {
+    IRQS_ARMED.store(false, Ordering::SeqCst);
+    irqs()
 }
 
 /// Disarms the expectation; true when the armed `hvc` was undefined.
@@ -186,6 +256,10 @@ const KIND_IRQ_CURRENT_SPX: u64 = 5;
 const KIND_SERROR_CURRENT_SPX: u64 = 7;
 /// PSTATE.A in SPSR_EL1: SErrors masked.
 const SPSR_A: u64 = 1 << 8;
+/// PSTATE.I in SPSR_EL1: IRQs masked.
+const SPSR_I: u64 = 1 << 7;
+/// CNTV_CTL_EL0.ISTATUS: the timer condition is met (Arm ARM, CNTV_CTL_EL0).
+pub const CNTV_CTL_ISTATUS: u64 = 1 << 2;
 
 /// Called by every vector with the saved state and the vector's kind (group * 4 + type).
 #[unsafe(no_mangle)]
@@ -194,14 +268,8 @@ extern "C" fn guest_handle_exception(frame: &mut ExceptionFrame, kind: u64) {
     let far = FAR_EL1.get();
     let class = esr >> 26 & 0x3f;
     let expected = EXPECT.load(Ordering::SeqCst);
-    if kind == KIND_IRQ_CURRENT_SPX && expected == Expect::TimerIrq as u8 {
-        // The virtual timer's level interrupt (no interrupt controller in between): quieten
-        // the source and return with IRQs masked, since the line is only resampled when the
-        // hypervisor next runs (docs/GUEST-ABI.md).
-        // SAFETY: writing CNTV_CTL_EL0 only stops this guest's virtual timer.
-        unsafe { core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nostack)) };
-        TIMER_IRQS.fetch_add(1, Ordering::SeqCst);
-        frame.spsr |= 1 << 7; // PSTATE.I
+    if kind == KIND_IRQ_CURRENT_SPX && IRQS_ARMED.load(Ordering::SeqCst) {
+        handle_irq(frame);
         return;
     }
     if kind == KIND_SERROR_CURRENT_SPX && SERRORS_ARMED.load(Ordering::SeqCst) {
@@ -241,6 +309,65 @@ extern "C" fn guest_handle_exception(frame: &mut ExceptionFrame, kind: u64) {
     unexpected(frame, kind, esr, far)
 }
 
+/// Bumps `count` with a plain load and store (no exclusives; one CPU, IRQs masked here).
+fn bump(count: &AtomicU64) -> u64 {
+    let value = count.load(Ordering::SeqCst) + 1;
+    count.store(value, Ordering::SeqCst);
+    value
+}
+
+/// An armed IRQ: acknowledge, quieten the source, complete, count (see the module comment).
+fn handle_irq(frame: &mut ExceptionFrame) {
+    let intid = gic::acknowledge();
+    if intid == gic::SPURIOUS {
+        // Nothing to complete (IHI 0069, 12.2, ICC_IAR1_EL1). Masked on return: an IRQ that
+        // stays signalled with nothing to acknowledge would otherwise be taken forever.
+        bump(&IRQS_SPURIOUS);
+        frame.spsr |= SPSR_I;
+        return;
+    }
+    quieten(intid);
+    if intid == IRQ_EXPECTED.load(Ordering::SeqCst) {
+        bump(&IRQS_EXPECTED);
+    } else if bump(&IRQS_OTHER) == 1 {
+        IRQ_FIRST_OTHER.store(intid, Ordering::SeqCst);
+    }
+    gic::end(intid);
+    if irqs().total() >= IRQ_STORM {
+        frame.spsr |= SPSR_I;
+    }
+}
+
+/// Lowers the interrupt line of a source the guest uses, before its EOI: the virtual timer
+/// (stopped) and the PL011 (transmit interrupt cleared and masked). SGIs are edge-triggered:
+/// acknowledging one consumed it. The first sighting of each source's state is recorded.
+fn quieten(intid: u32) {
+    if intid == gic::VTIMER.get() {
+        let ctl: u64;
+        // SAFETY: reads, then clears, CNTV_CTL_EL0: only this guest's virtual timer stops.
+        unsafe {
+            core::arch::asm!(
+                "mrs {ctl}, cntv_ctl_el0",
+                "msr cntv_ctl_el0, xzr",
+                "isb",
+                ctl = out(reg) ctl,
+                options(nostack),
+            );
+        }
+        if IRQ_TIMER_CTL.load(Ordering::SeqCst) == 0 {
+            IRQ_TIMER_CTL.store(ctl, Ordering::SeqCst);
+        }
+    } else if intid == gic::PL011.get() {
+        let uart = Pl011::console();
+        let mis = uart.masked_interrupts();
+        uart.clear_interrupts(uart::INT_TX);
+        uart.mask_interrupts(uart::INT_TX);
+        if IRQ_UART_MIS.load(Ordering::SeqCst) == 0 {
+            IRQ_UART_MIS.store(mis, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Disarms the expectation and records the abort for [`take_abort`].
 fn record_abort(frame: &ExceptionFrame, esr: u64, far: u64) {
     EXPECT.store(Expect::Nothing as u8, Ordering::SeqCst);
@@ -256,6 +383,9 @@ fn unexpected(frame: &ExceptionFrame, kind: u64, esr: u64, far: u64) -> ! {
     let kind_name = TYPES.get((kind % 4) as usize).copied().unwrap_or("?");
     let check = checks::current();
     println!("guest: unexpected {kind_name} exception ({group}) in check {check}");
+    if kind == KIND_IRQ_CURRENT_SPX && gic::initialised() {
+        println!("guest:   ICC_IAR1_EL1 INTID {}", gic::acknowledge());
+    }
     println!(
         "guest:   ESR {} ELR {} FAR {} SPSR {}",
         Hex(esr),

@@ -6,6 +6,8 @@
 //!
 //! ```text
 //! IPA (= VA, identity map)          stage 1 attributes     what
+//! 0x0800_0000 .. 0x0801_0000        Device-nGnRE, XN       GICv3 distributor (emulated by the vmm)
+//! 0x080A_0000 .. 0x080C_0000        Device-nGnRE, XN       GICv3 redistributor: RD, SGI frames
 //! 0x0900_0000 .. 0x0900_1000        Device-nGnRE, XN       PL011 (emulated by a device server)
 //! 0x2000_0000 .. 0x2000_1000        Device-nGnRE, EL1 X    the hole: no slot, no device
 //! 0x4000_0000 .. 0x4020_0000        4 KiB pages            RAM block 0:
@@ -19,6 +21,24 @@
 
 /// The PL011 UART (docs/GUEST-ABI.md: emulated by the pl011 device server).
 pub const PL011_BASE: u64 = 0x0900_0000;
+
+/// The PL011's interrupt, UARTINTR: SPI 1, level-sensitive (docs/GUEST-ABI.md, "Interrupts").
+pub const PL011_INTID: u32 = 33;
+
+/// The GICv3 distributor (docs/GUEST-ABI.md: emulated by the vmm), where QEMU's `virt` has it.
+pub const GICD_BASE: u64 = 0x0800_0000;
+
+/// Size of the distributor's register block.
+pub const GICD_SIZE: u64 = 64 * KIB;
+
+/// The one redistributor (the VM has one VCPU): its RD frame, then its SGI frame.
+pub const GICR_BASE: u64 = 0x080A_0000;
+
+/// Size of the redistributor's two 64 KiB frames (IHI 0069, 12.10).
+pub const GICR_SIZE: u64 = 128 * KIB;
+
+/// One kibibyte.
+pub const KIB: u64 = 1 << 10;
 
 /// An IPA in no memory slot and no device: an access gets a synchronous external abort, a data
 /// abort for a load and an instruction abort for a fetch (a branch to it).

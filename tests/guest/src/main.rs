@@ -1,10 +1,11 @@
 //! The test guest: a bare-metal EL1 program that checks, from inside a VM, the contract of
 //! docs/GUEST-ABI.md -- boot state, its own stage-1 MMU over the VM's memory map, RAM faulted
 //! in through pages and blocks, PSCI, dirty logging, the stage-2 fault counters, the abort
-//! injected for the hole, the virtual timer, that writes to debug, PMU and physical-timer
-//! registers leave the rest of the system working, that WFE with the timer off returns, the
-//! instruction abort injected for a fetch from the hole, and a virtual SError that stays pending
-//! while masked and is taken once -- and ends with PSCI SYSTEM_OFF carrying a verdict.
+//! injected for the hole, the virtual timer's interrupt through the GIC, that writes to debug,
+//! PMU and physical-timer registers leave the rest of the system working, that WFE with the
+//! timer off returns, the instruction abort injected for a fetch from the hole, a virtual SError
+//! that stays pending while masked and is taken once, an SGI and the PL011's interrupt through
+//! the GIC -- and ends with PSCI SYSTEM_OFF carrying a verdict.
 //!
 //! When the manifest asks for a reset loop (HV_RESET_LOOP = N > 0), each boot before the N-th
 //! reset only prints its boot count and resets again; the boot after the N-th runs the checks.
@@ -26,8 +27,10 @@ mod checks;
 mod dirty_log;
 mod entry;
 mod exception;
+mod gic;
 mod hole_fetch;
 mod hypercall;
+mod interrupts;
 mod isolation;
 mod layout;
 mod memory;
@@ -130,6 +133,8 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::Wfe, || wfe::check(hypervisor));
     verdict.run(Check::HoleFetch, || hole_fetch::check(hypervisor));
     verdict.run(Check::SError, || serror::check(hypervisor));
+    verdict.run(Check::SoftwareInterrupt, interrupts::software_interrupt);
+    verdict.run(Check::DeviceInterrupt, interrupts::device_interrupt);
     // Under a hypervisor, the first boot ends in PSCI SYSTEM_RESET and every check runs again
     // on the second: memory must read as zero again, stage 2 must fault in afresh, and the VCPU
     // must come out of reset. That tests the VM reset path as thoroughly as a first boot.

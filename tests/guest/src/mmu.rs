@@ -6,8 +6,9 @@
 //! except block 0, which holds the image and the page test window and is mapped with 512
 //! level-3 pages. The pages also give the image W^X: text read-only and executable, rodata
 //! read-only, everything else read-write and never executable. The UART and the hole get one
-//! Device-nGnRE page each, so a hole access is a real load that reaches stage 2 (Device memory
-//! is never read speculatively). The hole's page alone is also executable at EL1, so that a
+//! Device-nGnRE page each, and the GIC's distributor and redistributor frames one Device-nGnRE
+//! page per 4 KiB of their registers, so a hole access is a real load that reaches stage 2
+//! (Device memory is never read speculatively). The hole's page alone is also executable at EL1, so that a
 //! branch to it is a real instruction fetch that reaches stage 2 too (with PXN, stage 1 would
 //! answer it with its own permission fault). The architecture lets a CPU fetch instructions
 //! speculatively from an executable Device page, but a speculative fetch never reports an
@@ -15,7 +16,9 @@
 //!
 //! ```text
 //! TTBR0_EL1 -> level 1 (T0SZ = 32: a 4 GiB VA space, 4 entries of 1 GiB)
-//!   [0] 0x0000_0000 -> level 2 -> [72]  0x0900_0000 -> level 3 [0]: PL011 page
+//!   [0] 0x0000_0000 -> level 2 -> [64]  0x0800_0000 -> level 3 [0..16]: GICD pages
+//!                                                         [160..192]: GICR pages
+//!                               -> [72]  0x0900_0000 -> level 3 [0]: PL011 page
 //!                               -> [256] 0x2000_0000 -> level 3 [0]: hole page
 //!   [1] 0x4000_0000 -> level 2 -> [0]   block 0     -> level 3: 512 pages
 //!                               -> [1..32] 2 MiB blocks
@@ -27,7 +30,10 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::layout::{BLOCK_SIZE, HOLE, PAGE_SIZE, PAGED_BLOCK, PL011_BASE, RAM_BASE, RAM_SIZE};
+use crate::layout::{
+    BLOCK_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE, GICR_SIZE, HOLE, PAGE_SIZE, PAGED_BLOCK,
+    PL011_BASE, RAM_BASE, RAM_SIZE,
+};
 
 /// One translation table: 512 descriptors, aligned to its size.
 #[repr(C, align(4096))]
@@ -51,13 +57,17 @@ static LEVEL1: Table = Table::new();
 static LEVEL2_DEVICES: Table = Table::new();
 static LEVEL3_UART: Table = Table::new();
 static LEVEL3_HOLE: Table = Table::new();
+static LEVEL3_GIC: Table = Table::new();
 static LEVEL2_RAM: Table = Table::new();
 static LEVEL3_IMAGE: Table = Table::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-// `build` gives the UART and the hole a level-3 table each: they must lie in different 2 MiB
-// regions of the first GiB, and RAM must start at the second.
+// `build` gives the UART, the hole and the GIC a level-3 table each: they must lie in different
+// 2 MiB regions of the first GiB (the GIC's two blocks in one), and RAM must start at the second.
 const _: () = assert!(PL011_BASE >> 21 != HOLE >> 21 && PL011_BASE >> 30 == 0 && HOLE >> 30 == 0);
+const _: () = assert!(GICD_BASE >> 21 == (GICR_BASE + GICR_SIZE - 1) >> 21);
+const _: () = assert!(GICD_BASE >> 21 != PL011_BASE >> 21 && GICD_BASE >> 21 != HOLE >> 21);
+const _: () = assert!(GICD_BASE + GICD_SIZE <= GICR_BASE && GICD_BASE >> 30 == 0);
 const _: () = assert!(RAM_BASE == 1 << 30 && RAM_SIZE <= 1 << 30);
 
 /// Level 0/1/2 descriptor pointing to the next table; level-3 page descriptor.
@@ -121,7 +131,7 @@ fn image_page_attributes(address: u64) -> u64 {
 fn build() -> u64 {
     // SAFETY: `enable` calls this once, guarded by ENABLED, before the MMU is on; nothing else
     // holds a reference to a table, and the walker does not read them yet. The same holds for
-    // each of the six tables.
+    // each of the seven tables.
     let level1 = unsafe { &mut *LEVEL1.0.get() };
     // SAFETY: as for `level1`.
     let devices = unsafe { &mut *LEVEL2_DEVICES.0.get() };
@@ -130,6 +140,8 @@ fn build() -> u64 {
     // SAFETY: as for `level1`.
     let hole = unsafe { &mut *LEVEL3_HOLE.0.get() };
     // SAFETY: as for `level1`.
+    let gic = unsafe { &mut *LEVEL3_GIC.0.get() };
+    // SAFETY: as for `level1`.
     let ram = unsafe { &mut *LEVEL2_RAM.0.get() };
     // SAFETY: as for `level1`.
     let image = unsafe { &mut *LEVEL3_IMAGE.0.get() };
@@ -137,12 +149,17 @@ fn build() -> u64 {
     let level2_index = |address: u64| ((address >> 21) & 0x1ff) as usize;
     let level3_index = |address: u64| ((address >> 12) & 0x1ff) as usize;
 
-    // The first GiB: two device pages, nothing else.
+    // The first GiB: the GIC's pages, the UART's and the hole's, nothing else.
     level1[0] = LEVEL2_DEVICES.address() | TABLE_OR_PAGE;
     devices[level2_index(PL011_BASE)] = LEVEL3_UART.address() | TABLE_OR_PAGE;
     uart[level3_index(PL011_BASE)] = PL011_BASE | DEVICE | TABLE_OR_PAGE;
     devices[level2_index(HOLE)] = LEVEL3_HOLE.address() | TABLE_OR_PAGE;
     hole[level3_index(HOLE)] = HOLE | DEVICE_EL1_EXECUTABLE | TABLE_OR_PAGE;
+    devices[level2_index(GICD_BASE)] = LEVEL3_GIC.address() | TABLE_OR_PAGE;
+    let pages = |base: u64, size: u64| (base..base + size).step_by(PAGE_SIZE as usize);
+    for page in pages(GICD_BASE, GICD_SIZE).chain(pages(GICR_BASE, GICR_SIZE)) {
+        gic[level3_index(page)] = page | DEVICE | TABLE_OR_PAGE;
+    }
 
     // RAM: 2 MiB blocks, except the paged block.
     level1[(RAM_BASE >> 30) as usize] = LEVEL2_RAM.address() | TABLE_OR_PAGE;

@@ -1,13 +1,16 @@
 //! Console output through the PL011 at `layout::PL011_BASE`.
 //!
-//! Under our hypervisor the UART is emulated by the pl011 device server, which implements only
-//! what a polled transmitter needs. So the guest keeps to two registers (and ILPR, which has no effect, for the benchmark), with 32-bit accesses
-//! only (PL011 TRM, DDI 0183, §3.3): it waits while FR.TXFF (transmit FIFO full) is set, then
-//! writes the byte to DR. No initialisation: QEMU's PL011 and the emulated one transmit from
-//! reset, and touching the control registers would widen the emulation contract.
+//! Under our hypervisor the UART is emulated by the pl011 device server. The console keeps to
+//! two registers, with 32-bit accesses only (PL011 TRM, DDI 0183, §3.3): it waits while
+//! FR.TXFF (transmit FIFO full) is set, then writes the byte to DR. No initialisation: QEMU's
+//! PL011 and the emulated one transmit from reset. Besides, the benchmark writes ILPR (no
+//! effect), and the device-interrupt check (`interrupts.rs`) uses the transmit interrupt:
+//! IMSC.TXIM unmasks it, MIS shows it, ICR clears it (§3.3.10-§3.3.13); UARTINTR, the OR of the
+//! masked interrupts, is INTID 33 at the GIC.
 //!
 //! Printing works with the MMU off (the UART page is Device memory either way) and from the
-//! exception handler; there is one CPU and no interrupts, so no lock is needed.
+//! exception handler, which may also interrupt a print to touch the interrupt registers; there
+//! is one CPU and those registers are independent of DR and FR, so no lock is needed.
 
 use core::fmt;
 
@@ -20,8 +23,16 @@ const FR: usize = 0x18;
 /// IrDA low-power counter register: stored and otherwise without effect (the benchmark's MMIO
 /// write).
 const ILPR: usize = 0x20;
+/// Interrupt mask set/clear register: a set bit lets that raw interrupt drive UARTINTR.
+const IMSC: usize = 0x038;
+/// Masked interrupt status: raw status AND mask.
+const MIS: usize = 0x040;
+/// Interrupt clear register: a written 1 clears that raw interrupt.
+const ICR: usize = 0x044;
 /// FR.TXFF: the transmit FIFO is full.
 const FR_TXFF: u32 = 1 << 5;
+/// The transmit interrupt's bit in IMSC, RIS, MIS and ICR (TXIM, TXRIS, TXMIS, TXIC).
+pub const INT_TX: u32 = 1 << 5;
 
 /// The PL011's register block. Construction is the only unsafe step.
 pub struct Pl011 {
@@ -44,7 +55,8 @@ impl Pl011 {
     pub fn console() -> Self {
         // SAFETY: PL011_BASE is the UART of the VM memory map (layout.rs, GUEST-ABI.md); mmu.rs
         // maps it Device-nGnRE before the caches go on, and with the MMU off every access is
-        // Device. The guest is its only user (one CPU, no interrupts).
+        // Device. The guest is its only user: one CPU, and the IRQ handler touches only the
+        // interrupt registers, which the interrupted code touches only with IRQs masked.
         unsafe { Self::new(PL011_BASE as *mut u32) }
     }
 
@@ -68,6 +80,26 @@ impl Pl011 {
     /// MMIO write).
     pub fn write_low_power_counter(&self, value: u32) {
         self.write(ILPR, value);
+    }
+
+    /// UARTMIS: the raw interrupts that are unmasked.
+    pub fn masked_interrupts(&self) -> u32 {
+        self.read(MIS)
+    }
+
+    /// Clears the raw interrupts of `bits` (UARTICR).
+    pub fn clear_interrupts(&self, bits: u32) {
+        self.write(ICR, bits);
+    }
+
+    /// Unmasks the interrupts of `bits` in UARTIMSC, keeping the others.
+    pub fn unmask_interrupts(&self, bits: u32) {
+        self.write(IMSC, self.read(IMSC) | bits);
+    }
+
+    /// Masks the interrupts of `bits` in UARTIMSC, keeping the others.
+    pub fn mask_interrupts(&self, bits: u32) {
+        self.write(IMSC, self.read(IMSC) & !bits);
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full.

@@ -21,6 +21,8 @@ pub struct ExitCounters {
     pub wfi: u64,
     /// Trapped system-register accesses, emulated (RAZ/WI) or not (undefined).
     pub sysreg: u64,
+    /// Virtual-interrupt maintenance (the guest completed a level interrupt, or underflow).
+    pub irq: u64,
     /// Everything else.
     pub other: u64,
 }
@@ -34,6 +36,7 @@ impl ExitCounters {
             (VmExitKind::Hypercall, _) => &mut self.hvc,
             (VmExitKind::WaitForInterrupt, _) => &mut self.wfi,
             (VmExitKind::SystemRegister, _) => &mut self.sysreg,
+            (VmExitKind::VgicMaintenance, _) => &mut self.irq,
             (VmExitKind::Other | VmExitKind::SError, _) => &mut self.other,
         };
         *counter = counter.saturating_add(1);
@@ -47,6 +50,7 @@ impl ExitCounters {
             self.hvc,
             self.wfi,
             self.sysreg,
+            self.irq,
             self.other,
         ]
         .iter()
@@ -54,13 +58,13 @@ impl ExitCounters {
     }
 }
 
-/// `stage2=… mmio=… hvc=… wfi=… sysreg=… other=…`, the summary line's body.
+/// `stage2=… mmio=… hvc=… wfi=… sysreg=… irq=… other=…`, the summary line's body.
 impl fmt::Display for ExitCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "stage2={} mmio={} hvc={} wfi={} sysreg={} other={}",
-            self.stage2, self.mmio, self.hvc, self.wfi, self.sysreg, self.other
+            "stage2={} mmio={} hvc={} wfi={} sysreg={} irq={} other={}",
+            self.stage2, self.mmio, self.hvc, self.wfi, self.sysreg, self.irq, self.other
         )
     }
 }
@@ -96,6 +100,7 @@ mod tests {
         counters.count(&exit(VmExitKind::SystemRegister), None);
         counters.count(&exit(VmExitKind::SystemRegister), None);
         counters.count(&exit(VmExitKind::Other), None);
+        counters.count(&exit(VmExitKind::VgicMaintenance), None);
         assert_eq!(
             counters,
             ExitCounters {
@@ -104,13 +109,14 @@ mod tests {
                 hvc: 1,
                 wfi: 1,
                 sysreg: 2,
+                irq: 1,
                 other: 1
             }
         );
-        assert_eq!(counters.total(), 10);
+        assert_eq!(counters.total(), 11);
         assert_eq!(
             counters.to_string(),
-            "stage2=4 mmio=1 hvc=1 wfi=1 sysreg=2 other=1"
+            "stage2=4 mmio=1 hvc=1 wfi=1 sysreg=2 irq=1 other=1"
         );
     }
 }

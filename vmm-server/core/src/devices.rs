@@ -22,6 +22,8 @@ pub struct Device {
     pub window: Window,
     /// The slot of the endpoint its server answers `device_api::Mmio` on.
     pub endpoint: CPtr,
+    /// The INTID its interrupt line drives (its answers carry the line level), if it has one.
+    pub intid: Option<u32>,
 }
 
 /// Why a device was not added.
@@ -64,13 +66,14 @@ impl DeviceTable {
     /// simply absent and its window is a hole.
     pub fn standard(mut cap: impl FnMut(&str) -> Option<CPtr>) -> Self {
         let mut table = Self::new();
-        for &(name, window) in STANDARD_DEVICES {
+        for &(name, window, intid) in STANDARD_DEVICES {
             if let Some(endpoint) = cap(name) {
                 // The standard windows are distinct and fewer than MAX_DEVICES (tested).
                 let _ = table.insert(Device {
                     name,
                     window,
                     endpoint,
+                    intid,
                 });
             }
         }
@@ -125,6 +128,7 @@ mod tests {
             name,
             window: Window { base, size },
             endpoint,
+            intid: None,
         }
     }
 

@@ -89,6 +89,9 @@ pub enum Cause {
     Unhandled,
     /// Virtual SError: an SError was taken while the guest ran.
     SError,
+    /// Resumed unchanged after a maintenance exit: the vGIC model took the completions and
+    /// injected what is due.
+    Interrupt,
 }
 
 /// The reply that resumes the guest: label bits and words.
@@ -301,10 +304,21 @@ pub enum ExitPlan {
     ResetLoop(Conduit),
     /// Reply now.
     Reply(Resume),
+    /// An access to the virtual GIC's distributor or redistributor (`layout::VGIC_*`), then
+    /// [`after_vgic`].
+    Vgic(MmioAccess),
+    /// A maintenance exit: the INTIDs the guest completed (`abi::vm::NO_INTID` for none), and
+    /// underflow. The guest resumes unchanged once the model has injected what is due.
+    Maintenance {
+        completed: [u64; 4],
+        underflow: bool,
+    },
+    /// A trapped ICC_SGI1R_EL1 write: hand `value` to the vGIC model, then reply `then`.
+    SendSgi { value: u64, then: Resume },
 }
 
 /// The first step for `exit`.
-pub const fn plan(exit: &VmExit) -> ExitPlan {
+pub fn plan(exit: &VmExit) -> ExitPlan {
     match exit.kind {
         VmExitKind::Stage2Abort => plan_stage2(exit),
         VmExitKind::Hypercall => plan_hypercall(exit),
@@ -324,20 +338,33 @@ pub const fn plan(exit: &VmExit) -> ExitPlan {
         }),
         // Debug, PMU and physical-timer registers are RAZ/WI; any other register is undefined,
         // as on a CPU without it.
-        VmExitKind::SystemRegister => ExitPlan::Reply(sysreg::resume(exit.esr)),
+        // A write to ICC_SGI1R_EL1 is a software-generated interrupt for the vGIC model.
+        VmExitKind::SystemRegister => match sysreg::action(exit.esr, exit.words[0]) {
+            sysreg::Action::Reply(resume) => ExitPlan::Reply(resume),
+            sysreg::Action::SendSgi { value, then } => ExitPlan::SendSgi { value, then },
+        },
         VmExitKind::Other => ExitPlan::Reply(Resume::undefined(Cause::Unhandled)),
         // An SError taken while the guest ran is the guest's: it gets a virtual SError, as
         // KVM's kvm_handle_guest_serror injects one; the rest of the system is untouched.
         VmExitKind::SError => ExitPlan::Reply(Resume::serror(Cause::SError)),
+        // The guest completed level interrupts (their lines are sampled again) or the list
+        // registers ran low while interrupts wait: the vGIC model decides what to inject next.
+        VmExitKind::VgicMaintenance => ExitPlan::Maintenance {
+            completed: [exit.words[0], exit.words[1], exit.words[2], exit.words[3]],
+            underflow: exit.words[4] != 0,
+        },
     }
 }
 
-const fn plan_stage2(exit: &VmExit) -> ExitPlan {
+fn plan_stage2(exit: &VmExit) -> ExitPlan {
     let Some(abort) = Abort::decode(exit.esr) else {
         return ExitPlan::Reply(Resume::abort(Cause::Unhandled));
     };
     if !abort.status.is_resolvable() {
         return ExitPlan::Reply(Resume::abort(Cause::Unresolvable(abort.status)));
+    }
+    if crate::layout::in_vgic(exit.words[0]) {
+        return route_vgic(exit);
     }
     ExitPlan::ResolveStage2(Stage2Fault {
         ipa: exit.words[0],
@@ -395,25 +422,9 @@ pub fn after_stage2(exit: &VmExit, answer: Stage2Answer, devices: &DeviceTable) 
 
 /// Routes a stage-2 abort on an IPA that is not memory: to a device, or to an abort.
 pub fn route_mmio(exit: &VmExit, devices: &DeviceTable) -> ExitPlan {
-    let Some(abort) = Abort::decode(exit.esr) else {
-        return ExitPlan::Reply(Resume::abort(Cause::Unhandled));
-    };
-    let refuse = |cause| ExitPlan::Reply(Resume::abort(cause));
-    if abort.instruction {
-        return refuse(Cause::InstructionFetch);
-    }
-    if abort.s1ptw {
-        return refuse(Cause::TableWalk);
-    }
-    if abort.cache_maintenance {
-        return ExitPlan::Reply(Resume::advance(Cause::CacheMaintenance));
-    }
-    if abort.far_not_valid {
-        return refuse(Cause::NoSyndrome);
-    }
-    let access = match syndrome::decode_mmio(exit.esr, exit.words[0], exit.words[2]) {
+    let access = match emulable_access(exit) {
         Ok(access) => access,
-        Err(_) => return refuse(Cause::NoSyndrome),
+        Err(plan) => return plan,
     };
     match devices.lookup(access.ipa, access.width) {
         Some(route) => ExitPlan::Mmio(MmioPlan {
@@ -421,7 +432,54 @@ pub fn route_mmio(exit: &VmExit, devices: &DeviceTable) -> ExitPlan {
             offset: route.offset,
             access,
         }),
-        None => refuse(Cause::Hole),
+        None => ExitPlan::Reply(Resume::abort(Cause::Hole)),
+    }
+}
+
+/// The data access of a stage-2 abort on an address that is not memory, when it can be
+/// emulated; otherwise the reply (an abort, or stepping over cache maintenance).
+fn emulable_access(exit: &VmExit) -> Result<MmioAccess, ExitPlan> {
+    let Some(abort) = Abort::decode(exit.esr) else {
+        return Err(ExitPlan::Reply(Resume::abort(Cause::Unhandled)));
+    };
+    let refuse = |cause| Err(ExitPlan::Reply(Resume::abort(cause)));
+    if abort.instruction {
+        return refuse(Cause::InstructionFetch);
+    }
+    if abort.s1ptw {
+        return refuse(Cause::TableWalk);
+    }
+    if abort.cache_maintenance {
+        return Err(ExitPlan::Reply(Resume::advance(Cause::CacheMaintenance)));
+    }
+    if abort.far_not_valid {
+        return refuse(Cause::NoSyndrome);
+    }
+    match syndrome::decode_mmio(exit.esr, exit.words[0], exit.words[2]) {
+        Ok(access) => Ok(access),
+        Err(_) => refuse(Cause::NoSyndrome),
+    }
+}
+
+/// A stage-2 abort inside the virtual GIC's windows: emulated by the vmm itself, without
+/// asking the mmu-server (those windows are never memory).
+fn route_vgic(exit: &VmExit) -> ExitPlan {
+    match emulable_access(exit) {
+        Ok(access) => ExitPlan::Vgic(access),
+        Err(plan) => plan,
+    }
+}
+
+/// The reply after the vGIC model answered an [`ExitPlan::Vgic`] access: `Some(value)` for a
+/// read, `Some(0)` for an accepted write, `None` for an access that does not decode (a bus
+/// error, as a device's).
+pub const fn after_vgic(access: &MmioAccess, answer: Option<u64>) -> Resume {
+    match answer {
+        Some(raw) if !access.write => {
+            Resume::load(access.register, access.load_value(raw), Cause::Emulated)
+        }
+        Some(_) => Resume::advance(Cause::Emulated),
+        None => Resume::abort(Cause::DeviceBusError),
     }
 }
 
@@ -430,10 +488,10 @@ pub fn after_mmio(plan: &MmioPlan, answer: Result<device_api::Response, ipc::Cal
     use device_api::Response;
     let access = &plan.access;
     match (access.write, answer) {
-        (false, Ok(Response::Value(raw))) => {
+        (false, Ok(Response::Value(raw) | Response::ValueLine { value: raw, .. })) => {
             Resume::load(access.register, access.load_value(raw), Cause::Emulated)
         }
-        (true, Ok(Response::Done)) => Resume::advance(Cause::Emulated),
+        (true, Ok(Response::Done | Response::DoneLine { .. })) => Resume::advance(Cause::Emulated),
         (_, Ok(Response::BusError)) => Resume::abort(Cause::DeviceBusError),
         (_, Ok(_)) => Resume::abort(Cause::DeviceConfused),
         (_, Err(ipc::CallError::Restarted { .. })) => Resume::retry(Cause::DeviceRestarted),

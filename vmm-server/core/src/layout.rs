@@ -54,9 +54,29 @@ pub const PL011: Window = Window {
 };
 
 /// The devices every VM gets when the vmm holds a capability of that name: `(cap name,
-/// window)`. The device server behind the cap answers `device_api::Mmio` at offsets from the
+/// window, the INTID its line drives)`. The device server behind the cap answers `device_api::Mmio` at offsets from the
 /// window's base.
-pub const STANDARD_DEVICES: &[(&str, Window)] = &[("pl011", PL011)];
+pub const STANDARD_DEVICES: &[(&str, Window, Option<u32>)] = &[("pl011", PL011, Some(PL011_INTID))];
+
+/// The virtual GIC distributor's window (GICv3: 64 KiB), where QEMU virt puts the GIC.
+pub const VGIC_DISTRIBUTOR: Window = Window {
+    base: 0x0800_0000,
+    size: 0x1_0000,
+};
+
+/// The one redistributor's window: RD frame and SGI/PPI frame, 64 KiB each.
+pub const VGIC_REDISTRIBUTOR: Window = Window {
+    base: 0x080A_0000,
+    size: 0x2_0000,
+};
+
+/// Whether `ipa` lies in one of the virtual GIC's windows.
+pub const fn in_vgic(ipa: u64) -> bool {
+    VGIC_DISTRIBUTOR.contains(ipa, 1) || VGIC_REDISTRIBUTOR.contains(ipa, 1)
+}
+
+/// The PL011's interrupt: SPI 1, INTID 33, level-sensitive (QEMU virt's `VIRT_UART`).
+pub const PL011_INTID: u32 = 33;
 
 /// The end of the guest-physical address space (39-bit IPA, as the manifest's `IPA_END`).
 pub const IPA_END: u64 = 1 << 39;

@@ -9,6 +9,7 @@
 //! - [`exit`]: the routing decision ([`exit::plan`] and the `after_*` steps).
 //! - [`counters`] and [`trace`]: the summary line and a ring of recent exits.
 //! - [`layout`]: the guest-physical map of the emulated devices.
+//! - [`vgic`]: the virtual GICv3's distributor and redistributor, and what to inject next.
 //!
 //! The server (`vmm-server`) is a thin loop that carries out the plans over IPC.
 #![no_std]
@@ -24,6 +25,7 @@ pub mod psci;
 pub mod syndrome;
 pub mod sysreg;
 pub mod trace;
+pub mod vgic;
 
 pub use counters::ExitCounters;
 pub use devices::{Device, DeviceTable};

@@ -49,6 +49,7 @@
 //!           3   3  14  8..11   0..7  PMEVCNTRn_EL0, n = 8 (CRm - 8) + op2 = 0..30
 //!           3   3  14  12..15  0..7  PMEVTYPERn_EL0, n = 0..30; n = 31 is PMCCFILTR_EL0
 //! timer     3   3  14  2       0..2  CNTP_TVAL_EL0, CNTP_CTL_EL0, CNTP_CVAL_EL0
+//! SGI       3   0  12  11      5..7  ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1 (all WO)
 //! ```
 //!
 //! Every register of the table is RAZ/WI: a read writes 0 to Xt (nothing for XZR) and a write
@@ -61,6 +62,18 @@
 //! which takes priority over the trap), and so is everything outside the table: the vmm
 //! injects an undefined instruction, as before. So does a syndrome that does not decode (not EC
 //! 0x18, IL = 0, a RES0 bit set): guest input is hostile, nothing here panics.
+//!
+//! The SGI generation registers are the exception (GICv3 spec IHI 0069, 12.2):
+//! with HCR_EL2.IMO set the guest's ICC_* registers go to the virtual CPU interface, except
+//! these, which trap (ICC_SGI0R_EL1 with HCR_EL2.FMO). A write to ICC_SGI1R_EL1 is the guest
+//! sending an SGI: [`action`] answers [`Action::SendSgi`], which the caller hands to
+//! `vgic::Vgic::send_sgi`. With GICD_CTLR.DS = 1, ICC_SGI0R_EL1 generates only Group 0 SGIs,
+//! and ICC_ASGI1R_EL1 ("the other Security state's Group 1", which a single Security state does
+//! not have) behaves the same (KVM's access_gic_sgi dispatches both with group 0 only). Our
+//! vGIC delivers no Group 0 interrupt (its list registers carry Group 1), so both are WI:
+//! stepped over, nothing latched. All three are write-only: a read is UNDEFINED, as KVM's
+//! read_from_write_only. [`resume`] alone, for a caller without a vGIC, ignores ICC_SGI1R_EL1
+//! writes too.
 
 use crate::exit::{Cause, Resume};
 use crate::syndrome::{ec, exception_class};
@@ -154,6 +167,8 @@ pub enum RegisterClass {
     Pmu,
     /// The EL1 physical timer (CNTP_*).
     PhysicalTimer,
+    /// The GIC's SGI generation registers (ICC_SGI1R_EL1, ICC_ASGI1R_EL1, ICC_SGI0R_EL1).
+    SgiGeneration,
 }
 
 /// Which directions a register has.
@@ -179,7 +194,7 @@ impl Direction {
 /// the module comment).
 pub const fn classify(encoding: Encoding) -> Option<(RegisterClass, Direction)> {
     use Direction::{ReadOnly as RO, ReadWrite as RW, WriteOnly as WO};
-    use RegisterClass::{Debug, PhysicalTimer, Pmu};
+    use RegisterClass::{Debug, PhysicalTimer, Pmu, SgiGeneration};
     let Encoding {
         op0,
         op1,
@@ -203,8 +218,38 @@ pub const fn classify(encoding: Encoding) -> Option<(RegisterClass, Direction)> 
         (3, 3, 14, 11, 7) => return None,
         (3, 3, 14, 8..=15, 0..=7) => (Pmu, RW),
         (3, 3, 14, 2, 0..=2) => (PhysicalTimer, RW),
+        (3, 0, 12, 11, 5..=7) => (SgiGeneration, WO),
         _ => return None,
     })
+}
+
+/// ICC_SGI1R_EL1, `S3_0_C12_C11_5`.
+pub const ICC_SGI1R_EL1: Encoding = Encoding::new(3, 0, 12, 11, 5);
+
+/// What the vmm does for a SystemRegister exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Reply at once.
+    Reply(Resume),
+    /// `MSR ICC_SGI1R_EL1, Xt`: hand `value` (Xt; 0 for XZR) to `vgic::Vgic::send_sgi`, then
+    /// reply `then` (step over the instruction).
+    SendSgi { value: u64, then: Resume },
+}
+
+/// The action for a SystemRegister exit with syndrome `esr`, where `value` is what the kernel
+/// read from Xt of a write (`VmExit` word 0): [`Action::SendSgi`] for a write to ICC_SGI1R_EL1,
+/// else the reply of [`resume`].
+pub const fn action(esr: u64, value: u64) -> Action {
+    if let Ok(access) = SysregAccess::decode(esr)
+        && !access.read
+        && matches!(access.encoding, ICC_SGI1R_EL1)
+    {
+        return Action::SendSgi {
+            value: if access.rt == 31 { 0 } else { value },
+            then: Resume::advance(Cause::Emulated),
+        };
+    }
+    Action::Reply(resume(esr))
 }
 
 /// The reply to a SystemRegister exit with syndrome `esr`: RAZ/WI for the table's registers

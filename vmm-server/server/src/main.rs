@@ -18,6 +18,7 @@
 #![no_std]
 #![no_main]
 
+mod interrupts;
 mod mmu;
 
 use abi::message::REGISTER_MESSAGE_WORDS;
@@ -91,6 +92,8 @@ struct Monitor {
     boots: u64,
     /// The manifest's `resets` for the VM (HV_RESET_LOOP), 0 when not asked.
     resets: u32,
+    /// The vGIC model and the VCPU capability that injects its interrupts.
+    interrupts: interrupts::Interrupts,
 }
 
 impl Monitor {
@@ -126,6 +129,11 @@ impl Monitor {
                         mmio.device.endpoint,
                         &mmio.request(),
                     );
+                    if let (Some(intid), Ok(Some(level))) =
+                        (mmio.device.intid, answer.as_ref().map(|a| a.line()))
+                    {
+                        self.interrupts.set_line(intid, level);
+                    }
                     match answer {
                         Err(ipc::CallError::Restarted { generation }) => println!(
                             "vmm: device `{}` restarted (generation {generation}) under the access at {:#x}; the guest retries it",
@@ -161,6 +169,18 @@ impl Monitor {
                 ExitPlan::ResetLoop(conduit) => {
                     ExitPlan::Reply(vmm_core::reset_loop_reply(conduit, self.resets))
                 }
+                ExitPlan::Vgic(access) => {
+                    let answer = self.interrupts.access(&access);
+                    ExitPlan::Reply(vmm_core::exit::after_vgic(&access, answer))
+                }
+                ExitPlan::SendSgi { value, then } => {
+                    self.interrupts.send_sgi(value);
+                    ExitPlan::Reply(then)
+                }
+                ExitPlan::Maintenance { completed, .. } => {
+                    self.interrupts.maintenance(completed);
+                    ExitPlan::Reply(Resume::retry(vmm_core::exit::Cause::Interrupt))
+                }
             };
         };
         self.counters.count(exit, stage2);
@@ -190,6 +210,7 @@ impl Monitor {
     /// starts it again; the exit that asked is cancelled with it, so nothing is replied.
     fn reset(&mut self) {
         self.boots += 1;
+        self.interrupts.reset();
         // The kernel rebuilds the VM a bounded piece per call (answering the bytes of RAM still
         // to do) with the VCPU left down, so a guest that resets in a loop never holds the CPU
         // for long; each call returns here, where interrupts and higher priorities get their
@@ -313,6 +334,7 @@ fn main() -> ! {
             .unwrap_or_else(|| panic!("no `tcb:{vm}` capability")),
         boots: 0,
         resets: 0,
+        interrupts: interrupts::Interrupts::new(userlib::caps::try_cap_named("vcpu:", vm)),
     };
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {
         if info.name == vm {

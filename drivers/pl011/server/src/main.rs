@@ -59,6 +59,13 @@ fn main() -> ! {
             userlib::crash_with_bad_access();
         }
         let response = uart.handle(request, &mut print_line);
+        // UARTINTR after the access: the vmm raises or lowers INTID 33 from it.
+        let line = uart.interrupt_line_level();
+        let response = match response {
+            Response::Value(value) => Response::ValueLine { value, line },
+            Response::Done => Response::DoneLine { line },
+            other => other,
+        };
         if response == Response::BusError {
             let (offset, width) = match request {
                 Request::Read { offset, width } | Request::Write { offset, width, .. } => {

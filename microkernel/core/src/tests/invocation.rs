@@ -249,3 +249,98 @@ fn system_off_asks_the_kernel_to_stop_with_the_callers_status() {
         "an operation the object does not have"
     );
 }
+
+#[test]
+fn vcpu_invocations_are_checked_then_handed_to_the_arch_layer() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    const VCPU_SLOT: u64 = 9;
+    put_cap(&mut system, CLIENT, VCPU_SLOT, Cap::Vcpu { vcpu: 3 });
+    let inject = abi::InvocationLabel::VcpuInjectIrq;
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        VCPU_SLOT,
+        inject,
+        [33, 0xA0, 1, 0],
+    );
+    assert_eq!(
+        effect,
+        Effect::VcpuInjectIrq {
+            vcpu: 3,
+            intid: 33,
+            priority: 0xA0,
+            level: true
+        }
+    );
+    assert_eq!(error_of(&system, CLIENT), None);
+    // The kernel's own interrupts and the special range are refused before anything happens.
+    for (args, error) in [
+        ([27, 0, 0, 0], KernelError::InvalidArgument { index: 0 }),
+        ([25, 0, 0, 0], KernelError::InvalidArgument { index: 0 }),
+        ([33, 0, 4, 0], KernelError::InvalidArgument { index: 2 }),
+    ] {
+        let effect = invoke(&mut system, &mut memory, CLIENT, VCPU_SLOT, inject, args);
+        assert_eq!(effect, Effect::None, "{args:?}");
+        assert_eq!(error_of(&system, CLIENT), Some(error), "{args:?}");
+    }
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        VCPU_SLOT,
+        inject,
+        [1020, 0, 0, 0],
+    );
+    assert_eq!(effect, Effect::None);
+    assert!(matches!(
+        error_of(&system, CLIENT),
+        Some(KernelError::RangeError { index: 0, .. })
+    ));
+    let vtimer = abi::InvocationLabel::VcpuSetVtimer;
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        VCPU_SLOT,
+        vtimer,
+        [1, 0x80, 0, 0],
+    );
+    assert_eq!(
+        effect,
+        Effect::VcpuSetVtimer {
+            vcpu: 3,
+            enabled: true,
+            priority: 0x80
+        }
+    );
+    // A VCPU capability takes no other operation, and no other capability takes these.
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        VCPU_SLOT,
+        TcbSuspend,
+        [0; 4],
+    );
+    assert_eq!(effect, Effect::None);
+    assert!(matches!(
+        error_of(&system, CLIENT),
+        Some(KernelError::IllegalOperation { .. })
+    ));
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        TCB_OF_SERVER,
+        inject,
+        [33, 0, 0, 0],
+    );
+    assert_eq!(effect, Effect::None);
+    assert!(matches!(
+        error_of(&system, CLIENT),
+        Some(KernelError::IllegalOperation { .. })
+    ));
+}

@@ -11,6 +11,7 @@ pub mod semihosting;
 pub mod timer;
 pub mod uart;
 pub mod vcpu;
+pub mod vgic;
 
 use aarch64_cpu::registers::*;
 
@@ -40,12 +41,24 @@ impl super::Arch for Aarch64 {
         vcpu::set_guest_mode(guest, state);
     }
 
-    fn guest_timer_line() -> bool {
-        vcpu::timer_line()
+    fn vgic(state: &mut vcpu::VcpuState) -> &mut kernel_core::vgic::VgicCpu {
+        &mut state.vgic
     }
 
-    fn update_guest_irq() -> bool {
-        vcpu::update_virtual_irq()
+    fn vgic_read_live(cpu: &mut kernel_core::vgic::VgicCpu) {
+        vgic::read_live_lrs(cpu);
+    }
+
+    fn vgic_write_lr(index: usize, value: u64) {
+        vgic::write_lr(index, value);
+    }
+
+    fn vgic_write_hcr(value: u64) {
+        vgic::write_hcr(value);
+    }
+
+    fn vgic_maintenance_status() -> u64 {
+        vgic::maintenance_status()
     }
 
     fn guest_timer_intid() -> u32 {
@@ -83,6 +96,7 @@ impl super::Arch for Aarch64 {
         cpu::init();
         vcpu::init_identity();
         gic::init();
+        vgic::init();
     }
 
     fn console_write(bytes: &[u8]) {

@@ -72,7 +72,7 @@ fn main() -> ! {
     );
     check(
         "pl011 serves after garbage",
-        matches!(flags, Ok(device_api::Response::Value(v)) if v & 0x80 != 0),
+        matches!(flags, Ok(device_api::Response::ValueLine { value, .. }) if value & 0x80 != 0),
         &mut failures,
     );
     println!("garbage-client: {} failures", failures);

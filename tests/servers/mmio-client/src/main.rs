@@ -4,8 +4,10 @@
 //! It transmits `pl011 says hello\n` through UARTDR (the server prints the line on the
 //! console), then checks UARTFR (TXFE set, TXFF and BUSY clear: output is immediate), the
 //! identification registers (PL011 TRM, Arm DDI 0183, §3.3.15 - §3.3.16, with the PeriphID
-//! values QEMU reports), UARTCR's reset value, and that offset 0x800 (no register) and an
-//! 8-byte access are bus errors. It prints one verdict line, `mmio-client: all N checks
+//! values QEMU reports), UARTCR's reset value, that every answer carries the interrupt line's
+//! level (UARTINTR: low with UARTIMSC at reset, high once TXIM is set after a transmit, low again
+//! when UARTICR clears TXRIS), and that offset 0x800 (no register) and an 8-byte access are bus
+//! errors. It prints one verdict line, `mmio-client: all N checks
 //! passed` or `mmio-client: FAILED ...` per failure, and stops the system with status 0 or 1.
 #![no_std]
 #![no_main]
@@ -29,6 +31,10 @@ const CR_RESET: u64 = 0x300;
 const PERIPH_ID0: u32 = 0xFE0;
 /// PeriphID0..3 (QEMU's `pl011_id_arm`) and PCellID0..3.
 const ID_BYTES: [u64; 8] = [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
+/// UARTIMSC and UARTICR, and their transmit bit (§3.3.10, §3.3.13).
+const IMSC: u32 = 0x038;
+const ICR: u32 = 0x044;
+const TX_INTERRUPT: u64 = 1 << 5;
 /// An offset inside the window with no register.
 const HOLE: u32 = 0x800;
 
@@ -63,7 +69,7 @@ impl Checks {
         self.run += 1;
         let request = Request::Read { offset, width: 4 };
         match self.access(request) {
-            Ok(Response::Value(value)) if check(value) => {}
+            Ok(Response::ValueLine { value, line: false }) if check(value) => {}
             answer => {
                 self.failed += 1;
                 println!("mmio-client: FAILED {what}: {request:?} answered {answer:?}");
@@ -84,7 +90,7 @@ fn main() -> ! {
             width: 4,
             value: u64::from(byte),
         };
-        checks.expect("transmit", request, Response::Done);
+        checks.expect("transmit", request, Response::DoneLine { line: false });
     }
     checks.expect_value("UARTFR: TXFE set, TXFF and BUSY clear", FR, |flags| {
         flags & (FR_TXFE | FR_TXFF | FR_BUSY) == FR_TXFE
@@ -94,6 +100,22 @@ fn main() -> ! {
         checks.expect_value("identification register", offset, |value| value == id);
     }
     checks.expect_value("UARTCR reset value", CR, |value| value == CR_RESET);
+    // The interrupt line: TXRIS is set (the last transmit emptied the FIFO), so unmasking TXIM
+    // raises UARTINTR and clearing TXRIS lowers it again.
+    let write = |offset, value| Request::Write {
+        offset,
+        width: 4,
+        value,
+    };
+    let raised = Response::DoneLine { line: true };
+    let lowered = Response::DoneLine { line: false };
+    checks.expect(
+        "UARTIMSC.TXIM raises the line",
+        write(IMSC, TX_INTERRUPT),
+        raised,
+    );
+    checks.expect("UARTICR.TXIC lowers it", write(ICR, TX_INTERRUPT), lowered);
+    checks.expect("UARTIMSC cleared", write(IMSC, 0), lowered);
     let hole = Request::Read {
         offset: HOLE,
         width: 4,

@@ -149,7 +149,7 @@ fn system_off_powers_off_with_the_verdict_over_either_conduit() {
 
 #[test]
 fn unknown_ids_answer_not_supported() {
-    for function in [0x8000_0000, 0xC600_0099, 0x1234] {
+    for function in [0x8000_0002, 0xC600_0099, 0x1234] {
         let hvc = reply(plan(&hypercall(HVC0, [function, 1, 2, 3, 4, 5])));
         assert_eq!(
             (hvc.reply.0, hvc.words),
@@ -525,7 +525,7 @@ proptest! {
     /// both injects and steps, or in a power-off.
     #[test]
     fn any_exit_gets_a_coherent_answer(
-        kind in 1u64..=5,
+        kind in 1u64..=7,
         esr in prop_oneof![
             any::<u64>(),
             // Lower-EL data and instruction aborts, so the MMIO path is reached often.
@@ -536,7 +536,12 @@ proptest! {
             // Trapped MSR/MRS, IL = 1, so the RAZ/WI path is reached often.
             any::<u64>().prop_map(|e| (e & 0x01FF_FFFF) | (0x18 << 26) | (1 << 25)),
         ],
-        ipa in prop_oneof![any::<u64>(), PL011.base..PL011.base + 0x1000, Just(0x2000_0000u64)],
+        ipa in prop_oneof![
+            any::<u64>(),
+            PL011.base..PL011.base + 0x1000,
+            Just(0x2000_0000u64),
+            crate::layout::VGIC_DISTRIBUTOR.base..crate::layout::VGIC_REDISTRIBUTOR.base + 0x2_0000,
+        ],
         x in any::<[u64; 6]>(),
         raw in any::<u64>(),
     ) {
@@ -567,6 +572,23 @@ proptest! {
                 }
             }
             ExitPlan::Mmio(_) => prop_assert!(false, "MMIO before the mmu-server was asked"),
+            ExitPlan::Vgic(access) => {
+                prop_assert_eq!(kind, VmExitKind::Stage2Abort);
+                prop_assert!(crate::layout::in_vgic(access.ipa));
+                for answer in [Some(raw), None] {
+                    let resume = after_vgic(&access, answer);
+                    prop_assert!(coherent(resume));
+                    if resume.reply.contains(VmReply::WRITE_REGISTER) {
+                        prop_assert!(resume.words[0] < 31);
+                        prop_assert!(access.sixty_four || resume.words[1] <= 0xFFFF_FFFF);
+                    }
+                }
+            }
+            ExitPlan::Maintenance { .. } => prop_assert_eq!(kind, VmExitKind::VgicMaintenance),
+            ExitPlan::SendSgi { then, .. } => {
+                prop_assert_eq!(kind, VmExitKind::SystemRegister);
+                prop_assert!(coherent(then));
+            }
             ExitPlan::ResolveStage2(_) => {
                 for answer in [Stage2Answer::Mapped, Stage2Answer::NotMemory, Stage2Answer::Retry, Stage2Answer::Failed] {
                     match after_stage2(&exit, answer, &devices()) {

@@ -44,9 +44,12 @@ const PMSWINC_EL0: Reg = (3, 3, 9, 12, 4);
 const PMCEID0_EL0: Reg = (3, 3, 9, 12, 6);
 const PMCCFILTR_EL0: Reg = (3, 3, 14, 15, 7);
 const CNTP_CTL_EL0: Reg = (3, 3, 14, 2, 1);
+const ICC_SGI1R: Reg = (3, 0, 12, 11, 5);
+const ICC_ASGI1R: Reg = (3, 0, 12, 11, 6);
+const ICC_SGI0R: Reg = (3, 0, 12, 11, 7);
 
 use Direction::{ReadOnly as RO, ReadWrite as RW, WriteOnly as WO};
-use RegisterClass::{Debug, PhysicalTimer, Pmu};
+use RegisterClass::{Debug, PhysicalTimer, Pmu, SgiGeneration};
 
 /// Registers of the table by name, with their class and directions.
 const NAMED: &[(&str, Reg, RegisterClass, Direction)] = &[
@@ -96,6 +99,9 @@ const NAMED: &[(&str, Reg, RegisterClass, Direction)] = &[
     ("CNTP_TVAL_EL0", (3, 3, 14, 2, 0), PhysicalTimer, RW),
     ("CNTP_CTL_EL0", CNTP_CTL_EL0, PhysicalTimer, RW),
     ("CNTP_CVAL_EL0", (3, 3, 14, 2, 2), PhysicalTimer, RW),
+    ("ICC_SGI1R_EL1", ICC_SGI1R, SgiGeneration, WO),
+    ("ICC_ASGI1R_EL1", ICC_ASGI1R, SgiGeneration, WO),
+    ("ICC_SGI0R_EL1", ICC_SGI0R, SgiGeneration, WO),
 ];
 
 /// Registers and instructions a trap may report that the vmm does not emulate.
@@ -110,6 +116,12 @@ const UNKNOWN: &[(&str, Reg)] = &[
     ("DBGVCR32_EL2", (2, 4, 0, 7, 0)),
     ("DC CIVAC", (1, 3, 7, 14, 1)),
     ("op0 = 0", (0, 3, 4, 2, 3)),
+    // The rest of the CPU interface goes to the hardware's virtual one, never to the vmm.
+    ("ICC_DIR_EL1", (3, 0, 12, 11, 1)),
+    ("ICC_RPR_EL1", (3, 0, 12, 11, 3)),
+    ("ICC_IAR1_EL1", (3, 0, 12, 12, 0)),
+    ("ICC_PMR_EL1", (3, 0, 4, 6, 0)),
+    ("ICC_SGI1R_EL1 at EL2's op1", (3, 4, 12, 11, 5)),
 ];
 
 #[test]
@@ -125,9 +137,9 @@ fn the_table_classifies_every_named_register() {
 #[test]
 fn the_table_has_exactly_its_registers() {
     // Every encoding: 80 debug registers (64 of them breakpoints and watchpoints), 79 PMU
-    // registers (31 event counters, 31 event types, PMCCFILTR), 3 timer registers. A widened
-    // pattern shows here.
-    let mut counts = [0usize; 3];
+    // registers (31 event counters, 31 event types, PMCCFILTR), 3 timer registers, 3 SGI
+    // registers. A widened pattern shows here.
+    let mut counts = [0usize; 4];
     for op0 in 0..4u8 {
         for op1 in 0..8u8 {
             for crn in 0..16u8 {
@@ -141,7 +153,7 @@ fn the_table_has_exactly_its_registers() {
             }
         }
     }
-    assert_eq!(counts, [80, 79, 3]);
+    assert_eq!(counts, [80, 79, 3, 3]);
 }
 
 #[test]
@@ -355,6 +367,104 @@ proptest! {
             prop_assert_eq!(&resume.words[1..], &[0u64; 5][..]);
             if resume.reply.contains(VmReply::WRITE_REGISTER) {
                 prop_assert!(resume.words[0] < 31 && esr & 1 == 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_to_icc_sgi1r_sends_the_sgi_and_steps_over() {
+    // Linux's gic_send_sgi of SGI 1 to itself (Aff 0.0.0, TargetList bit 0), from x5.
+    let value = (1 << 24) | 1;
+    let sent = action(esr(ICC_SGI1R, 5, false), value);
+    assert_eq!(
+        sent,
+        Action::SendSgi {
+            value,
+            then: Resume::advance(Cause::Emulated)
+        }
+    );
+    let Action::SendSgi { then, .. } = sent else {
+        unreachable!()
+    };
+    assert_eq!((then.reply.0, then.words), (ADVANCE, [0; 6]));
+    // `msr icc_sgi1r_el1, xzr` sends SGI 0 to no one, whatever the exit's word says.
+    assert!(matches!(
+        action(esr(ICC_SGI1R, 31, false), u64::MAX),
+        Action::SendSgi { value: 0, .. }
+    ));
+    // A write-only register: reading it is undefined.
+    assert_eq!(
+        action(esr(ICC_SGI1R, 5, true), 0),
+        Action::Reply(Resume::undefined(Cause::UnknownRegister(enc(ICC_SGI1R))))
+    );
+}
+
+#[test]
+fn group0_sgi_registers_ignore_writes_and_refuse_reads() {
+    for reg in [ICC_ASGI1R, ICC_SGI0R] {
+        assert_eq!(
+            action(esr(reg, 2, false), (1 << 24) | 1),
+            Action::Reply(Resume::advance(Cause::RazWi(SgiGeneration))),
+            "{reg:?}"
+        );
+        assert_eq!(
+            action(esr(reg, 2, true), 0),
+            Action::Reply(Resume::undefined(Cause::UnknownRegister(enc(reg)))),
+            "{reg:?}"
+        );
+    }
+}
+
+#[test]
+fn every_other_register_keeps_its_reply() {
+    for &(name, reg, _, _) in NAMED {
+        for read in [false, true] {
+            let esr = esr(reg, 4, read);
+            if reg == ICC_SGI1R && !read {
+                continue;
+            }
+            assert_eq!(action(esr, 7), Action::Reply(resume(esr)), "{name}");
+        }
+    }
+    for &(name, reg) in UNKNOWN {
+        let esr = esr(reg, 4, false);
+        assert_eq!(action(esr, 7), Action::Reply(resume(esr)), "{name}");
+    }
+    // `resume` alone, without a vGIC behind it, steps over an SGI1R write.
+    assert_eq!(
+        resume(esr(ICC_SGI1R, 5, false)),
+        Resume::advance(Cause::RazWi(SgiGeneration))
+    );
+}
+
+proptest! {
+    /// `action` is `resume` except for a write to ICC_SGI1R_EL1, which carries Xt's value.
+    #[test]
+    fn action_differs_from_resume_only_for_sgi1r_writes(
+        esr in prop_oneof![
+            any::<u64>(),
+            any::<u64>().prop_map(|e| (e & 0x01FF_FFFF) | (0x18 << 26) | (1 << 25)),
+            (5u8..8, 0u8..32, any::<bool>()).prop_map(|(op2, rt, read)| {
+                esr((3, 0, 12, 11, op2), rt, read)
+            }),
+        ],
+        value in any::<u64>(),
+    ) {
+        let sgi1r_write = matches!(
+            SysregAccess::decode(esr),
+            Ok(SysregAccess { encoding, read: false, .. }) if encoding == enc(ICC_SGI1R)
+        );
+        match action(esr, value) {
+            Action::Reply(reply) => {
+                prop_assert!(!sgi1r_write);
+                prop_assert_eq!(reply, resume(esr));
+            }
+            Action::SendSgi { value: sent, then } => {
+                prop_assert!(sgi1r_write);
+                let xzr = (esr >> 5) & 0x1F == 31;
+                prop_assert_eq!(sent, if xzr { 0 } else { value });
+                prop_assert_eq!(then, Resume::advance(Cause::Emulated));
             }
         }
     }

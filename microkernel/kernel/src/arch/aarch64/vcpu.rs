@@ -98,15 +98,21 @@ pub struct VcpuState {
     pub el1: [u64; el1::COUNT],
     /// q0..q31, then FPCR and FPSR.
     pub fp: [u128; 33],
+    /// The GICv3 virtual CPU interface (list registers and their control), lazy too.
+    pub vgic: kernel_core::vgic::VgicCpu,
 }
 
 impl VcpuState {
     /// A VCPU out of reset.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         let mut el1 = [0; el1::COUNT];
         el1[el1::SCTLR] = SCTLR_EL1_RESET;
         el1[el1::CPACR] = 0b11 << 20; // FP/SIMD enabled at EL1 and EL0 (docs/GUEST-ABI.md)
-        Self { el1, fp: [0; 33] }
+        Self {
+            el1,
+            fp: [0; 33],
+            vgic: super::vgic::new_cpu(),
+        }
     }
 }
 
@@ -218,8 +224,6 @@ unsafe extern "C" {
     fn vcpu_load_state(state: *const VcpuState);
 }
 
-/// HCR_EL2.VI: a virtual IRQ is pending for EL1 (ARM ARM D17.2.48).
-const HCR_VI: u64 = 1 << 7;
 /// HCR_EL2.VSE: a virtual SError is pending for EL1; the PE clears it when the guest takes it.
 const HCR_VSE: u64 = 1 << 8;
 
@@ -229,30 +233,6 @@ const HCR_VSE: u64 = 1 << 8;
 pub fn saved_timer_deadline(state: &VcpuState) -> Option<u64> {
     (state.el1[el1::CNTV_CTL] & 0b11 == 0b01)
         .then(|| state.el1[el1::CNTV_CVAL].wrapping_add(state.el1[el1::CNTVOFF]))
-}
-
-/// Whether the loaded VCPU's virtual timer asserts its interrupt (CNTV_CTL_EL0: ENABLE set,
-/// IMASK clear, ISTATUS set; ARM ARM D11.2.4).
-pub fn timer_line() -> bool {
-    let control: u64;
-    // SAFETY: reading CNTV_CTL_EL0 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, cntv_ctl_el0", out(reg) control) };
-    control & 0b111 == 0b101
-}
-
-/// Samples the loaded VCPU's virtual timer into its virtual IRQ line (HCR_EL2.VI) while the
-/// CPU is in guest mode; returns the level. Without a vGIC the line follows the timer output
-/// only when sampled: on every entry into the guest and when the timer's interrupt arrives.
-pub fn update_virtual_irq() -> bool {
-    let level = timer_line();
-    let live: u64;
-    // SAFETY: reading HCR_EL2 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, hcr_el2", out(reg) live) };
-    // A pending virtual SError stays pending (the PE clears VSE when the guest takes it).
-    let hcr = HCR_VCPU | (live & HCR_VSE) | if level { HCR_VI } else { 0 };
-    // SAFETY: HCR_EL2 only configures how the guest runs at the next eret.
-    unsafe { core::arch::asm!("msr hcr_el2, {}", "isb", in(reg) hcr) };
-    level
 }
 
 /// Switches the CPU's configuration to run guests (`true`) or servers (`false`): HCR_EL2,
@@ -282,7 +262,6 @@ pub fn set_guest_mode(guest: bool, state: &mut VcpuState) {
                 hcr = in(reg) HCR_VCPU | if state.el1[el1::PENDING_SERROR] != 0 { HCR_VSE } else { 0 },
             );
         }
-        update_virtual_irq();
     } else {
         let (sctlr, tpidrro, cntkctl, hcr): (u64, u64, u64, u64);
         // SAFETY: as above; from here on EL0 runs under the native values.
@@ -344,9 +323,11 @@ pub fn switch_loaded(old: Option<&mut VcpuState>, new: &VcpuState) {
     if let Some(old) = old {
         // SAFETY: `old` is a valid VcpuState and FP access is open (obligations 1, 2).
         unsafe { vcpu_save_state(old) };
+        super::vgic::save(&mut old.vgic);
     }
     // SAFETY: `new` is a valid VcpuState and FP access is open.
     unsafe { vcpu_load_state(new) };
+    super::vgic::load(&new.vgic);
     // The loaded VCPU's virtual counter offset is live while it is loaded (its timer compares
     // against CNTVCT even while servers run); servers read the physical counter instead.
     // SAFETY: CNTVOFF_EL2 only changes what EL1/EL0 read as the virtual count.

@@ -1,0 +1,132 @@
+//! The VM's interrupts: the vGIC model (`vmm_core::vgic`, the distributor and redistributor
+//! registers) and the kernel's VCPU invocations that carry its decisions into the list
+//! registers (`VcpuInjectIrq`) and the kernel's virtual-timer path (`VcpuSetVtimer`).
+//!
+//! After anything that can change what is due (a GIC register write, a device line, an SGI, a
+//! maintenance exit) the model is asked for the interrupts to hand over, and each goes to the
+//! kernel; one the kernel has no free list register for goes back to the model and is handed
+//! over again at the next maintenance exit (the kernel asks for underflow maintenance then).
+
+use abi::CPtr;
+use abi::vm::NO_INTID;
+use userlib::{println, syscall};
+use vmm_core::syndrome::MmioAccess;
+use vmm_core::vgic::{GicWindow, Injection, Vgic};
+
+/// The model and the VCPU capability.
+pub struct Interrupts {
+    vgic: Vgic,
+    /// `vcpu:<vm>`; without it nothing is injected (the guest sees a GIC that never interrupts).
+    vcpu: Option<CPtr>,
+}
+
+impl Interrupts {
+    /// Out of reset.
+    pub fn new(vcpu: Option<CPtr>) -> Self {
+        Self {
+            vgic: Vgic::new(),
+            vcpu,
+        }
+    }
+
+    /// SYSTEM_RESET: the model out of reset (the kernel reset the VCPU's list registers and
+    /// its virtual-timer configuration with the VCPU).
+    pub fn reset(&mut self) {
+        self.vgic.reset();
+    }
+
+    /// A guest access to a GIC window: `Some(value)` for a read, `Some(0)` for an accepted
+    /// write, `None` for a bus error.
+    pub fn access(&mut self, access: &MmioAccess) -> Option<u64> {
+        let (window, offset) = GicWindow::of(access.ipa, access.width)?;
+        if !access.write {
+            return self.vgic.read(window, offset, access.width);
+        }
+        let outcome = self
+            .vgic
+            .write(window, offset, access.width, access.value)?;
+        if outcome.vtimer_changed {
+            self.push_vtimer();
+        }
+        self.flush();
+        Some(0)
+    }
+
+    /// A device answered with its line level.
+    pub fn set_line(&mut self, intid: u32, level: bool) {
+        if self.vgic.set_line(intid, level).is_ok() {
+            self.flush();
+        }
+    }
+
+    /// A trapped ICC_SGI1R_EL1 write.
+    pub fn send_sgi(&mut self, value: u64) {
+        if self.vgic.send_sgi(value) {
+            self.flush();
+        }
+    }
+
+    /// A maintenance exit: these INTIDs were completed.
+    pub fn maintenance(&mut self, completed: [u64; 4]) {
+        for intid in completed {
+            if intid != NO_INTID
+                && let Ok(intid) = u32::try_from(intid)
+            {
+                // An INTID the model did not hand out (one injected before a reset of the
+                // model) is nothing to complete.
+                let _ = self.vgic.completed(intid);
+            }
+        }
+        self.flush();
+    }
+
+    /// Hands every interrupt that is due to the kernel.
+    fn flush(&mut self) {
+        let Some(vcpu) = self.vcpu else {
+            return;
+        };
+        let mut due = heapless::Vec::<Injection, 4>::new();
+        self.vgic.next_injections(&mut due);
+        for injection in due {
+            let (info, _) = syscall::invoke(
+                vcpu,
+                abi::InvocationLabel::VcpuInjectIrq,
+                [
+                    u64::from(injection.intid),
+                    u64::from(injection.priority),
+                    u64::from(injection.level),
+                    0,
+                ],
+            );
+            if info.is_error() {
+                if info.label() != abi::KernelError::NoFreeListRegister.code() {
+                    println!(
+                        "vmm: injecting INTID {} failed (kernel error {})",
+                        injection.intid,
+                        info.label()
+                    );
+                }
+                let _ = self.vgic.injection_failed(u32::from(injection.intid));
+            }
+        }
+    }
+
+    /// Mirrors the guest's virtual-timer enable and priority into the kernel.
+    fn push_vtimer(&mut self) {
+        let Some(vcpu) = self.vcpu else {
+            return;
+        };
+        let (enabled, priority) = self.vgic.vtimer();
+        let (info, _) = syscall::invoke(
+            vcpu,
+            abi::InvocationLabel::VcpuSetVtimer,
+            [u64::from(enabled), u64::from(priority), 0, 0],
+        );
+        if info.is_error() {
+            println!(
+                "vmm: configuring the virtual timer failed (kernel error {})",
+                info.label()
+            );
+        }
+    }
+}
