@@ -4,13 +4,15 @@
 //! Indices are positions in the file (servers, endpoints, notifications, regions, irqs, vms each
 //! counted on their own), with the compiler's objects after the manifest's: the endpoints are
 //! the manifest's, then `faults` (served by the supervisor), then `exits:<vm>` per VM (served by
-//! its vmm); the regions are the manifest's, then `ram:<vm>` per VM (RAM, the guest's size).
-//! Adding a VM therefore renumbers nothing. Slots are assigned from [`abi::FIRST_FREE_SLOT`]
+//! its vmm), then one per device of each VM's `devices`, in VM order, named after its device
+//! server and served by it; the regions are the manifest's, then `ram:<vm>` per VM (RAM, the
+//! guest's size). Adding a VM therefore renumbers no manifest object (only device endpoints). Slots are assigned from [`abi::FIRST_FREE_SLOT`]
 //! upwards, per server, in a fixed order of groups, each group in index order:
 //!
 //! 1. endpoints it serves (READ, badge 0): its manifest endpoints, `faults` for the supervisor,
-//!    `exits:<vm>` for a vmm;
-//! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1);
+//!    `exits:<vm>` for a vmm, its own endpoint for a device server;
+//! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1),
+//!    then, for a vmm, its VM's device endpoints (WRITE, badge index + 1), in transport order;
 //! 3. notifications it waits on (READ, badge 0);
 //! 4. notifications it signals (WRITE; badge default 1);
 //! 5. `irq:<name>` handlers for irqs delivered to notifications it waits on;
@@ -19,15 +21,17 @@
 //! 8. per VM, in VM order: `tcb:<vm>` (GuestTcb) and `vcpu:<vm>` (Vcpu) for its vmm,
 //!    `vspace:<vm>` (GuestVSpace) for its mmu, `ram:<vm>` (Frame over its RAM region) for its
 //!    memory server;
-//! 9. `debug:console` (DebugConsole) and `debug:log` (DebugLog), as its `debug` key lists them.
+//! 9. `frames:<region>` (Frame over the region, with the rights of the server's own mappings of
+//!    it) for each RAM region whose `frames` lists the server, in region order;
+//! 10. `debug:console` (DebugConsole) and `debug:log` (DebugLog), as its `debug` key lists them.
 //!
 //! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>`,
-//! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>`, `ram:<vm>`, `debug:console`
-//! or `debug:log`; validation guarantees they are unique within a server (manifest names have
+//! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>`, `ram:<vm>`,
+//! `frames:<region>`, `debug:console` or `debug:log`; validation guarantees they are unique within a server (manifest names have
 //! no `:`, and a VM is never named like a server).
 
 use crate::error::{ManifestError, Reporter};
-use crate::schema::{ManifestDef, MapRights, PeerDef};
+use crate::schema::{ManifestDef, MapDef, MapRights, PeerDef};
 use crate::validate::Names;
 use crate::vm::{GuestDef, LinuxDef};
 use abi::Rights;
@@ -35,10 +39,14 @@ use bootdesc::{CapObject, Mapping, RegionKind, RestartPolicy, ServerRole};
 
 /// The name of the implicit endpoint every server's faults are sent to.
 pub const FAULT_ENDPOINT: &str = "faults";
+/// The prefix of the capability a region's `frames` key grants: `frames:<region>`.
+pub const FRAMES_PREFIX: &str = "frames:";
 /// The name of the capability `debug = ["console"]` grants (console text).
 pub const DEBUG_CONSOLE: &str = abi::DEBUG_CONSOLE_CAP;
 /// The name of the capability `debug = ["log"]` grants (defmt records).
 pub const DEBUG_LOG: &str = abi::DEBUG_LOG_CAP;
+/// The name of the capability `debug = ["input"]` grants (console input).
+pub const DEBUG_INPUT: &str = "debug:input";
 /// Slots added to what a server needs when the manifest does not set `cnode_slots`.
 pub const SPARE_SLOTS: u16 = 16;
 /// The largest CNode a manifest may ask for.
@@ -75,6 +83,7 @@ pub(crate) struct ServerPlan {
     pub fault_endpoint: Option<u16>,
     pub fault_badge: u64,
     pub inject_fault_at_request: u32,
+    pub inject_fault_after_request: u32,
     pub caps: Vec<CapPlan>,
     pub supervised: Vec<SupervisedPlan>,
 }
@@ -118,6 +127,22 @@ pub(crate) struct VmPlan {
     pub exit_badge: u64,
     /// `resets`, 0 when not given.
     pub resets: u32,
+    /// Its virtio-mmio devices, in transport order.
+    pub devices: Vec<DevicePlan>,
+}
+
+/// A virtio-mmio device of a VM (`devices.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DevicePlan {
+    pub kind: crate::devices::DeviceKind,
+    /// The device server's index.
+    pub server: u16,
+    /// Its endpoint (named after the server, served by it; the vmm is its client).
+    pub endpoint: u16,
+    /// Guest-physical base of its transport window.
+    pub base: u64,
+    /// Its SPI (INTID = 32 + SPI).
+    pub spi: u32,
 }
 
 /// The compiled system: every record of the boot description except the images.
@@ -129,11 +154,26 @@ pub(crate) struct Plan {
     pub servers: Vec<ServerPlan>,
     /// (name, serving server): the manifest's, `faults`, then `exits:<vm>` per VM.
     pub endpoints: Vec<(String, Option<u16>)>,
-    pub notifications: Vec<String>,
+    /// (name, the server it is bound to when `bind = true`).
+    pub notifications: Vec<(String, Option<u16>)>,
     pub regions: Vec<RegionPlan>,
     pub irqs: Vec<IrqPlan>,
     pub mappings: Vec<Mapping>,
     pub vms: Vec<VmPlan>,
+}
+
+/// The rights of `frames:<region>` for `server`: those of its own mappings of the region
+/// (validation made sure there is one), so the capability can never map the memory more widely
+/// than the manifest already does.
+fn frame_rights(maps: &[MapDef], server: &str) -> Rights {
+    maps.iter()
+        .filter(|map| map.server.value == server)
+        .map(|map| match map.rights {
+            MapRights::Read => Rights::READ,
+            MapRights::ReadWrite => Rights::READ.union(Rights::WRITE),
+            MapRights::ReadExecute => Rights::READ.union(Rights::EXECUTE),
+        })
+        .fold(Rights::NONE, Rights::union)
 }
 
 /// The badge of an endpoint client: as written, or its server index + 1.
@@ -184,7 +224,23 @@ pub(crate) fn compile(
             exit_endpoint: index(first_exit_endpoint + v),
             exit_badge: v as u64 + 1,
             resets: vm.resets.as_ref().map_or(0, |r| r.value),
+            devices: Vec::new(),
         });
+    }
+    // The devices' endpoints, after every exit endpoint: VM order, then transport order.
+    for (vm, plan) in def.vms.iter().zip(vms.iter_mut()) {
+        for (n, device) in vm.devices.iter().enumerate() {
+            let server = index(names.server(&device.server)?);
+            let (base, spi) = crate::devices::transport(n);
+            plan.devices.push(DevicePlan {
+                kind: device.kind.value,
+                server,
+                endpoint: index(endpoints.len()),
+                base,
+                spi,
+            });
+            endpoints.push((device.server.value.clone(), Some(server)));
+        }
     }
 
     let mut servers = Vec::new();
@@ -214,6 +270,19 @@ pub(crate) fn compile(
                         rights: Rights::WRITE.union(grant),
                     };
                     caps.push((endpoint.name.value.clone(), object));
+                }
+            }
+        }
+        // A vmm calls its VM's device servers, as a client of their endpoints.
+        for (vm, plan) in def.vms.iter().zip(&vms) {
+            if names.server(&vm.vmm)? == s {
+                for device in &plan.devices {
+                    let object = CapObject::Endpoint {
+                        index: device.endpoint,
+                        badge: s as u64 + 1,
+                        rights: Rights::WRITE,
+                    };
+                    caps.push((endpoints[usize::from(device.endpoint)].0.clone(), object));
                 }
             }
         }
@@ -276,11 +345,23 @@ pub(crate) fn compile(
                 caps.push((format!("ram:{name}"), object));
             }
         }
+        for (r, region) in def.regions.iter().enumerate() {
+            if region.frames.iter().any(|f| f.value == server.name.value) {
+                let object = CapObject::Frame {
+                    region: index(r),
+                    rights: frame_rights(&region.maps, &server.name.value),
+                };
+                caps.push((format!("{FRAMES_PREFIX}{}", region.name.value), object));
+            }
+        }
         if server.debug.console {
             caps.push((DEBUG_CONSOLE.to_string(), CapObject::DebugConsole));
         }
         if server.debug.log {
             caps.push((DEBUG_LOG.to_string(), CapObject::DebugLog));
+        }
+        if server.debug.input {
+            caps.push((DEBUG_INPUT.to_string(), CapObject::DebugInput));
         }
 
         let needed = abi::FIRST_FREE_SLOT as usize + caps.len();
@@ -343,6 +424,7 @@ pub(crate) fn compile(
             },
             fault_badge: s as u64 + 1,
             inject_fault_at_request: server.inject_fault.as_ref().map_or(0, |i| i.value),
+            inject_fault_after_request: server.inject_fault_after.as_ref().map_or(0, |i| i.value),
             supervised: Vec::new(),
             caps,
         });
@@ -364,6 +446,18 @@ pub(crate) fn compile(
             });
         }
     }
+    // Each device server maps its VM's RAM read-write at VA = the RAM's guest-physical base.
+    for plan in &vms {
+        for device in &plan.devices {
+            mappings.push(Mapping {
+                server: device.server,
+                region: plan.ram_region,
+                va: plan.ram_base,
+                writable: true,
+                executable: false,
+            });
+        }
+    }
     let mut irqs = Vec::new();
     for irq in &def.irqs {
         irqs.push(IrqPlan {
@@ -382,7 +476,20 @@ pub(crate) fn compile(
         notifications: def
             .notifications
             .iter()
-            .map(|n| n.name.value.clone())
+            .map(|n| {
+                let bound = n
+                    .bind
+                    .as_ref()
+                    .is_some_and(|b| b.value)
+                    .then(|| {
+                        def.servers
+                            .iter()
+                            .position(|s| s.name.value == n.waiter.value)
+                            .map(|i| i as u16)
+                    })
+                    .flatten();
+                (n.name.value.clone(), bound)
+            })
             .collect(),
         regions: def
             .regions

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod compile;
+mod devices;
 mod error;
 mod fdt;
 mod fields;
@@ -42,7 +43,10 @@ pub use crate::fdt::{
     COMMAND_LINE_SIZE, GUEST_GIC_DISTRIBUTOR, GUEST_GIC_REDISTRIBUTOR, GuestDevice, GuestTree,
     MAX_DEVICE_TREE_SIZE, MAX_SPI, PL011_SIZE, VIRTIO_MMIO_SIZE, device_tree,
 };
-pub use compile::{DEBUG_CONSOLE, DEBUG_LOG, FAULT_ENDPOINT, MAX_CNODE_SLOTS, SPARE_SLOTS};
+pub use compile::{
+    DEBUG_CONSOLE, DEBUG_LOG, FAULT_ENDPOINT, FRAMES_PREFIX, MAX_CNODE_SLOTS, SPARE_SLOTS,
+};
+pub use devices::{FIRST_SPI as FIRST_DEVICE_SPI, MAX_DEVICES, TRANSPORT_BASE, TRANSPORT_STRIDE};
 pub use error::ManifestError;
 pub use linux::GuestFile;
 

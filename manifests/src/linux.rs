@@ -235,14 +235,14 @@ pub(crate) struct LinuxLoad<'a> {
 }
 
 /// Reads a Linux VM's files from `files` (keyed by the paths its manifest gives), lays them out
-/// and writes its device tree. Every refusal is a [`ManifestError`] at the key concerned.
+/// and writes its device tree (the PL011 and the VM's `devices`). Every refusal is a [`ManifestError`] at the key concerned.
 pub(crate) fn prepare<'a>(
-    vm: &str,
+    plan: &crate::compile::VmPlan,
     def: &crate::vm::LinuxDef,
-    ram_base: u64,
     ram_size: u64,
     files: &'a BTreeMap<PathBuf, Vec<u8>>,
 ) -> Result<LinuxLoad<'a>, ManifestError> {
+    let (vm, ram_base) = (plan.name.as_str(), plan.ram_base);
     let file = |(path, at): &(String, KeyAt)| {
         files.get(Path::new(path)).ok_or_else(|| {
             at.error(format!(
@@ -273,12 +273,24 @@ pub(crate) fn prepare<'a>(
         initrd.map(|bytes| bytes.len() as u64),
     )
     .map_err(|why| def.ram_size.error(why))?;
+    // The PL011, then each virtio-mmio transport in order (Linux numbers the virtio devices
+    // virtio0, virtio1, ... in this order).
+    let devices: Vec<crate::GuestDevice> = std::iter::once(GUEST_PL011)
+        .chain(
+            plan.devices
+                .iter()
+                .map(|device| crate::GuestDevice::VirtioMmio {
+                    base: device.base,
+                    spi: device.spi,
+                }),
+        )
+        .collect();
     let tree = crate::GuestTree {
         ram_base,
         ram_size,
         cmdline: &def.cmdline,
         initrd: placed.initrd,
-        devices: &[GUEST_PL011],
+        devices: &devices,
     };
     let device_tree = crate::device_tree(&tree).map_err(|why| {
         kernel_at.error(format!(

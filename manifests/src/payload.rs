@@ -14,7 +14,7 @@
 
 use crate::compile::{GuestPlan, Plan, VmPlan};
 use anyhow::{Context, bail};
-use bootdesc::bootinfo::{self, BootInfoHeader, CapName, SupervisedServer, VmInfo};
+use bootdesc::bootinfo::{self, BootInfoHeader, CapName, DeviceInfo, SupervisedServer, VmInfo};
 use bootdesc::{
     Cap, CapObject, Endpoint, FORMAT_VERSION, Header, ImageRef, Irq, Notification, Record, Region,
     Server, Vm, VmSegment,
@@ -52,17 +52,23 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                 })
                 .collect();
             // The VMs this server holds a capability of (`exits:`, `tcb:`, `vcpu:`, `vspace:` or
-            // `ram:` + the VM's name): their RAM layout.
+            // `ram:` + the VM's name) or serves a device of: their RAM layout.
+            let serves_device = |vm: &VmPlan| {
+                vm.devices
+                    .iter()
+                    .any(|device| usize::from(device.server) == id)
+            };
             let vms: Vec<VmInfo<'_>> = plan
                 .vms
                 .iter()
                 .enumerate()
                 .filter(|(_, vm)| {
-                    server.caps.iter().any(|cap| {
-                        cap.name
-                            .split_once(':')
-                            .is_some_and(|(_, owner)| owner == vm.name)
-                    })
+                    serves_device(vm)
+                        || server.caps.iter().any(|cap| {
+                            cap.name
+                                .split_once(':')
+                                .is_some_and(|(_, owner)| owner == vm.name)
+                        })
                 })
                 .map(|(index, vm)| VmInfo {
                     name: &vm.name,
@@ -73,6 +79,25 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                     resets: vm.resets,
                 })
                 .collect();
+            // Every device of the VM a vmm serves (it receives the VM's exits); a device
+            // server's own.
+            let mut devices: Vec<DeviceInfo<'_>> = Vec::new();
+            for (index, vm) in plan.vms.iter().enumerate() {
+                let is_vmm =
+                    plan.endpoints[usize::from(vm.exit_endpoint)].1 == u16::try_from(id).ok();
+                for device in &vm.devices {
+                    if is_vmm || usize::from(device.server) == id {
+                        devices.push(DeviceInfo {
+                            vm: u16::try_from(index)?,
+                            kind: device.kind,
+                            base: device.base,
+                            size: crate::fdt::VIRTIO_MMIO_SIZE,
+                            intid: 32 + device.spi,
+                            endpoint: &plan.endpoints[usize::from(device.endpoint)].0,
+                        });
+                    }
+                }
+            }
             let header = BootInfoHeader {
                 server_id: u16::try_from(id)?,
                 name: &server.name,
@@ -80,9 +105,11 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                 heap_bytes: server.heap_bytes,
                 supervised: 0,
                 inject_fault_at_request: server.inject_fault_at_request,
+                inject_fault_after_request: server.inject_fault_after_request,
                 vms: 0,
+                devices: 0,
             };
-            bootinfo::encode(&header, &caps, &supervised, &vms)
+            bootinfo::encode_with_devices(&header, &caps, &supervised, &vms, &devices)
                 .with_context(|| format!("encoding the boot info of server `{}`", server.name))
         })
         .collect()
@@ -224,7 +251,7 @@ pub(crate) fn build(
                 elf_guest(vm, package, ram_size, image)?
             }
             GuestPlan::Linux(linux) => {
-                let load = crate::linux::prepare(&vm.name, linux, vm.ram_base, ram_size, files)?;
+                let load = crate::linux::prepare(vm, linux, ram_size, files)?;
                 let segments = (load.images.iter().zip(&load.ipas).enumerate())
                     .map(|(index, (image, &ipa))| (index, 0, image.len() as u64, ipa))
                     .collect();
@@ -300,8 +327,11 @@ pub(crate) fn build(
             server: *server,
         }));
     }
-    for name in &plan.notifications {
-        records.push(Record::Notification(Notification { name }));
+    for (name, bound) in &plan.notifications {
+        records.push(Record::Notification(Notification {
+            name,
+            bound: *bound,
+        }));
     }
     for region in &plan.regions {
         records.push(Record::Region(Region {

@@ -3,8 +3,10 @@
 //! Everything checkable from one region's table is checked here: a device region has a
 //! page-aligned physical `base` and a RAM region has none (the kernel allocates it), sizes are
 //! whole pages, device memory is never mapped executable, and every mapping lies page-aligned
-//! inside the region window of the server's address space (`abi::layout`). Overlaps between
-//! regions or between one server's mappings relate several tables and live in `validate.rs`.
+//! inside the region window of the server's address space (`abi::layout`). `frames` (a frame-range
+//! capability of the region) is for RAM regions only and names each server at most once. Overlaps
+//! between regions or between one server's mappings, and whether a `frames` server maps the
+//! region, relate several tables and live in `validate.rs`.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -12,7 +14,7 @@ use crate::schema::{MapDef, MapRights, RegionDef, fields, section};
 use crate::span::{Entry, NodeValue};
 use abi::layout::{ADDRESS_SPACE_END, PAGE_SIZE, REGION_WINDOW_BASE};
 
-const REGION_KEYS: &[&str] = &["kind", "base", "size", "map"];
+const REGION_KEYS: &[&str] = &["kind", "base", "size", "map", "frames"];
 const MAP_KEYS: &[&str] = &["server", "at", "rights"];
 
 /// Reads every region, in file order.
@@ -93,6 +95,7 @@ fn read_region(
     }
     Ok(RegionDef {
         maps: read_maps(&f, device, size)?,
+        frames: read_frames(&f, device)?,
         base,
         size,
         name,
@@ -163,4 +166,45 @@ fn read_maps(f: &Fields<'_>, device: bool, size: u64) -> Result<Vec<MapDef>, Man
         });
     }
     Ok(maps)
+}
+
+/// Reads `frames = ["server", ...]`: RAM regions only (the kernel makes no frame capability of
+/// device memory), each server at most once. Whether the server exists and maps the region is
+/// checked in `validate.rs`.
+fn read_frames(f: &Fields<'_>, device: bool) -> Result<Vec<Sp<String>>, ManifestError> {
+    const EXPECTED: &str = "an array of server names";
+    let Some(node) = f.node("frames") else {
+        return Ok(Vec::new());
+    };
+    let NodeValue::Array(elements) = &node.value else {
+        return Err(f.wrong_type(&f.key("frames"), node, EXPECTED));
+    };
+    if device {
+        return Err(f.error(
+            &node.span,
+            "frames",
+            "`frames` is only allowed for RAM regions: a frame capability names RAM, and a \
+             device region's physical address is its `base`",
+        ));
+    }
+    let mut servers: Vec<Sp<String>> = Vec::new();
+    for (index, element) in elements.iter().enumerate() {
+        let key = format!("{}[{index}]", f.key("frames"));
+        let NodeValue::String(server) = &element.value else {
+            return Err(f.wrong_type(&key, element, "a server name"));
+        };
+        if servers.iter().any(|earlier| earlier.value == *server) {
+            return Err(f.rep.error(
+                &element.span,
+                &key,
+                format!("server `{server}` is listed twice in `frames`"),
+            ));
+        }
+        servers.push(Sp {
+            value: server.clone(),
+            span: element.span.clone(),
+            key,
+        });
+    }
+    Ok(servers)
 }

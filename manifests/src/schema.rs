@@ -35,6 +35,7 @@ pub(crate) struct ServerDef {
     pub system_control: bool,
     pub cnode_slots: Option<Sp<u16>>,
     pub inject_fault: Option<Sp<u32>>,
+    pub inject_fault_after: Option<Sp<u32>>,
     pub debug: DebugDef,
 }
 
@@ -45,6 +46,9 @@ pub(crate) struct DebugDef {
     pub console: bool,
     /// `"log"`: the `debug:log` capability (defmt records, `DebugLog`).
     pub log: bool,
+    /// `"input"`: the `debug:input` capability (console input, `DebugInputRead`); one server
+    /// at most.
+    pub input: bool,
 }
 
 /// One entry of an endpoint's `clients` or a notification's `signallers`.
@@ -69,6 +73,8 @@ pub(crate) struct NotificationDef {
     pub name: Sp<String>,
     pub waiter: Sp<String>,
     pub signallers: Vec<PeerDef>,
+    /// `bind = true`: bound to its waiter, whose receive on any endpoint a signal ends.
+    pub bind: Option<Sp<bool>>,
 }
 
 /// How a region is mapped.
@@ -94,6 +100,9 @@ pub(crate) struct RegionDef {
     pub base: Option<Sp<u64>>,
     pub size: u64,
     pub maps: Vec<MapDef>,
+    /// `frames`: the servers that get the RAM region as a frame-range capability
+    /// (`frames:<region>`), e.g. a driver that programs a device's DMA with its physical address.
+    pub frames: Vec<Sp<String>>,
 }
 
 /// `[irqs.<name>]`.
@@ -137,10 +146,11 @@ const SERVER_KEYS: &[&str] = &[
     "system_control",
     "cnode_slots",
     "inject_fault_at_request",
+    "inject_fault_after_request",
     "debug",
 ];
 const ENDPOINT_KEYS: &[&str] = &["server", "clients"];
-const NOTIFICATION_KEYS: &[&str] = &["waiter", "signallers"];
+const NOTIFICATION_KEYS: &[&str] = &["waiter", "signallers", "bind"];
 const IRQ_KEYS: &[&str] = &["intid", "notification", "badge"];
 const MAX_BADGE: i64 = i64::MAX;
 const PAGE: i64 = layout::PAGE_SIZE as i64;
@@ -309,6 +319,11 @@ fn read_server(
             1..=i64::from(u32::MAX),
             Radix::Decimal,
         )?,
+        inject_fault_after: f.integer::<u32>(
+            "inject_fault_after_request",
+            1..=i64::from(u32::MAX),
+            Radix::Decimal,
+        )?,
         debug: read_debug(&f)?,
         name,
     })
@@ -316,7 +331,7 @@ fn read_server(
 
 /// Reads `debug = ["console", "log"]`: each known value at most once.
 fn read_debug(f: &Fields<'_>) -> Result<DebugDef, ManifestError> {
-    const EXPECTED: &str = "an array of \"console\" and \"log\"";
+    const EXPECTED: &str = "an array of \"console\", \"log\" and \"input\"";
     let Some(node) = f.node("debug") else {
         return Ok(DebugDef::default());
     };
@@ -327,16 +342,19 @@ fn read_debug(f: &Fields<'_>) -> Result<DebugDef, ManifestError> {
     for (index, element) in elements.iter().enumerate() {
         let key = format!("{}[{index}]", f.key("debug"));
         let NodeValue::String(text) = &element.value else {
-            return Err(f.wrong_type(&key, element, "\"console\" or \"log\""));
+            return Err(f.wrong_type(&key, element, "\"console\", \"log\" or \"input\""));
         };
         let granted = match text.as_str() {
             "console" => &mut debug.console,
             "log" => &mut debug.log,
+            "input" => &mut debug.input,
             _ => {
                 return Err(f.rep.error(
                     &element.span,
                     &key,
-                    format!("unknown debug output {text:?} (expected \"console\" or \"log\")"),
+                    format!(
+                        "unknown debug output {text:?} (expected \"console\", \"log\" or \"input\")"
+                    ),
                 ));
             }
         };
@@ -458,6 +476,7 @@ fn read_notification(
     Ok(NotificationDef {
         waiter: f.required_string("waiter")?,
         signallers: read_peers(&f, "signallers", false)?,
+        bind: f.boolean("bind")?,
         name,
     })
 }

@@ -11,6 +11,8 @@ use bootdesc::{
 use std::collections::BTreeMap;
 
 mod debug;
+mod devices;
+mod frames;
 mod linux;
 mod vms;
 
@@ -28,6 +30,7 @@ stack = 8192
 heap = 8192
 restart = { budget = 3, within_ms = 1000 }
 inject_fault_at_request = 5
+inject_fault_after_request = 7
 
 [servers.boss]
 binary = "supervisor"
@@ -252,6 +255,7 @@ fn defaults_apply_when_keys_are_absent() {
     assert_eq!((ping.stack_bytes, ping.heap_bytes), (16384, 0));
     assert_eq!(ping.restart, RestartPolicy::Never);
     assert_eq!(ping.inject_fault_at_request, 0);
+    assert_eq!(ping.inject_fault_after_request, 0);
     assert_eq!(plan.servers[1].restart, RestartPolicy::Always);
     assert_eq!(
         plan.regions[0].kind,
@@ -305,8 +309,12 @@ fn bootinfo_blobs_name_every_cap_and_the_supervised_servers() {
     let (header, _) = bootinfo::header(&blobs[0]).unwrap_or_else(|| panic!("header"));
     assert_eq!((header.server_id, header.name, header.caps), (0, "uart", 4));
     assert_eq!(
-        (header.heap_bytes, header.inject_fault_at_request),
-        (8192, 5)
+        (
+            header.heap_bytes,
+            header.inject_fault_at_request,
+            header.inject_fault_after_request
+        ),
+        (8192, 5, 7)
     );
     assert_eq!(bootinfo::find_cap(&blobs[0], "irq:uart"), Some(F + 3));
     assert_eq!(bootinfo::find_cap(&blobs[0], "system"), None);

@@ -6,8 +6,9 @@
 //! listed twice on one endpoint or notification, distinct client badges per endpoint, no device
 //! region over a kernel-owned device or RAM (`platform.rs`), no two device regions over the same
 //! physical page, no two mappings of one server over the same
-//! address, and unique interrupt ids. VMs are checked by `vm::check_vms` (last). [`Names`] also
-//! serves `compile.rs` to turn names into indices.
+//! address, every server of a region's `frames` mapping that region, and unique interrupt ids.
+//! VMs are checked by `vm::check_vms` (last). [`Names`] also serves `compile.rs` to turn names
+//! into indices.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::Sp;
@@ -90,8 +91,21 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
             true,
         )?;
     }
+    let mut bound_waiters = std::collections::BTreeSet::new();
     for notification in &def.notifications {
         let waiter = names.server(&notification.waiter)?;
+        if let Some(bind) = notification.bind.as_ref().filter(|b| b.value)
+            && !bound_waiters.insert(notification.waiter.value.as_str())
+        {
+            return Err(rep.error(
+                &bind.span,
+                &format!("notifications.{}.bind", notification.name.value),
+                format!(
+                    "server `{}` is already bound to another notification (a thread has at most one bound notification)",
+                    notification.waiter.value
+                ),
+            ));
+        }
         let name = &notification.name;
         check_peers(
             rep,
@@ -123,8 +137,15 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
 fn check_counts(rep: &Reporter<'_>, def: &ManifestDef) -> Result<(), ManifestError> {
     let counts = [
         ("servers", def.servers.len()),
-        // The fault endpoint, and one exit endpoint and one RAM region per VM.
-        ("endpoints", def.endpoints.len() + 1 + def.vms.len()),
+        // The fault endpoint, one exit endpoint and one RAM region per VM, one endpoint per
+        // device.
+        (
+            "endpoints",
+            def.endpoints.len()
+                + 1
+                + def.vms.len()
+                + def.vms.iter().map(|vm| vm.devices.len()).sum::<usize>(),
+        ),
         ("notifications", def.notifications.len()),
         ("regions", def.regions.len() + def.vms.len()),
         ("irqs", def.irqs.len()),
@@ -141,8 +162,23 @@ fn check_counts(rep: &Reporter<'_>, def: &ManifestDef) -> Result<(), ManifestErr
 /// Exactly one supervisor, whose restart is "never"; fault injection only in test systems.
 fn check_servers(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, ManifestError> {
     let mut supervisor: Option<usize> = None;
+    let mut input: Option<&str> = None;
     for (index, server) in def.servers.iter().enumerate() {
-        if let (Some(inject), false) = (&server.inject_fault, def.system.test) {
+        if server.debug.input {
+            if let Some(first) = input {
+                return Err(rep.error(
+                    &server.name.span,
+                    &format!("servers.{}.debug", server.name.value),
+                    format!(
+                        "servers `{first}` and `{}` both ask for \"input\"; the console has one reader",
+                        server.name.value
+                    ),
+                ));
+            }
+            input = Some(&server.name.value);
+        }
+        let injects = [&server.inject_fault, &server.inject_fault_after];
+        if let (Some(inject), false) = (injects.into_iter().flatten().next(), def.system.test) {
             return Err(rep.error(
                 &inject.span,
                 &inject.key,
@@ -273,7 +309,8 @@ fn check_peers(
 }
 
 /// Device regions stay off what the kernel owns (`platform.rs`: the GIC, its UART, RAM) and may
-/// not share physical pages; one server's mappings may not share addresses.
+/// not share physical pages; one server's mappings may not share addresses; a server given a
+/// region's frames (`frames`) exists and maps that region.
 fn check_regions(
     rep: &Reporter<'_>,
     names: &Names<'_>,
@@ -320,6 +357,25 @@ fn check_regions(
                 ));
             }
             ranges.push((name, start, end));
+        }
+        for server in &region.frames {
+            names.server(server)?;
+            if !region
+                .maps
+                .iter()
+                .any(|map| map.server.value == server.value)
+            {
+                return Err(rep.error(
+                    &server.span,
+                    &server.key,
+                    format!(
+                        "server `{}` gets `frames:{name}` but does not map region `{name}`: a \
+                         frame capability's rights are those of the server's own mapping, so \
+                         add a `map` entry for it",
+                        server.value
+                    ),
+                ));
+            }
         }
     }
     Ok(())

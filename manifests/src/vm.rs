@@ -12,6 +12,7 @@
 //! reserved and is not a server's (images are keyed and stored by name, servers' and VMs' side
 //! by side), its `vmm`, `mmu` and `memory` are servers, and its vmm is no earlier VM's (a vmm
 //! serves one VM), and `resets` (a test's reset loop, HV_RESET_LOOP) is only in test systems.
+//! `devices` (virtio-mmio devices and their servers) is read and checked by `devices.rs`.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -31,7 +32,7 @@ pub const IPA_END: u64 = 1 << 39;
 
 const VM_KEYS: &[&str] = &[
     "image", "kernel", "initrd", "cmdline", "vmm", "mmu", "memory", "priority", "ram_base",
-    "ram_size", "resets",
+    "ram_size", "resets", "devices",
 ];
 
 /// The most resets a test may ask of a guest (`resets`).
@@ -81,6 +82,8 @@ pub(crate) struct VmDef {
     /// `resets`: how many times the guest is asked to reset itself first (HV_RESET_LOOP); test
     /// systems only.
     pub resets: Option<Sp<u32>>,
+    /// `devices`: its virtio-mmio devices, in transport order (`devices.rs`).
+    pub devices: Vec<crate::devices::DeviceDef>,
 }
 
 /// Reads every VM, in file order.
@@ -120,6 +123,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         ));
     }
     let resets = f.integer::<u32>("resets", 1..=i64::from(MAX_RESETS), Radix::Decimal)?;
+    let devices = crate::devices::read_devices(&f)?;
     let ram_base_value = match &ram_base {
         Some(base) if base.value % RAM_GRANULE != 0 => {
             return Err(f.error(
@@ -171,6 +175,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         ram_base: ram_base_value,
         ram_size: ram_size.value,
         resets,
+        devices,
         name,
     })
 }
@@ -301,7 +306,7 @@ fn check_cmdline(f: &Fields<'_>, cmdline: Sp<String>) -> Result<String, Manifest
 }
 
 /// Cross-table checks of every VM: its name, then its `vmm`, `mmu` and `memory` servers, then
-/// that no earlier VM has the same vmm.
+/// that no earlier VM has the same vmm; last, every VM's `devices` (`devices::check`).
 pub(crate) fn check_vms(
     rep: &Reporter<'_>,
     names: &Names<'_>,
@@ -359,7 +364,7 @@ pub(crate) fn check_vms(
             ));
         }
     }
-    Ok(())
+    crate::devices::check(rep, names, def)
 }
 
 impl crate::Manifest {

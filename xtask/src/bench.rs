@@ -17,7 +17,11 @@
 //!
 //! A benchmark fails when its image does not build, QEMU does not exit 0 before the timeout, or
 //! it printed no figure; its console is shown then.
+//!
+//! One benchmark measures what no image of ours can: `bare_qemu = true` also boots the
+//! manifest's Linux VM on bare QEMU and compares the two boots (see [`boot`](mod@boot)).
 
+mod boot;
 mod trace;
 
 use std::path::PathBuf;
@@ -41,8 +45,12 @@ pub struct Bench {
     pub name: String,
     /// The manifest of the benchmark image, relative to the workspace root.
     pub manifest: PathBuf,
-    /// Seconds before QEMU is killed and the benchmark fails.
+    /// Seconds before QEMU is killed and the benchmark fails (each run, when there are two).
     pub timeout_s: u64,
+    /// Also boot the manifest's Linux VM (its kernel and initramfs) on bare QEMU and print how
+    /// far from reset each boot reached init ([`boot`](mod@boot)).
+    #[serde(default)]
+    pub bare_qemu: bool,
 }
 
 #[derive(Deserialize)]
@@ -94,12 +102,24 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
             ..qemu::Options::default()
         };
         let outcome = qemu::run(&image, &options)?;
-        let lines = figures(&outcome.console);
-        let problem = match outcome.status {
-            Status::Exited(0) if lines.is_empty() => Some("printed no figures".to_string()),
+        let mut lines: Vec<String> = figures(&outcome.console)
+            .into_iter()
+            .map(as_instructions)
+            .collect();
+        let mut problem = match outcome.status {
             Status::Exited(0) => None,
             status => Some(qemu::describe(status)),
         };
+        if problem.is_none() && bench.bare_qemu {
+            let timeout = Duration::from_secs(bench.timeout_s);
+            match boot::compare(workspace, &bench.manifest, &outcome.console, timeout) {
+                Ok(boot_lines) => lines.extend(boot_lines),
+                Err(why) => problem = Some(why),
+            }
+        }
+        if problem.is_none() && lines.is_empty() {
+            problem = Some("printed no figures".to_string());
+        }
         match problem {
             None => println!("bench {} ... ok", bench.name),
             Some(problem) => {
@@ -112,7 +132,7 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
                 all_ran = false;
             }
         }
-        summary.extend(lines.into_iter().map(as_instructions));
+        summary.extend(lines);
     }
     println!("\nsummary (QEMU -icount shift=0, instructions are exact):");
     for line in &summary {
@@ -213,9 +233,11 @@ mod tests {
         let workspace = Workspace::locate();
         let path = workspace.root.join(TABLE);
         let table: BenchTable = load_table(&path).expect("tests/benches.toml");
-        assert!(
-            table.bench.iter().any(|bench| bench.name == "ipc"
-                && bench.manifest == Path::new("manifests/ipc-bench.toml"))
-        );
+        assert!(table.bench.iter().any(|bench| bench.name == "ipc"
+            && bench.manifest == Path::new("manifests/ipc-bench.toml")
+            && !bench.bare_qemu));
+        assert!(table.bench.iter().any(|bench| bench.name == "boot"
+            && bench.manifest == Path::new("manifests/linux.toml")
+            && bench.bare_qemu));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Debian's stock arm64 kernel (the package `linux-image-arm64` depends on) gives the Image and
 //! the virtio drivers Debian builds as modules; `busybox-static` gives the initramfs its shell
-//! and tools; `tests/linux/init` is its init. Everything lives in `target/guest/linux/`:
+//! and tools; `tests/linux/init` is its init, and `tests/linux/tests/*` the test scripts it
+//! runs on request (in `/tests`). Everything lives in `target/guest/linux/`:
 //!
 //! - `debs/`: the downloaded packages (kept, so a changed init script needs neither root nor
 //!   network);
@@ -11,8 +12,8 @@
 //! - `version`: the kernel version, as `uname -r` prints it;
 //! - `stamp`: the packages the outputs were made from.
 //!
-//! Outputs newer than every input (the .debs and the init script) are left alone. To take newer
-//! Debian packages, delete `target/guest/linux/`.
+//! Outputs newer than every input (the .debs, the init script and the test scripts) are left
+//! alone. To take newer Debian packages, delete `target/guest/linux/`.
 
 mod apt;
 mod cpio;
@@ -34,8 +35,8 @@ use progress::{finish, step};
 use stamp::{Stamp, StampedPackage};
 
 /// Bumped whenever what we make from the same packages changes (archive layout, modules), so
-/// that existing outputs count as stale.
-const FORMAT: u32 = 1;
+/// that existing outputs count as stale. 2: the test scripts in /tests.
+const FORMAT: u32 = 2;
 
 /// The virtio transport and device drivers the guest needs, with their config options. Debian
 /// 12 builds `virtio` (and `virtio_ring`) in and these three as modules; whichever are modules
@@ -105,6 +106,8 @@ struct Layout {
     version: PathBuf,
     stamp: PathBuf,
     init_script: PathBuf,
+    /// `tests/linux/tests/`: the scripts init runs on request, packed as /tests.
+    test_scripts: PathBuf,
 }
 
 impl Layout {
@@ -120,6 +123,7 @@ impl Layout {
             version: dir.join("version"),
             stamp: dir.join("stamp"),
             init_script: root.join("tests/linux/init"),
+            test_scripts: root.join("tests/linux/tests"),
             dir,
         }
     }
@@ -141,7 +145,8 @@ fn is_fresh(layout: &Layout) -> bool {
         .packages
         .iter()
         .map(|stamped| layout.debs.join(&stamped.file))
-        .chain([layout.init_script.clone()]);
+        .chain([layout.init_script.clone()])
+        .chain(initramfs::test_script_inputs(&layout.test_scripts));
     let Some(newest_input) = inputs
         .map(|input| modified(&input))
         .collect::<Option<Vec<_>>>()
@@ -164,6 +169,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 fn fetch_into(layout: &Layout) -> anyhow::Result<()> {
     let init_script = std::fs::read(&layout.init_script)
         .with_context(|| format!("reading the init script {}", layout.init_script.display()))?;
+    let test_scripts = initramfs::read_test_scripts(&layout.test_scripts)?;
     std::fs::create_dir_all(&layout.debs)
         .with_context(|| format!("creating {}", layout.debs.display()))?;
     let [kernel_deb, busybox_deb] = download_step(layout)?;
@@ -214,7 +220,7 @@ fn fetch_into(layout: &Layout) -> anyhow::Result<()> {
         let busybox_path = busybox_dir.join("bin/busybox");
         let busybox = std::fs::read(&busybox_path)
             .with_context(|| format!("reading {}", busybox_path.display()))?;
-        let archive = initramfs::build(&busybox, &init_script, &modules)?;
+        let archive = initramfs::build(&busybox, &init_script, &test_scripts, &modules)?;
         write_atomically(&layout.initrd, &archive)?;
         let done = format!("initramfs: {} KiB; {report}", archive.len() >> 10);
         Ok((done, ()))
@@ -444,6 +450,19 @@ mod tests {
         }
         assert!(is_fresh(&layout));
         ensure_fetched(&root, &layout.initrd).expect("fresh: no fetch");
+
+        let script = layout.test_scripts.join("disk.sh");
+        std::fs::create_dir_all(&layout.test_scripts).unwrap();
+        std::fs::write(&script, b"#!/bin/sh\n").unwrap();
+        assert!(!is_fresh(&layout), "a test script was added");
+        set_modified(&script, start);
+        std::fs::File::open(&layout.test_scripts)
+            .and_then(|dir| dir.set_modified(start))
+            .unwrap();
+        assert!(is_fresh(&layout));
+        set_modified(&script, start + Duration::from_secs(20));
+        assert!(!is_fresh(&layout), "a test script changed");
+        set_modified(&script, start);
 
         set_modified(&layout.init_script, start + Duration::from_secs(20));
         assert!(!is_fresh(&layout), "the init script changed");

@@ -43,7 +43,7 @@ enum Command {
     },
     /// Build an image and run it in QEMU; exits with QEMU's (= the system's) exit status.
     Run {
-        /// The manifest (TOML); default manifests/hello.toml.
+        /// The manifest (TOML); default manifests/linux.toml (Debian's Linux with a shell).
         manifest: Option<PathBuf>,
         /// Kill QEMU after this many seconds and exit 124.
         #[arg(long, value_name = "SECS")]
@@ -132,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gdb,
         } => {
             let manifest = workspace
-                .resolve(&manifest.unwrap_or_else(|| PathBuf::from("manifests/hello.toml")));
+                .resolve(&manifest.unwrap_or_else(|| PathBuf::from("manifests/linux.toml")));
             let image = match build::build_image(&workspace, &manifest)? {
                 Ok(image) => image,
                 Err(diagnostic) => {
@@ -147,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: timeout.map(std::time::Duration::from_secs),
                 echo: true,
                 extra_args: Vec::new(),
+                disk: None,
             };
             let outcome = qemu::run(&image, &options)?;
             let code = match outcome.status {

@@ -13,8 +13,10 @@
 //! QEMU's working directory is the image directory, where the kernel's semihosting file
 //! `defmt.log` lands.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,6 +44,9 @@ pub struct Options {
     /// More QEMU arguments, appended after all the others (e.g. `-d in_asm,exec -D <file>`
     /// for `cargo xtask bench --trace`); empty by default.
     pub extra_args: Vec<String>,
+    /// A raw disk image given to the hypervisor as a virtio-blk device on a virtio-mmio
+    /// transport (the first `-device` takes transport 31, hw/arm/virt.c); none by default.
+    pub disk: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -92,9 +97,25 @@ pub fn command(image: &Image, options: &Options) -> Command {
     if options.gdb {
         qemu.args(["-s", "-S"]);
     }
+    if let Some(disk) = &options.disk {
+        qemu.args(disk_args(disk));
+    }
     qemu.args(&options.extra_args);
     qemu.current_dir(&image.dir);
     qemu
+}
+
+/// `-drive` and `-device` for a raw disk image on virtio-blk (`-nodefaults` adds no other
+/// drive). In QEMU's option syntax a comma separates keys, so one in the path is doubled.
+pub fn disk_args(disk: &Path) -> [OsString; 4] {
+    let mut drive = OsString::from("if=none,format=raw,id=disk0,file=");
+    drive.push(disk.to_string_lossy().replace(',', ",,"));
+    [
+        "-drive".into(),
+        drive,
+        "-device".into(),
+        "virtio-blk-device,drive=disk0".into(),
+    ]
 }
 
 /// Runs `image` and waits for QEMU to end (or the timeout).

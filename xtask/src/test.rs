@@ -45,10 +45,166 @@ pub struct QemuTest {
     /// measurements repeat exactly on any machine, however loaded.
     #[serde(default)]
     pub icount: bool,
+    /// A fresh zeroed raw disk image, `<target>/images/<test>/disk.img`, created before the run
+    /// and given to the hypervisor as a virtio-blk device.
+    #[serde(default)]
+    pub disk: Option<DiskSpec>,
+    /// What the disk image must hold after the run.
+    #[serde(default)]
+    pub disk_expect: Vec<DiskExpect>,
 }
 
 fn default_timeout() -> u64 {
     120
+}
+
+/// `disk = { size_mib = N }`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// The image's size in MiB, 1..=MAX_DISK_MIB.
+    pub size_mib: u64,
+}
+
+/// The largest disk image a test may ask for (it is sparse, but it is read back whole).
+pub const MAX_DISK_MIB: u64 = 1024;
+
+impl DiskSpec {
+    /// The image's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.size_mib << 20
+    }
+}
+
+/// One entry of `disk_expect`: the bytes from `offset` are exactly `hex` (repeated to `len`
+/// bytes when `len` is given), or `len` bytes of `pattern`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskExpect {
+    /// Byte offset in the image.
+    pub offset: u64,
+    /// Exact bytes, as hex digits (two per byte; spaces and `_` allowed between bytes); with
+    /// `len`, repeated to `len` bytes.
+    #[serde(default)]
+    pub hex: Option<String>,
+    /// A generated pattern, counted from `offset`.
+    #[serde(default)]
+    pub pattern: Option<Pattern>,
+    /// How many bytes of `pattern` (required with it), or of `hex` repeated (a multiple of its
+    /// length; without `len`, `hex` is checked once).
+    #[serde(default)]
+    pub len: Option<u64>,
+}
+
+/// The byte patterns `disk_expect` can generate. Each is counted from the entry's `offset`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    /// Every byte 0.
+    Zero,
+    /// 4-byte little-endian words counting up from 0: word `n` holds `n`.
+    Counter32,
+    /// 16-byte text records counting up from 0: record `n` is `n` in decimal, zero-padded to
+    /// 15 digits, and a newline. A shell makes it with
+    /// `awk 'BEGIN { for (i = 0; i < N; i++) printf "%015d\n", i }'` (so a 1 MiB disk is
+    /// 65,536 records, and block `b` of 4 KiB holds records `256 b .. 256 b + 255`).
+    CounterLines,
+}
+
+impl Pattern {
+    /// Byte `index` of the pattern.
+    pub fn byte(self, index: u64) -> u8 {
+        match self {
+            Self::Zero => 0,
+            Self::Counter32 => ((index / 4) as u32).to_le_bytes()[(index % 4) as usize],
+            Self::CounterLines => match index % 16 {
+                15 => b'\n',
+                // Digit d (0 = most significant) of the record number.
+                digit => {
+                    let record = index / 16;
+                    let place = 10u64.pow(14 - digit as u32);
+                    b'0' + ((record / place) % 10) as u8
+                }
+            },
+        }
+    }
+}
+
+/// The bytes `hex` names: pairs of hex digits, with spaces and `_` allowed between pairs.
+pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = hex
+        .bytes()
+        .filter(|byte| !matches!(byte, b' ' | b'_'))
+        .collect();
+    if digits.is_empty() {
+        return Err("hex is empty".into());
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!(
+            "hex has an odd number of digits ({})",
+            digits.len()
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).map_err(|_| "hex is not ASCII".to_string())?;
+            u8::from_str_radix(text, 16).map_err(|_| format!("hex has a bad digit pair {text:?}"))
+        })
+        .collect()
+}
+
+impl DiskExpect {
+    /// What the bytes from `offset` must be, checked against a disk of `disk_bytes`.
+    pub fn expected(&self, disk_bytes: u64) -> Result<Vec<u8>, String> {
+        let (hex, pattern, len) = match (&self.hex, self.pattern, self.len) {
+            (Some(hex), None, None) => {
+                let bytes = parse_hex(hex)?;
+                let len = bytes.len() as u64;
+                (Some(bytes), None, len)
+            }
+            (Some(hex), None, Some(len)) => {
+                let bytes = parse_hex(hex)?;
+                if len == 0 || !len.is_multiple_of(bytes.len() as u64) {
+                    return Err(format!(
+                        "`len` {len} is not a multiple of the {} bytes of `hex` it repeats",
+                        bytes.len()
+                    ));
+                }
+                (Some(bytes), None, len)
+            }
+            (None, Some(pattern), Some(len)) if len > 0 => (None, Some(pattern), len),
+            (None, Some(_), Some(_)) => return Err("`len` must be at least 1".into()),
+            (None, Some(_), None) => return Err("`pattern` needs `len`".into()),
+            (Some(_), Some(_), _) => return Err("give `hex` or `pattern`, not both".into()),
+            (None, None, _) => return Err("give `hex` or `pattern`".into()),
+        };
+        if self
+            .offset
+            .checked_add(len)
+            .is_none_or(|end| end > disk_bytes)
+        {
+            return Err(format!(
+                "{:#x} + {len} bytes runs past the end of the {disk_bytes}-byte disk",
+                self.offset
+            ));
+        }
+        Ok(match (hex, pattern) {
+            (Some(bytes), _) => bytes.iter().copied().cycle().take(len as usize).collect(),
+            (None, Some(pattern)) => (0..len).map(|index| pattern.byte(index)).collect(),
+            (None, None) => Vec::new(),
+        })
+    }
+
+    /// The entry for messages: `hex at 0x200` or `counter32 at 0x0, 4096 bytes`.
+    fn describe(&self) -> String {
+        match (&self.pattern, self.len) {
+            (Some(pattern), Some(len)) => {
+                format!("{pattern:?} at {:#x}, {len} bytes", self.offset)
+            }
+            _ => format!("hex at {:#x}", self.offset),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,7 +231,92 @@ pub fn parse_tests(path: &Path) -> anyhow::Result<Vec<QemuTest>> {
             .iter()
             .map(|test| (test.name.as_str(), test.timeout_s)),
     )?;
+    for test in &table.test {
+        check_disk_keys(test)
+            .map_err(|error| anyhow::anyhow!("{}: `{}`: {error}", path.display(), test.name))?;
+    }
     Ok(table.test)
+}
+
+/// `disk` has a size in range, and every `disk_expect` entry has a disk and is well formed and
+/// inside it.
+fn check_disk_keys(test: &QemuTest) -> Result<(), String> {
+    if let Some(disk) = &test.disk
+        && !(1..=MAX_DISK_MIB).contains(&disk.size_mib)
+    {
+        return Err(format!(
+            "disk.size_mib {} is out of range 1..={MAX_DISK_MIB}",
+            disk.size_mib
+        ));
+    }
+    if test.disk_expect.is_empty() {
+        return Ok(());
+    }
+    let Some(disk) = &test.disk else {
+        return Err("disk_expect needs a `disk`".into());
+    };
+    for (index, entry) in test.disk_expect.iter().enumerate() {
+        entry
+            .expected(disk.bytes())
+            .map_err(|error| format!("disk_expect[{index}]: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Creates the fresh zeroed disk image of `test` (sparse), replacing any earlier one.
+pub fn create_disk(
+    workspace: &Workspace,
+    test: &QemuTest,
+    disk: &DiskSpec,
+) -> anyhow::Result<PathBuf> {
+    let dir = workspace.images_dir().join(&test.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = std::path::absolute(dir.join("disk.img"))?;
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.set_len(disk.bytes())
+        .with_context(|| format!("sizing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Everything wrong with `image` (the disk after the run) against `test`'s `disk_expect`.
+pub fn check_disk(test: &QemuTest, image: &[u8]) -> Vec<String> {
+    let disk_bytes = test.disk.map_or(0, |disk| disk.bytes());
+    let mut failures = Vec::new();
+    for (index, entry) in test.disk_expect.iter().enumerate() {
+        let what = format!("disk_expect[{index}] ({})", entry.describe());
+        let expected = match entry.expected(disk_bytes) {
+            Ok(expected) => expected,
+            Err(error) => {
+                failures.push(format!("{what}: {error}"));
+                continue;
+            }
+        };
+        // Both fit in memory: the offset is below the disk's size, which is at most 1 GiB.
+        let start = entry.offset as usize;
+        let Some(found) = image.get(start..start + expected.len()) else {
+            failures.push(format!("{what}: the image has only {} bytes", image.len()));
+            continue;
+        };
+        if let Some(at) = found.iter().zip(&expected).position(|(a, b)| a != b) {
+            let context = at.saturating_sub(8)..(at + 8).min(expected.len());
+            failures.push(format!(
+                "{what}: byte {:#x} of the image is {:#04x}, expected {:#04x}; from {:#x}: \
+                 found {}, expected {}",
+                entry.offset + at as u64,
+                found[at],
+                expected[at],
+                entry.offset + context.start as u64,
+                hex(&found[context.clone()]),
+                hex(&expected[context]),
+            ));
+        }
+    }
+    failures
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Refuses empty or duplicate names and zero timeouts in a table of `(name, timeout_s)`.
@@ -147,13 +388,25 @@ fn run_qemu_tests(workspace: &Workspace, filter: Option<&str>) -> anyhow::Result
         let (failures, outcome) = match image {
             Err(diagnostic) => (vec![format!("image did not build:\n{diagnostic}")], None),
             Ok(image) => {
+                let disk = match &test.disk {
+                    Some(disk) => Some(create_disk(workspace, test, disk)?),
+                    None => None,
+                };
                 let options = qemu::Options {
                     timeout: Some(std::time::Duration::from_secs(test.timeout_s)),
                     icount: test.icount,
+                    disk: disk.clone(),
                     ..qemu::Options::default()
                 };
                 let outcome = qemu::run(&image, &options)?;
-                (check(test, &outcome), Some((image, outcome)))
+                let mut failures = check(test, &outcome);
+                if let Some(disk) = disk.filter(|_| !test.disk_expect.is_empty()) {
+                    match std::fs::read(&disk) {
+                        Ok(bytes) => failures.extend(check_disk(test, &bytes)),
+                        Err(error) => failures.push(format!("reading {}: {error}", disk.display())),
+                    }
+                }
+                (failures, Some((image, outcome)))
             }
         };
         if failures.is_empty() {
@@ -314,6 +567,8 @@ mod tests {
             expect: strings(&["ping: 10000 round trips ok"]),
             forbid: strings(&["KERNEL PANIC"]),
             icount: false,
+            disk: None,
+            disk_expect: Vec::new(),
         }
     }
 
@@ -405,5 +660,276 @@ mod tests {
         let error = format!("{:#}", parse_tests(&twice).unwrap_err());
         assert!(error.contains("used twice"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn parse_text(name: &str, text: &str) -> anyhow::Result<Vec<QemuTest>> {
+        let dir = std::env::temp_dir().join(format!("xtask-disk-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let parsed = parse_tests(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        parsed
+    }
+
+    const DISK_TEST: &str = "[[test]]\nname = \"blk\"\nmanifest = \"m.toml\"\n";
+
+    fn disk_error(name: &str, keys: &str) -> String {
+        match parse_text(name, &format!("{DISK_TEST}{keys}")) {
+            Ok(tests) => panic!("accepted {keys}: {tests:?}"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn disk_keys_parse() {
+        let tests = parse_text(
+            "disk",
+            &format!(
+                "{DISK_TEST}disk = {{ size_mib = 2 }}\ndisk_expect = [\n  \
+                 {{ offset = 0, hex = \"62 6c_6B\" }},\n  \
+                 {{ offset = 0x1000, len = 4096, pattern = \"counter32\" }},\n  \
+                 {{ offset = 0x2000, len = 16, pattern = \"counter-lines\" }},\n  \
+                 {{ offset = 0x1FFFFF, len = 1, pattern = \"zero\" }},\n]\n"
+            ),
+        )
+        .unwrap();
+        let test = &tests[0];
+        assert_eq!(test.disk, Some(DiskSpec { size_mib: 2 }));
+        assert_eq!(test.disk_expect.len(), 4);
+        assert_eq!(test.disk_expect[0].expected(2 << 20), Ok(b"blk".to_vec()));
+        let repeated = DiskExpect {
+            offset: 0,
+            hex: Some("5a a5".into()),
+            pattern: None,
+            len: Some(6),
+        };
+        assert_eq!(
+            repeated.expected(2 << 20),
+            Ok(vec![0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5])
+        );
+        assert_eq!(test.disk_expect[1].pattern, Some(Pattern::Counter32));
+        assert_eq!(test.disk_expect[2].pattern, Some(Pattern::CounterLines));
+        assert_eq!(test.disk_expect[3].pattern, Some(Pattern::Zero));
+        // Without the keys: no disk.
+        let plain = parse_text("plain", DISK_TEST).unwrap();
+        assert_eq!((plain[0].disk, plain[0].disk_expect.len()), (None, 0));
+    }
+
+    #[test]
+    fn bad_disk_keys_are_refused_naming_the_test_and_entry() {
+        let error = disk_error("size", "disk = { size_mib = 0 }\n");
+        assert!(
+            error.contains("`blk`: disk.size_mib 0 is out of range 1..=1024"),
+            "{error}"
+        );
+        let error = disk_error("nodisk", "disk_expect = [{ offset = 0, hex = \"00\" }]\n");
+        assert!(
+            error.contains("`blk`: disk_expect needs a `disk`"),
+            "{error}"
+        );
+        // The first bad entry is named, by its index.
+        let error = disk_error(
+            "first",
+            "disk = { size_mib = 1 }\ndisk_expect = [{ offset = 0, hex = \"00\" }, { offset = 0 }]\n",
+        );
+        assert!(
+            error.contains("`blk`: disk_expect[1]: give `hex` or `pattern`"),
+            "{error}"
+        );
+        let one = |entry: &str| {
+            disk_error(
+                "one",
+                &format!("disk = {{ size_mib = 1 }}\ndisk_expect = [{entry}]\n"),
+            )
+        };
+        for (entry, message) in [
+            (
+                "{ offset = 0, hex = \"abc\" }",
+                "hex has an odd number of digits (3)",
+            ),
+            (
+                "{ offset = 0, hex = \"zz\" }",
+                "hex has a bad digit pair \"zz\"",
+            ),
+            ("{ offset = 0, hex = \"\" }", "hex is empty"),
+            (
+                "{ offset = 0, hex = \"0000\", len = 3 }",
+                "`len` 3 is not a multiple of the 2 bytes of `hex` it repeats",
+            ),
+            (
+                "{ offset = 0, hex = \"00\", len = 0 }",
+                "`len` 0 is not a multiple of the 1 bytes of `hex` it repeats",
+            ),
+            (
+                "{ offset = 0, pattern = \"zero\" }",
+                "`pattern` needs `len`",
+            ),
+            (
+                "{ offset = 0, len = 0, pattern = \"zero\" }",
+                "`len` must be at least 1",
+            ),
+            (
+                "{ offset = 0, len = 1, pattern = \"zero\", hex = \"00\" }",
+                "give `hex` or `pattern`, not both",
+            ),
+            (
+                "{ offset = 0xFFFFF, hex = \"0000\" }",
+                "0xfffff + 2 bytes runs past the end of the 1048576-byte disk",
+            ),
+            (
+                "{ offset = 0, len = 0x1_0000_0000_0000, pattern = \"zero\" }",
+                "0x0 + 281474976710656 bytes runs past the end of the 1048576-byte disk",
+            ),
+        ] {
+            let error = one(entry);
+            assert!(
+                error.contains(&format!("disk_expect[0]: {message}")),
+                "{entry}: {error}"
+            );
+        }
+        // Unknown patterns and keys are serde's errors, naming the file.
+        let error = one("{ offset = 0, len = 1, pattern = \"counter64\" }");
+        assert!(
+            error.contains("counter64") && error.contains("one.toml"),
+            "{error}"
+        );
+        let error = disk_error("typo", "disk = { size_mb = 1 }\n");
+        assert!(error.contains("size_mb"), "{error}");
+    }
+
+    #[test]
+    fn patterns_are_what_their_documentation_says() {
+        let bytes = |pattern: Pattern, from: u64, len: u64| -> Vec<u8> {
+            (from..from + len).map(|i| pattern.byte(i)).collect()
+        };
+        assert_eq!(bytes(Pattern::Zero, 77, 3), [0, 0, 0]);
+        assert_eq!(
+            bytes(Pattern::Counter32, 0, 12),
+            [0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]
+        );
+        assert_eq!(
+            bytes(Pattern::Counter32, 4 * 0x0102_0304, 4),
+            [4, 3, 2, 1],
+            "little-endian"
+        );
+        assert_eq!(
+            bytes(Pattern::CounterLines, 0, 32),
+            b"000000000000000\n000000000000001\n"
+        );
+        // What `printf "%015d\n", 65535` writes: record 65535, the last of a 1 MiB disk.
+        let last = format!("{:015}\n", 65535);
+        assert_eq!(
+            bytes(Pattern::CounterLines, 65535 * 16, 16),
+            last.as_bytes()
+        );
+        let big = format!("{:015}\n", 123_456_789_012_345u64);
+        assert_eq!(
+            bytes(Pattern::CounterLines, 123_456_789_012_345 * 16, 16),
+            big.as_bytes()
+        );
+    }
+
+    #[test]
+    fn check_disk_names_the_first_differing_byte() {
+        let mut test = hello();
+        test.disk = Some(DiskSpec { size_mib: 1 });
+        test.disk_expect = vec![
+            DiskExpect {
+                offset: 0,
+                hex: Some("626c6b".into()),
+                pattern: None,
+                len: None,
+            },
+            DiskExpect {
+                offset: 0x1000,
+                hex: None,
+                pattern: Some(Pattern::Counter32),
+                len: Some(64),
+            },
+        ];
+        let mut image = vec![0u8; 1 << 20];
+        image[..3].copy_from_slice(b"blk");
+        for (i, byte) in image[0x1000..0x1040].iter_mut().enumerate() {
+            *byte = Pattern::Counter32.byte(i as u64);
+        }
+        assert_eq!(check_disk(&test, &image), Vec::<String>::new());
+        image[0x1000 + 21] = 0xFF;
+        let failures = check_disk(&test, &image);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].starts_with(
+                "disk_expect[1] (Counter32 at 0x1000, 64 bytes): byte 0x1015 of the image is \
+                 0xff, expected 0x00; from 0x100d: found"
+            ),
+            "{}",
+            failures[0]
+        );
+        image[1] = b'L';
+        assert_eq!(check_disk(&test, &image).len(), 2);
+        let failures = check_disk(&test, &image[..0x1010]);
+        assert!(
+            failures[1].ends_with("the image has only 4112 bytes"),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn a_disk_becomes_a_virtio_blk_drive_on_the_command_line() {
+        let image = crate::build::Image {
+            name: "x".into(),
+            dir: "/tmp".into(),
+            elf: "/tmp/x.elf".into(),
+            servers: Vec::new(),
+        };
+        let args = |options: &qemu::Options| -> Vec<String> {
+            qemu::command(&image, options)
+                .get_args()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect()
+        };
+        let plain = args(&qemu::Options::default());
+        assert!(plain.contains(&"-nodefaults".to_string()));
+        assert!(
+            !plain
+                .iter()
+                .any(|arg| arg == "-drive" || arg.contains("virtio"))
+        );
+        let options = qemu::Options {
+            disk: Some("/work/target/images/a,b/disk.img".into()),
+            ..qemu::Options::default()
+        };
+        let with_disk = args(&options);
+        let at = with_disk.iter().position(|arg| arg == "-drive").unwrap();
+        assert_eq!(
+            with_disk[at..at + 4],
+            [
+                "-drive",
+                "if=none,format=raw,id=disk0,file=/work/target/images/a,,b/disk.img",
+                "-device",
+                "virtio-blk-device,drive=disk0"
+            ]
+        );
+        assert!(with_disk.contains(&"-nodefaults".to_string()));
+    }
+
+    #[test]
+    fn a_disk_image_is_created_fresh_and_zeroed() {
+        let workspace = Workspace::locate();
+        let mut test = hello();
+        test.name = format!("xtask-disk-test-{}", std::process::id());
+        let spec = DiskSpec { size_mib: 1 };
+        let path = create_disk(&workspace, &test, &spec).unwrap();
+        assert!(path.is_absolute());
+        assert!(path.ends_with(format!("images/{}/disk.img", test.name)));
+        std::fs::write(&path, b"old contents").unwrap();
+        let again = create_disk(&workspace, &test, &spec).unwrap();
+        let bytes = std::fs::read(&again).unwrap();
+        assert_eq!(bytes.len(), 1 << 20);
+        assert!(
+            bytes.iter().all(|&byte| byte == 0),
+            "a fresh image each run"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

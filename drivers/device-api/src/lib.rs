@@ -17,6 +17,9 @@ pub enum Request {
     Read { offset: u32, width: u8 },
     /// Write the low `width` bytes of `value` at `offset`.
     Write { offset: u32, width: u8, value: u64 },
+    /// No access: the level of the device's interrupt line now (the vmm asks after the device
+    /// signalled that it changed on its own, e.g. input arrived). Answered `DoneLine`.
+    Line,
 }
 
 /// The device's answer.

@@ -140,7 +140,7 @@ fn bad_debug_values_are_refused_with_their_line_and_key() {
     assert_eq!(
         error(r#"["console", "text"]"#),
         "debug.toml:15:21: servers.talker.debug[1]: unknown debug output \"text\" (expected \
-         \"console\" or \"log\")"
+         \"console\", \"log\" or \"input\")"
     );
     assert_eq!(
         error(r#"["console", "console"]"#),
@@ -148,12 +148,59 @@ fn bad_debug_values_are_refused_with_their_line_and_key() {
     );
     assert_eq!(
         error(r#"[1]"#),
-        "debug.toml:15:10: servers.talker.debug[0]: expected \"console\" or \"log\", found an \
-         integer"
+        "debug.toml:15:10: servers.talker.debug[0]: expected \"console\", \"log\" or \"input\", \
+         found an integer"
     );
     assert_eq!(
         error(r#""console""#),
-        "debug.toml:15:9: servers.talker.debug: expected an array of \"console\" and \"log\", \
-         found a string"
+        "debug.toml:15:9: servers.talker.debug: expected an array of \"console\", \"log\" and \
+         \"input\", found a string"
     );
+}
+
+#[test]
+fn console_input_has_one_reader_and_a_bound_notification_names_its_waiter() {
+    let text = DEBUG
+        .replace(r#"debug = ["console"]"#, r#"debug = ["console", "input"]"#)
+        .replace(
+            "[endpoints.report]",
+            "[notifications.talker-events]\nwaiter = \"talker\"\nbind = true\n\n[endpoints.report]",
+        );
+    let plan = plan(&text);
+    assert_eq!(
+        caps(&plan, "talker").last(),
+        Some(&("debug:input".into(), F + 4, CapObject::DebugInput)),
+        "input after console"
+    );
+    assert_eq!(plan.notifications, [("talker-events".to_string(), Some(1))]);
+    let error = |text: &str| match Manifest::from_str(text, "debug.toml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(error) => error.to_string(),
+    };
+    let two_readers = text.replace(r#"debug = ["log"]"#, r#"debug = ["log", "input"]"#);
+    assert!(
+        error(&two_readers).contains(
+            "servers.logger.debug: servers `talker` and `logger` both ask for \"input\"; the console has one reader"
+        ),
+        "{}",
+        error(&two_readers)
+    );
+    let two_bound = text.replace(
+        "[endpoints.report]",
+        "[notifications.more]\nwaiter = \"talker\"\nbind = true\n\n[endpoints.report]",
+    );
+    assert!(
+        error(&two_bound).contains("notifications.more.bind: server `talker` is already bound"),
+        "{}",
+        error(&two_bound)
+    );
+    let unbound = text.replace("bind = true", "bind = false");
+    assert_eq!(
+        plan_notifications(&unbound),
+        [("talker-events".to_string(), None)]
+    );
+}
+
+fn plan_notifications(text: &str) -> Vec<(String, Option<u16>)> {
+    plan(text).notifications
 }

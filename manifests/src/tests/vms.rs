@@ -207,6 +207,7 @@ fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
             exit_endpoint,
             exit_badge: badge,
             resets: 0,
+            devices: Vec::new(),
         };
     assert_eq!(
         plan.vms,

@@ -33,6 +33,9 @@ pub enum KernelError {
     /// Every list register of the VCPU holds an interrupt the guest has not completed: the
     /// caller keeps the interrupt queued and injects it after a maintenance exit.
     NoFreeListRegister,
+    /// The object is in the middle of a change that the operation must not overlap: a VM's
+    /// memory-map update bracket is open (`VSpaceMmioUpdate`), so no MMIO marker is installed.
+    Busy,
 }
 
 impl KernelError {
@@ -51,6 +54,7 @@ impl KernelError {
             Self::InvalidSyscall { .. } => 10,
             Self::Cancelled => 11,
             Self::NoFreeListRegister => 12,
+            Self::Busy => 13,
         }
     }
 
@@ -68,7 +72,7 @@ impl KernelError {
                 ([generation, 0, 0], 1)
             }
             Self::InvalidSyscall { number } => ([number, 0, 0], 1),
-            Self::Cancelled | Self::NoFreeListRegister => ([0, 0, 0], 0),
+            Self::Cancelled | Self::NoFreeListRegister | Self::Busy => ([0, 0, 0], 0),
         }
     }
 
@@ -91,6 +95,7 @@ impl KernelError {
             10 => Self::InvalidSyscall { number: mr[0] },
             11 => Self::Cancelled,
             12 => Self::NoFreeListRegister,
+            13 => Self::Busy,
             _ => return None,
         })
     }
@@ -119,6 +124,7 @@ impl core::fmt::Display for KernelError {
             Self::InvalidSyscall { number } => write!(f, "no system call {number}"),
             Self::Cancelled => write!(f, "the operation was cancelled"),
             Self::NoFreeListRegister => write!(f, "no free list register"),
+            Self::Busy => write!(f, "the object is being updated"),
         }
     }
 }
@@ -146,6 +152,7 @@ mod tests {
             KernelError::InvalidSyscall { number: 99 },
             KernelError::Cancelled,
             KernelError::NoFreeListRegister,
+            KernelError::Busy,
         ];
         for error in all {
             let (details, _) = error.details();

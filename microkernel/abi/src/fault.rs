@@ -22,6 +22,10 @@ pub enum FaultKind {
     Unknown = 6,
     /// A guest exit (a VCPU thread's "fault"): the message is a [`crate::vm::VmExit`].
     VmExit = 7,
+    /// A guest MMIO access the kernel sends straight to a device server from a stage-2 MMIO
+    /// marker: the message is a [`crate::mmio::MmioMessage`]. Its value is far above postcard
+    /// enum indices, so a device server tells it from its `device-api` requests by label.
+    Mmio = 0xF_FFFE,
 }
 
 impl FaultKind {
@@ -35,6 +39,7 @@ impl FaultKind {
             5 => Self::Panic,
             6 => Self::Unknown,
             7 => Self::VmExit,
+            0xF_FFFE => Self::Mmio,
             _ => return None,
         })
     }
@@ -49,6 +54,7 @@ impl FaultKind {
             Self::Panic => "panic",
             Self::Unknown => "unknown fault",
             Self::VmExit => "guest exit",
+            Self::Mmio => "guest MMIO access",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fault;
 pub mod layout;
 pub mod message;
+pub mod mmio;
 pub mod platform;
 pub mod rights;
 pub mod syscall;

@@ -15,6 +15,14 @@ pub const MAX_MESSAGE_WORDS: usize = 64;
 pub const REGISTER_MESSAGE_WORDS: usize = 4;
 /// Most capabilities one message can transfer.
 pub const MAX_EXTRA_CAPS: usize = 1;
+/// The label of what a receive on an endpoint returns when the receiver's bound notification
+/// was signalled instead (seL4's bound notifications): `x0` is the signal word, no message words.
+/// No protocol uses it: postcard labels are small enum indices.
+pub const BOUND_NOTIFICATION_LABEL: u64 = 0xF_FFFF;
+/// The badge the kernel signals a `DebugInputBind` notification with.
+pub const CONSOLE_INPUT_BADGE: u64 = 1 << 63;
+/// Console input bytes one `DebugInputRead` returns at most (three message registers).
+pub const CONSOLE_INPUT_CHUNK: usize = 24;
 /// IPC-buffer word holding the slot of the capability a sender transfers.
 pub const IPC_BUFFER_SEND_CAP: usize = MAX_MESSAGE_WORDS;
 /// IPC-buffer word holding the empty slot where a receiver accepts a capability (0 = none).

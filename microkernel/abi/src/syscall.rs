@@ -108,6 +108,41 @@ pub enum InvocationLabel {
     /// VCPU: the guest's configuration of its virtual timer's interrupt (PPI 27), which the
     /// kernel injects itself: MR0 1 = enabled, MR1 its priority.
     VcpuSetVtimer = 16,
+    /// Frame: answer its physical address (MR0) and size in bytes (MR1), for a driver that
+    /// programs a device's DMA with it (seL4's `ARM_Page_GetAddress`).
+    FrameGetAddress = 17,
+    /// DebugInput: signal the notification in slot MR0 (a READ capability the caller waits on)
+    /// with [`crate::message::CONSOLE_INPUT_BADGE`] whenever console input arrives.
+    DebugInputBind = 18,
+    /// DebugInput: take up to 24 bytes of console input: MR0 = how many, MR1..MR3 the bytes
+    /// (little-endian, first byte lowest).
+    DebugInputRead = 19,
+    /// VCPU: set MMIO route MR0 (`0..`[`crate::mmio::MAX_ROUTES`]) of the VM to the endpoint
+    /// capability in the caller's slot MR1 (it needs WRITE; its badge is what the device server
+    /// sees), covering IPAs MR2 .. MR2 + MR3 (page aligned, non-empty, inside the 39-bit IPA
+    /// space, overlapping no other route; an overlap is reported against MR2). Replaces what
+    /// the route held, doorbell included. A memory-map change: the VM's generation moves on,
+    /// so every marker of the VM misses once (docs/MMIO.md).
+    VcpuSetMmioRoute = 20,
+    /// VCPU: empty MMIO route MR0 (a memory-map change, like [`Self::VcpuSetMmioRoute`]).
+    VcpuClearMmioRoute = 21,
+    /// VCPU: a write at offset MR1 (4-byte aligned, inside the route) of MMIO route MR0 signals
+    /// the notification capability in the caller's slot MR2 (it needs WRITE) with its badge
+    /// and resumes the guest at once, without calling the device server (the value written is
+    /// not delivered). One doorbell per route; setting the route again removes it.
+    VcpuSetDoorbell = 22,
+    /// VSpace: install an MMIO marker for the page holding IPA MR0, naming the route that
+    /// covers it and the VM's current generation. Refused with no effect when no route covers
+    /// it (`InvalidArgument` 0), while an update bracket is open (`Busy`), or when the VM's
+    /// markers are off (`IllegalOperation`). Never replaces a mapping: answers MR0 =
+    /// [`crate::mmio::MarkerAction`].
+    VSpaceMapMmio = 23,
+    /// VSpace: MR0 [`crate::mmio::UPDATE_BEGIN`] opens a memory-map update bracket (every
+    /// marker stops matching at once), [`crate::mmio::UPDATE_END`] closes it with a fresh
+    /// generation (refused with `InvalidArgument` 0 when none is open). A begin while one is
+    /// open is accepted (a restarted mmu-server closes a bracket its predecessor left open
+    /// with begin, end). Answers MR0 = the generation.
+    VSpaceMmioUpdate = 24,
 }
 
 impl InvocationLabel {
@@ -130,6 +165,14 @@ impl InvocationLabel {
             14 => Self::FrameRevoke,
             15 => Self::VcpuInjectIrq,
             16 => Self::VcpuSetVtimer,
+            17 => Self::FrameGetAddress,
+            18 => Self::DebugInputBind,
+            19 => Self::DebugInputRead,
+            20 => Self::VcpuSetMmioRoute,
+            21 => Self::VcpuClearMmioRoute,
+            22 => Self::VcpuSetDoorbell,
+            23 => Self::VSpaceMapMmio,
+            24 => Self::VSpaceMmioUpdate,
             _ => return None,
         })
     }

@@ -3,8 +3,9 @@
 //! The manifest compiler writes one blob per server; the kernel copies it into the server's
 //! boot-info page behind a little-endian `u32` length. Layout: a postcard [`BootInfoHeader`],
 //! then `caps` postcard [`CapName`]s, then `supervised` postcard [`SupervisedServer`]s (only the
-//! supervisor's blob has any). Servers look capabilities up by manifest name, so slot numbers are
-//! never hard-coded in server code.
+//! supervisor's blob has any), then `vms` [`VmInfo`]s, then `devices` [`DeviceInfo`]s (a vmm's
+//! and a device server's blobs). Servers look capabilities up by manifest name, so slot numbers
+//! are never hard-coded in server code.
 
 use crate::RestartPolicy;
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,13 @@ pub struct BootInfoHeader<'a> {
     /// Fault injection (test systems only): crash deliberately while serving the N-th request
     /// (1-based); 0 means never.
     pub inject_fault_at_request: u32,
+    /// Fault injection (test systems only): crash deliberately after handling the N-th request,
+    /// before replying to it (1-based); 0 means never.
+    pub inject_fault_after_request: u32,
     /// Number of [`VmInfo`] records after the supervised servers.
     pub vms: u16,
+    /// Number of [`DeviceInfo`] records after the VMs.
+    pub devices: u16,
 }
 
 /// A virtual machine this server serves (as its vmm, mmu or memory server): where its RAM is.
@@ -47,6 +53,36 @@ pub struct VmInfo<'a> {
     /// How many resets the manifest asks the guest to go through (`[vms.<name>] resets`, test
     /// systems only; 0 = none): the vmm answers HV_RESET_LOOP with it.
     pub resets: u32,
+}
+
+/// What a [`DeviceInfo`] is: the kinds of `[vms.<name>] devices`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// A virtio block device (virtio 1.2 section 5.2).
+    VirtioBlk,
+    /// A virtio console (virtio 1.2 section 5.3).
+    VirtioConsole,
+}
+
+/// A virtio-mmio device of a VM (`[vms.<name>] devices`, docs/VIRTIO.md): where the guest sees
+/// its transport window, the interrupt it raises, and the endpoint of the device server that
+/// answers its MMIO. The vmm's blob lists every device of its VM; a device server's lists the
+/// one it serves (with that VM's [`VmInfo`]: the RAM it maps at `ram_base`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo<'a> {
+    /// The VM's index ([`VmInfo::index`]).
+    pub vm: u16,
+    /// The device.
+    pub kind: DeviceKind,
+    /// Guest-physical base of its virtio-mmio window.
+    pub base: u64,
+    /// Size of the window in bytes.
+    pub size: u64,
+    /// The INTID its interrupt line drives (an SPI, edge-rising in the device tree).
+    pub intid: u32,
+    /// The name of the endpoint capability the device is served on: in the vmm its client
+    /// capability, in the device server the one it serves.
+    pub endpoint: &'a str,
 }
 
 /// A server the supervisor looks after.
@@ -144,8 +180,8 @@ pub fn for_each_supervised<'a>(
     Some(())
 }
 
-/// Calls `visit` for every VM in the blob; stops early when it returns false.
-pub fn for_each_vm<'a>(blob: &'a [u8], mut visit: impl FnMut(VmInfo<'a>) -> bool) -> Option<()> {
+/// The records after the capability names and the supervised servers: the VMs, then the devices.
+fn after_supervised<'a>(blob: &'a [u8]) -> Option<(BootInfoHeader<'a>, &'a [u8])> {
     let (header, mut rest) = header(blob)?;
     for _ in 0..header.caps {
         rest = postcard::take_from_bytes::<CapName<'_>>(rest).ok()?.1;
@@ -155,6 +191,12 @@ pub fn for_each_vm<'a>(blob: &'a [u8], mut visit: impl FnMut(VmInfo<'a>) -> bool
             .ok()?
             .1;
     }
+    Some((header, rest))
+}
+
+/// Calls `visit` for every VM in the blob; stops early when it returns false.
+pub fn for_each_vm<'a>(blob: &'a [u8], mut visit: impl FnMut(VmInfo<'a>) -> bool) -> Option<()> {
+    let (header, mut rest) = after_supervised(blob)?;
     for _ in 0..header.vms {
         let (entry, next) = postcard::take_from_bytes::<VmInfo<'a>>(rest).ok()?;
         if !visit(entry) {
@@ -165,8 +207,26 @@ pub fn for_each_vm<'a>(blob: &'a [u8], mut visit: impl FnMut(VmInfo<'a>) -> bool
     Some(())
 }
 
-/// Encodes a blob (host side). The header's `caps`, `supervised` and `vms` counts are set from
-/// the slices.
+/// Calls `visit` for every device in the blob; stops early when it returns false.
+pub fn for_each_device<'a>(
+    blob: &'a [u8],
+    mut visit: impl FnMut(DeviceInfo<'a>) -> bool,
+) -> Option<()> {
+    let (header, mut rest) = after_supervised(blob)?;
+    for _ in 0..header.vms {
+        rest = postcard::take_from_bytes::<VmInfo<'_>>(rest).ok()?.1;
+    }
+    for _ in 0..header.devices {
+        let (entry, next) = postcard::take_from_bytes::<DeviceInfo<'a>>(rest).ok()?;
+        if !visit(entry) {
+            break;
+        }
+        rest = next;
+    }
+    Some(())
+}
+
+/// Encodes a blob without devices (host side); see [`encode_with_devices`].
 #[cfg(feature = "std")]
 pub fn encode(
     header: &BootInfoHeader<'_>,
@@ -174,10 +234,25 @@ pub fn encode(
     supervised: &[SupervisedServer<'_>],
     vms: &[VmInfo<'_>],
 ) -> Result<Vec<u8>, postcard::Error> {
+    encode_with_devices(header, caps, supervised, vms, &[])
+}
+
+/// Encodes a blob (host side). The header's `caps`, `supervised`, `vms` and `devices` counts
+/// are set from the slices.
+#[cfg(feature = "std")]
+pub fn encode_with_devices(
+    header: &BootInfoHeader<'_>,
+    caps: &[CapName<'_>],
+    supervised: &[SupervisedServer<'_>],
+    vms: &[VmInfo<'_>],
+    devices: &[DeviceInfo<'_>],
+) -> Result<Vec<u8>, postcard::Error> {
+    let count = |len: usize| u16::try_from(len).map_err(|_| postcard::Error::SerdeSerCustom);
     let header = BootInfoHeader {
-        caps: caps.len() as u16,
-        supervised: supervised.len() as u16,
-        vms: vms.len() as u16,
+        caps: count(caps.len())?,
+        supervised: count(supervised.len())?,
+        vms: count(vms.len())?,
+        devices: count(devices.len())?,
         ..header.clone()
     };
     let mut blob = postcard::to_allocvec(&header)?;
@@ -189,6 +264,9 @@ pub fn encode(
     }
     for vm in vms {
         blob.extend_from_slice(&postcard::to_allocvec(vm)?);
+    }
+    for device in devices {
+        blob.extend_from_slice(&postcard::to_allocvec(device)?);
     }
     Ok(blob)
 }

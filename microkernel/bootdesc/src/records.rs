@@ -138,6 +138,9 @@ pub struct Endpoint<'a> {
 pub struct Notification<'a> {
     /// Its manifest name.
     pub name: &'a str,
+    /// The server it is bound to (manifest `bind = true`): a signal ends that server's receive
+    /// on any endpoint (seL4's bound notification).
+    pub bound: Option<u16>,
 }
 
 /// What kind of memory a region is.
@@ -218,6 +221,8 @@ pub enum CapObject {
     DebugConsole,
     /// The right to hand defmt records to the kernel's log (`DebugLog`).
     DebugLog,
+    /// The right to read console input (`DebugInputBind`, `DebugInputRead`).
+    DebugInput,
 }
 
 /// A region mapped into a server's address space.

@@ -181,7 +181,9 @@ fn bootinfo_finds_caps_by_name() {
             heap_bytes: 0,
             supervised: 0,
             inject_fault_at_request: 0,
+            inject_fault_after_request: 0,
             vms: 0,
+            devices: 0,
         },
         &[
             bootinfo::CapName {
@@ -227,4 +229,86 @@ fn bootinfo_finds_caps_by_name() {
     })
     .unwrap();
     assert_eq!(vms, vec![("guest".to_string(), 0x4000_0000, 0x400_0000)]);
+}
+
+#[test]
+fn bootinfo_lists_devices_after_the_vms() {
+    let header = bootinfo::BootInfoHeader {
+        server_id: 4,
+        name: "vmm",
+        caps: 0,
+        heap_bytes: 0,
+        supervised: 0,
+        inject_fault_at_request: 0,
+        inject_fault_after_request: 0,
+        vms: 0,
+        devices: 0,
+    };
+    let vm = bootinfo::VmInfo {
+        name: "linux",
+        index: 1,
+        ram_base: 0x4000_0000,
+        ram_size: 0x1000_0000,
+        mmu_badge: None,
+        resets: 0,
+    };
+    let devices = [
+        bootinfo::DeviceInfo {
+            vm: 1,
+            kind: bootinfo::DeviceKind::VirtioBlk,
+            base: 0x0A00_0000,
+            size: 0x200,
+            intid: 48,
+            endpoint: "vblk",
+        },
+        bootinfo::DeviceInfo {
+            vm: 1,
+            kind: bootinfo::DeviceKind::VirtioConsole,
+            base: 0x0A00_0200,
+            size: 0x200,
+            intid: 49,
+            endpoint: "vcon",
+        },
+    ];
+    let caps = [bootinfo::CapName {
+        name: "vblk",
+        slot: 7,
+    }];
+    let blob =
+        bootinfo::encode_with_devices(&header, &caps, &[], core::slice::from_ref(&vm), &devices)
+            .unwrap();
+    assert_eq!(bootinfo::header(&blob).unwrap().0.devices, 2);
+    let mut seen = Vec::new();
+    bootinfo::for_each_device(&blob, |device| {
+        seen.push(device);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, devices);
+    // The VMs before them still decode, and stopping early stops.
+    let mut vms = Vec::new();
+    bootinfo::for_each_vm(&blob, |info| {
+        vms.push(info);
+        true
+    })
+    .unwrap();
+    assert_eq!(vms, [vm]);
+    let mut first = Vec::new();
+    bootinfo::for_each_device(&blob, |device| {
+        first.push(device.endpoint);
+        false
+    })
+    .unwrap();
+    assert_eq!(first, ["vblk"]);
+    // A blob without devices lists none; a truncated one is refused, not misread.
+    let plain = bootinfo::encode(&header, &caps, &[], &[]).unwrap();
+    let mut none = 0;
+    bootinfo::for_each_device(&plain, |_| {
+        none += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(none, 0);
+    let cut = &blob[..blob.len() - 3];
+    assert_eq!(bootinfo::for_each_device(cut, |_| true), None);
 }

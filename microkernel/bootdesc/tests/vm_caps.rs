@@ -12,7 +12,9 @@ fn blob(caps: &[(&str, u16)]) -> Vec<u8> {
         heap_bytes: 0,
         supervised: 0,
         inject_fault_at_request: 0,
+        inject_fault_after_request: 0,
         vms: 0,
+        devices: 0,
     };
     let caps: Vec<CapName<'_>> = caps
         .iter()

@@ -49,6 +49,8 @@ pub enum Cap {
     DebugConsole,
     /// The right to hand defmt records to the kernel's log (the `DebugLog` system call).
     DebugLog,
+    /// The right to read the console's input (`DebugInputBind`, `DebugInputRead`).
+    DebugInput,
 }
 
 /// A frame capability: which pages, with which rights, and where (if anywhere) this

@@ -36,12 +36,20 @@ pub enum Invocation {
         priority: u8,
         level: bool,
     },
+    /// Console input signals this notification.
+    DebugInputBind { ntfn: crate::NotificationId },
+    /// Hand over pending console input.
+    DebugInputRead,
+    /// Answer a frame capability's physical address and size.
+    FrameGetAddress { pa: u64, size: u64 },
     /// Mirror the guest's configuration of its virtual timer interrupt.
     VcpuSetVtimer {
         vcpu: u16,
         enabled: bool,
         priority: u8,
     },
+    /// An MMIO route, doorbell, marker or update bracket (docs/MMIO.md).
+    Mmio(crate::mmio::MmioInvocation),
 }
 
 /// Decodes an invocation of `cap` (held in `cptr` by `caller`) with `label` and message
@@ -131,6 +139,27 @@ pub fn decode(
                 priority,
             })
         }
+        (Cap::DebugInput, InvocationLabel::DebugInputBind) => {
+            match crate::cnode::lookup(system.slots, system.tcb(caller).cnode, args[0]) {
+                Ok(Cap::Notification { ntfn, rights, .. }) if rights.contains(Rights::READ) => {
+                    Ok(Invocation::DebugInputBind { ntfn })
+                }
+                Ok(Cap::Notification { .. }) => {
+                    Err(KernelError::InsufficientRights { slot: args[0] })
+                }
+                Ok(_) => Err(KernelError::WrongObjectType { slot: args[0] }),
+                Err(_) => Err(KernelError::InvalidCapability { slot: args[0] }),
+            }
+        }
+        (Cap::DebugInput, InvocationLabel::DebugInputRead) => Ok(Invocation::DebugInputRead),
+        (Cap::Frame(frame), InvocationLabel::FrameGetAddress) => Ok(Invocation::FrameGetAddress {
+            pa: frame.base(),
+            size: frame.size(),
+        }),
+        (Cap::Vcpu { .. } | Cap::VSpace { .. }, _) if crate::mmio::is_mmio_operation(operation) => {
+            crate::mmio::decode_invocation(system, caller, cap, operation, args)
+                .map(Invocation::Mmio)
+        }
         (Cap::Frame(_) | Cap::VSpace { .. }, _) => {
             crate::memory::decode(system, caller, cap, operation, args).map(Invocation::Memory)
         }
@@ -157,6 +186,13 @@ impl System<'_> {
             Invocation::IrqAck { intid } => return Effect::UnmaskIrq { intid },
             Invocation::SystemOff { status } => return Effect::SystemOff { status },
             Invocation::Memory(memory) => return self.perform_memory(memory),
+            Invocation::Mmio(mmio) => return self.perform_mmio(caller, mmio),
+            Invocation::FrameGetAddress { pa, size } => self.set_result(caller, &[pa, size]),
+            Invocation::DebugInputBind { ntfn } => {
+                self.console_input = Some(ntfn);
+                return Effect::ConsoleInputBound;
+            }
+            Invocation::DebugInputRead => return Effect::ConsoleInputRead,
             Invocation::VcpuInjectIrq {
                 vcpu,
                 intid,

@@ -20,6 +20,7 @@ pub mod endpoint;
 pub mod guest_load;
 pub mod invocation;
 pub mod memory;
+pub mod mmio;
 pub mod notification;
 pub mod queue;
 pub mod sched;

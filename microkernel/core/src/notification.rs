@@ -15,6 +15,8 @@ pub struct Notification {
     pub word: u64,
     /// Threads waiting.
     pub waiters: Queue,
+    /// The thread it is bound to, if any (`Tcb::bound_notification`).
+    pub bound: Option<crate::TcbId>,
 }
 
 /// An interrupt line and where it is delivered.

@@ -13,7 +13,8 @@
 //! over in-memory tables.
 //!
 //! Submodules: [`descriptor`] (levels, sizes, block and table descriptors, decoding),
-//! [`prejudge`] (the action table and TLB plans), [`walk`] (map, unmap, write-protect).
+//! [`prejudge`] (the action table and TLB plans), [`walk`] (map, unmap, write-protect),
+//! [`marker`] (MMIO markers: read, install, zap; docs/MMIO.md).
 //!
 //! Invariants: no allocation, no `unsafe`; table pages are only ever allocated through
 //! [`TableMemory::allocate_table`] and handed back to the caller for freeing, never freed here;
@@ -21,6 +22,7 @@
 //! or memory type without break-before-make (ARM ARM D8.14).
 
 pub mod descriptor;
+pub mod marker;
 pub mod prejudge;
 pub mod walk;
 

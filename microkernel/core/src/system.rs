@@ -6,6 +6,7 @@
 
 mod fastpath;
 mod ipc;
+mod mmio;
 mod restart;
 mod vcpu;
 
@@ -19,6 +20,7 @@ use crate::tcb::{Tcb, ThreadState};
 use abi::{KernelError, MessageInfo, Syscall};
 
 pub use fastpath::FastpathOutcome;
+pub use mmio::MmioOutcome;
 
 /// Access to threads' IPC buffers, which only the target kernel can reach.
 pub trait IpcMemory {
@@ -96,6 +98,10 @@ pub enum Effect {
     },
     /// Make a virtual SError pending for the guest of VCPU thread `tcb`.
     InjectSError { tcb: TcbId },
+    /// Answer the current thread with up to 24 bytes of console input (`DebugInputRead`).
+    ConsoleInputRead,
+    /// Console input is now wanted: unmask the console's receive interrupt.
+    ConsoleInputBound,
     /// Make `intid` pending in a free list register of `vcpu` (answering the caller with
     /// `NoFreeListRegister` when there is none; [`crate::vgic::VgicCpu::plan_inject`]), and
     /// wake the VCPU if it waits in WFI.
@@ -111,6 +117,16 @@ pub enum Effect {
         enabled: bool,
         priority: u8,
     },
+    /// `VSpaceMapMmio`: plan writing MMIO marker `marker` into the level-3 entry for the page
+    /// at `ipa` of guest VSpace `vspace` ([`crate::stage2::marker::install_marker`]), run the
+    /// plan, keep the VSpace's free-table count, and answer the caller MR0 = the
+    /// [`abi::mmio::MarkerAction`] it returned (a mapping is never replaced).
+    MapMmioMarker { vspace: u16, ipa: u64, marker: u64 },
+    /// Zap the MMIO markers of guest VSpace `vspace` from IPA `from` on, one bounded step
+    /// ([`crate::stage2::marker::zap_markers`] with
+    /// [`crate::stage2::marker::ZAP_BUDGET`]), then report how far it got with
+    /// [`System::mmio_zapped`]. The caller's answer is already set.
+    ZapMmioMarkers { vspace: u16, from: u64 },
 }
 
 /// Every kernel object and the scheduler.
@@ -129,6 +145,10 @@ pub struct System<'a> {
     pub irqs: &'a mut [IrqLine],
     /// Guest VSpaces' bookkeeping (set by the boot code; empty without VMs).
     pub vspaces: &'a mut [crate::memory::VSpaceInfo],
+    /// Each VM's MMIO routes and marker generation, indexed like `vspaces` (set by the boot
+    /// code with [`crate::mmio::MmioState::new`]; empty without VMs, and then no MMIO
+    /// invocation or fast path applies).
+    pub mmio: &'a mut [crate::mmio::MmioState],
     /// Ready queues.
     pub sched: Scheduler,
     /// The running thread, or [`NONE`] when idle.
@@ -136,6 +156,8 @@ pub struct System<'a> {
     /// Set when the current thread must give way at the next scheduling point even if it is
     /// still the highest priority (time slice over, or yield).
     rotate: bool,
+    /// The notification console input signals (`DebugInputBind`), if any.
+    pub console_input: Option<crate::NotificationId>,
 }
 
 impl<'a> System<'a> {
@@ -156,9 +178,11 @@ impl<'a> System<'a> {
             slots,
             irqs,
             vspaces: &mut [],
+            mmio: &mut [],
             sched: Scheduler::new(),
             current: NONE,
             rotate: false,
+            console_input: None,
         }
     }
 

@@ -136,6 +136,13 @@ pub struct Tcb {
     pub vcpu: Option<u16>,
     /// The guest exit being delivered, while a VCPU thread waits for its vmm.
     pub vm_exit: Option<abi::vm::VmExit>,
+    /// The guest MMIO access a VCPU thread's fast-path call to a device server carries, while
+    /// it waits for the answer (set with `fault`, kind [`abi::FaultKind::Mmio`]).
+    pub mmio: Option<crate::mmio::MmioCall>,
+    /// A notification bound to this thread: a signal to it ends the thread's receive on any
+    /// endpoint (seL4's bound notification), so a server can wait for requests and for events
+    /// at once.
+    pub bound_notification: Option<crate::NotificationId>,
 }
 
 /// Index into [`Tcb::links`] of the scheduler queue link.
@@ -160,6 +167,8 @@ impl Tcb {
             timeslice_left: 0,
             vcpu: None,
             vm_exit: None,
+            mmio: None,
+            bound_notification: None,
         }
     }
 }

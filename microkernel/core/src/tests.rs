@@ -11,12 +11,14 @@ use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, Rights, Syscall};
 use std::collections::HashMap;
 use std::vec::Vec;
 
+mod bound;
 mod console;
 mod fastpath;
 mod frames;
 mod invocation;
 mod ipc;
 mod memory;
+mod mmio;
 mod restart;
 mod scheduling;
 mod vm_reset;

@@ -9,8 +9,12 @@
 //! Server death is part of every contract (Hubris's rule): a call returns
 //! [`CallError::Restarted`] when the server restarted under it, and a protocol marks each
 //! request idempotent or not, so [`call`] retries idempotent requests transparently.
+//!
+//! The server side is [`server`]: the one serve loop, with fault injection for tests.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod server;
 
 use abi::message::MAX_MESSAGE_WORDS;
 use abi::{KernelError, MessageInfo};
@@ -184,30 +188,62 @@ pub fn interpret<R: DeserializeOwned>(info: MessageInfo, words: &[u64]) -> Resul
         .map_err(|_| CallError::MalformedReply)
 }
 
-/// The server loop: receive, decode, handle, reply. A request that does not decode is answered
-/// with [`LABEL_MALFORMED`] and the loop goes on; it never panics on input.
+/// The server loop over a [`Transport`], without fault injection or capability transfer: the
+/// closure gets the caller's badge and the request. A request that does not decode is answered
+/// with [`LABEL_MALFORMED`] and the loop goes on; it never panics on input. It is
+/// [`server::serve`], the one loop servers run (through `userlib::server`).
 pub fn serve<P: Protocol>(
     transport: &mut impl Transport,
     endpoint: u64,
-    mut handle: impl FnMut(u64, P::Request) -> P::Response,
+    handle: impl FnMut(u64, P::Request) -> P::Response,
 ) -> ! {
-    let malformed = Encoded {
-        label: LABEL_MALFORMED,
-        length: 0,
-        words: [0; MAX_MESSAGE_WORDS],
+    let mut link = TransportLink {
+        transport,
+        endpoint,
     };
-    let mut reply: Option<Encoded> = None;
-    loop {
-        let (badge, info, words) = transport.reply_recv(endpoint, reply.as_ref());
-        let request = if info.is_error() {
-            Err(Malformed)
-        } else {
-            decode::<P::Request>(info.label(), &words[..info.length().min(words.len())])
-        };
-        reply = Some(match request {
-            Ok(request) => encode(&handle(badge, request)).unwrap_or(malformed),
-            Err(Malformed) => malformed,
-        });
+    let mut handler = ClosureHandler::<P, _> {
+        handle,
+        protocol: core::marker::PhantomData,
+    };
+    server::serve(&mut link, &mut handler, server::FaultPlan::NONE)
+}
+
+/// [`serve`]'s closure as a [`server::Handler`].
+struct ClosureHandler<P, F> {
+    handle: F,
+    protocol: core::marker::PhantomData<P>,
+}
+
+impl<P: Protocol, F: FnMut(u64, P::Request) -> P::Response> server::Handler
+    for ClosureHandler<P, F>
+{
+    type Protocol = P;
+    fn handle(
+        &mut self,
+        caller: server::Caller,
+        request: P::Request,
+    ) -> server::Reply<P::Response> {
+        (self.handle)(caller.badge, request).into()
+    }
+}
+
+/// A [`Transport`] as the loop's [`server::Link`]; [`serve`]'s handler transfers no
+/// capability and its plan injects no fault.
+struct TransportLink<'a, T> {
+    transport: &'a mut T,
+    endpoint: u64,
+}
+
+impl<T: Transport> server::Link for TransportLink<'_, T> {
+    fn reply_recv(&mut self, reply: Option<&server::Outgoing>) -> server::Received {
+        let (badge, info, words) = self
+            .transport
+            .reply_recv(self.endpoint, reply.map(|reply| &reply.message));
+        server::Received::Message { badge, info, words }
+    }
+
+    fn crash(&mut self, _point: server::FaultPoint, request: u32) -> ! {
+        unreachable!("FaultPlan::NONE injected a fault at request {request}")
     }
 }
 

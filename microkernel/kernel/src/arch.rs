@@ -35,6 +35,9 @@ pub trait Arch {
     fn guest_timer_intid() -> u32;
     /// Saves the loaded VCPU (when there is one) and loads another.
     fn switch_loaded_vcpu(old: Option<&mut Self::VcpuState>, new: &Self::VcpuState);
+    /// The IPA of a guest's stage-2 abort with syndrome `esr` and fault address `far`, when it
+    /// can be known.
+    fn guest_fault_ipa(esr: u64, far: u64) -> Option<u64>;
     /// Decodes the exit just taken from a guest with general registers `context`; `None` when
     /// the guest should simply run again (nothing to report).
     fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> Option<abi::vm::VmExit>;
@@ -52,6 +55,12 @@ pub trait Arch {
     fn init();
     /// Writes bytes to the kernel console.
     fn console_write(bytes: &[u8]);
+    /// Starts taking console input: the receive interrupt at the UART.
+    fn console_enable_input();
+    /// Moves pending console input to `sink` and quiets the receive interrupt.
+    fn console_drain_input(sink: impl FnMut(u8));
+    /// The console UART's interrupt id.
+    fn console_intid() -> u32;
     /// Stops the machine with an exit status.
     fn system_off(status: u64) -> !;
     /// Installs an address space (arch-opaque root value).

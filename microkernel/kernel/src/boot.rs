@@ -169,6 +169,10 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let tcbs = memory.array(servers + vms, |_| Tcb::new(1));
     let replies = memory.array(servers + vms, |_| Reply::default());
     let vcpus = memory.array(vms, |_| Current::new_vcpu_state());
+    // Each VCPU's virtual counter starts at the physical count of its creation, just now
+    // (CNTVOFF_EL2, `Arch::new_vcpu_state`); `cargo xtask bench boot` adds it back to what a
+    // guest reads to learn how far from reset the guest got.
+    let vm_counter_start = Current::counter_now();
     let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
     let vm_names = memory.array(vms, |_| "");
     let vm_images = memory.array(vms, |_| crate::guest::VmImage {
@@ -370,7 +374,20 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 endpoints[endpoint_index] = Endpoint::new(server);
                 endpoint_index += 1;
             }
-            Record::Notification(_) => ntfn_index += 1,
+            Record::Notification(notification) => {
+                if let Some(server) = notification.bound {
+                    let server = index(server, servers, "notification bound server");
+                    if tcbs[server].bound_notification.is_some() {
+                        fail(format_args!(
+                            "notification `{}`: its server is already bound to another",
+                            notification.name
+                        ));
+                    }
+                    tcbs[server].bound_notification = Some(ntfn_index as u16);
+                    notifications[ntfn_index].bound = Some(server as u16);
+                }
+                ntfn_index += 1;
+            }
             Record::Region(region) => {
                 if region.size == 0 || region.size % PAGE_SIZE != 0 {
                     fail(format_args!(
@@ -454,6 +471,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     CapObject::SystemControl => Cap::SystemControl,
                     CapObject::DebugConsole => Cap::DebugConsole,
                     CapObject::DebugLog => Cap::DebugLog,
+                    CapObject::DebugInput => Cap::DebugInput,
                     CapObject::GuestTcb { vm } => Cap::Tcb {
                         tcb: (servers + index(vm, vms, "vm")) as u16,
                     },
@@ -503,6 +521,11 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     if vm_index != vms {
         fail(format_args!("{vm_index} VM records for {vms} VMs"));
     }
+    for name in vm_names.iter() {
+        crate::kprintln!(
+            "kernel: vm `{name}`: virtual counter starts at physical tick {vm_counter_start}"
+        );
+    }
     // Every segment of every VM is checked: only now is anything copied into guest RAM.
     let segments: &'static [LoadSegment<'static>] = segments;
     for (vm, image) in vm_images.iter_mut().enumerate() {
@@ -522,6 +545,9 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     });
     let mut system = System::new(tcbs, endpoints, notifications, replies, slot_pool, irqs);
     system.vspaces = vspace_info;
+    // Each VM's MMIO routes and generation (docs/MMIO.md); markers on unless a manifest turns
+    // them off for the slow-path benchmark.
+    system.mmio = memory.array(vms, |_| kernel_core::mmio::MmioState::new(true));
     for id in 0..(servers + vms) as u16 {
         system.tcb_mut(id).timeslice_left = 1;
         system.make_runnable(id);

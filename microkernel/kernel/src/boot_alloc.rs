@@ -77,10 +77,36 @@ pub fn zero(base: u64, bytes: u64) {
     unsafe { core::ptr::write_bytes(base as *mut u8, 0, bytes as usize) };
 }
 
-/// Copies bytes into physical memory at `target`.
+/// Copies bytes into physical memory at `target`, eight at a time once `target` is aligned:
+/// guest images are tens of MiB (a Linux Image is 33 MB), and a byte loop spends about six
+/// instructions a byte on them (`cargo xtask bench boot` counted 200 M instructions before Linux
+/// ran its first). The source may be misaligned: its bytes are gathered into a word (LLVM makes
+/// that one unaligned load: the kernel's RAM is Normal memory and SCTLR_EL2.A is clear, mmu.rs).
 pub fn copy_to(target: u64, bytes: &[u8]) {
+    let head = (target.wrapping_neg() % 8).min(bytes.len() as u64) as usize;
+    let (first, rest) = bytes.split_at(head);
     // SAFETY: as in `zero`; `bytes` comes from the payload, which never overlaps allocations.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target as *mut u8, bytes.len()) };
+    unsafe { core::ptr::copy_nonoverlapping(first.as_ptr(), target as *mut u8, first.len()) };
+    let words = rest.len() / 8;
+    let destination = (target + head as u64) as *mut u64;
+    for (index, chunk) in rest.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        // SAFETY: the destination is 8-aligned RAM owned by the caller, `index < words`; volatile
+        // so the loop stays a loop of 8-byte stores and is not turned back into a call of the
+        // byte-wise `memcpy` this target's builtins provide.
+        unsafe { destination.wrapping_add(index).write_volatile(word) };
+    }
+    let tail = &rest[words * 8..];
+    // SAFETY: as for the head, at the first byte past the words.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            tail.as_ptr(),
+            (target + head as u64 + words as u64 * 8) as *mut u8,
+            tail.len(),
+        )
+    };
 }
 
 /// Reads entry `index` (taken modulo 512) of the page-table page at physical `table`.

@@ -40,6 +40,8 @@ pub struct Kernel {
     /// The maintenance interrupt was taken while the loaded VCPU's guest did not run and is
     /// masked until it runs again (vcpu.rs).
     pub maintenance_deferred: bool,
+    /// Console input not yet read (`DebugInputRead`).
+    pub console_input: crate::console::InputBuffer,
 }
 
 impl Kernel {
@@ -64,6 +66,7 @@ impl Kernel {
             world: None,
             loaded_vcpu: None,
             maintenance_deferred: false,
+            console_input: crate::console::InputBuffer::new(),
         }
     }
 }

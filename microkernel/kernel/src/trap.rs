@@ -155,12 +155,37 @@ fn handle_serror(kernel: &mut Kernel) -> Effect {
 /// the exit record is built where it is consumed and never copied across a call.
 #[inline(never)]
 fn guest_exit(kernel: &mut Kernel) -> Effect {
+    let (esr, far) = Current::exception_syndrome();
+    if esr >> 26 == ec::DATA_ABORT_LOWER && mmio_fast(kernel, esr, far) {
+        return Effect::None;
+    }
     let system = &mut kernel.system;
     match Current::decode_guest_exit(&system.tcb(system.current).context) {
         Some(exit) => system.handle_vm_exit(&mut PhysicalIpcBuffers, exit),
         // The guest runs again from the same instruction and faults afresh if it must.
         None => Effect::None,
     }
+}
+
+/// The MMIO fast path (docs/MMIO.md): a stage-2 data abort on a page holding a current MMIO
+/// marker goes straight to its device server (or rings a doorbell); `false` when nothing was
+/// done and the exit goes to the vmm.
+fn mmio_fast(kernel: &mut Kernel, esr: u64, far: u64) -> bool {
+    let current = kernel.system.current;
+    let Some(vm) = kernel.system.tcb(current).vcpu else {
+        return false;
+    };
+    let Some(ipa) = Current::guest_fault_ipa(esr, far) else {
+        return false;
+    };
+    let Some(space) = kernel.vspaces.get(usize::from(vm)) else {
+        return false;
+    };
+    let found = crate::vspace::descriptor_at(space, ipa);
+    kernel
+        .system
+        .mmio_fastpath(&mut PhysicalIpcBuffers, esr, far, ipa, found)
+        == kernel_core::system::MmioOutcome::Handled
 }
 
 fn fault_current(kernel: &mut Kernel, kind: FaultKind, address: u64, syndrome: u64) -> Effect {
@@ -207,6 +232,8 @@ fn handle_irqs(kernel: &mut Kernel, from_thread: bool) -> Effect {
             if exit != Effect::None {
                 effect = exit;
             }
+        } else if intid == Current::console_intid() {
+            console_input_arrived(kernel);
         } else if kernel.system.irq_fired(intid) {
             Current::mask_irq(intid);
         } else {
@@ -216,6 +243,17 @@ fn handle_irqs(kernel: &mut Kernel, from_thread: bool) -> Effect {
         Current::end_irq(intid);
     }
     effect
+}
+
+/// Console input: into the kernel's buffer, and a signal for its reader.
+fn console_input_arrived(kernel: &mut Kernel) {
+    let buffer = &mut kernel.console_input;
+    Current::console_drain_input(|byte| buffer.push(byte));
+    if let Some(ntfn) = kernel.system.console_input {
+        kernel
+            .system
+            .signal(ntfn, abi::message::CONSOLE_INPUT_BADGE);
+    }
 }
 
 /// Performs what the core asked of the hardware.
@@ -328,6 +366,46 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             priority,
             level,
         } => crate::vcpu::inject(kernel, vcpu, intid, priority, level),
+        Effect::MapMmioMarker {
+            vspace,
+            ipa,
+            marker,
+        } => {
+            let caller = kernel.system.current;
+            if let Some(space) = kernel.vspaces.get_mut(usize::from(vspace)) {
+                let action = crate::vspace::install_marker(space, ipa, marker);
+                kernel.system.vspaces[usize::from(vspace)].free_tables = space.free_tables;
+                match action {
+                    Some(action) => kernel.system.set_result(caller, &[action as u64]),
+                    None => kernel
+                        .system
+                        .set_error(caller, abi::KernelError::InvalidArgument { index: 0 }),
+                }
+            }
+        }
+        Effect::ZapMmioMarkers { vspace, from } => {
+            if let Some(space) = kernel.vspaces.get_mut(usize::from(vspace)) {
+                let next = crate::vspace::zap_markers(space, from);
+                kernel.system.mmio_zapped(vspace, next);
+            }
+        }
+        Effect::ConsoleInputBound => {
+            Current::console_enable_input();
+            Current::unmask_irq(Current::console_intid());
+        }
+        Effect::ConsoleInputRead => {
+            let mut bytes = [0u8; abi::message::CONSOLE_INPUT_CHUNK];
+            let count = kernel.console_input.take(&mut bytes);
+            let word = |index: usize| {
+                let mut chunk = [0u8; 8];
+                chunk.copy_from_slice(&bytes[index * 8..index * 8 + 8]);
+                u64::from_le_bytes(chunk)
+            };
+            let caller = kernel.system.current;
+            kernel
+                .system
+                .set_result(caller, &[count as u64, word(0), word(1), word(2)]);
+        }
         Effect::VcpuSetVtimer {
             vcpu,
             enabled,

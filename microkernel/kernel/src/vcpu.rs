@@ -23,6 +23,7 @@ use crate::arch::{Arch, Current};
 use crate::state::Kernel;
 use crate::trap::PhysicalIpcBuffers;
 use abi::vm::{NO_INTID, VmExit, VmExitKind};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::system::Effect;
 use kernel_core::tcb::PC;
 use kernel_core::vgic::{self, MAINTENANCE_INTID, VTIMER_INTID, VgicCpu};
@@ -35,18 +36,30 @@ fn loaded_live(kernel: &mut Kernel) -> Option<(u16, &mut VgicCpu)> {
     Some((vcpu, cpu))
 }
 
+/// Whether the vtimer's line is unmasked at the GIC now. Every guest entry checks the line's
+/// mask; a GIC redistributor write costs a few hundred instructions under emulation, so it is
+/// written only when it must change.
+static VTIMER_UNMASKED: AtomicBool = AtomicBool::new(false);
+
+/// Masks or unmasks the vtimer's line, writing the GIC only when that changes anything.
+fn set_vtimer_line(unmasked: bool) {
+    if VTIMER_UNMASKED.swap(unmasked, Ordering::Relaxed) != unmasked {
+        if unmasked {
+            Current::unmask_irq(VTIMER_INTID);
+        } else {
+            Current::mask_irq(VTIMER_INTID);
+        }
+    }
+}
+
 /// Sets the vtimer line's mask for the loaded VCPU's state `cpu`.
 fn sync_vtimer_mask(cpu: &VgicCpu) {
-    if cpu.vtimer_armed() {
-        Current::unmask_irq(VTIMER_INTID);
-    } else {
-        Current::mask_irq(VTIMER_INTID);
-    }
+    set_vtimer_line(cpu.vtimer_armed());
 }
 
 /// The loaded VCPU's virtual timer fired: inject it, wake the VCPU.
 pub fn vtimer_fired(kernel: &mut Kernel) {
-    Current::mask_irq(VTIMER_INTID);
+    set_vtimer_line(false);
     let Some((vcpu, cpu)) = loaded_live(kernel) else {
         return;
     };

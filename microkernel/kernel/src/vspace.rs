@@ -186,6 +186,34 @@ pub fn write_protect(space: &mut GuestVSpace, ipa: u64, len: u64) -> u64 {
     }
 }
 
+/// Writes an MMIO marker into the level-3 entry for `ipa` (kernel-core
+/// `stage2::marker::install_marker`: only over an empty entry or an older marker; a valid page
+/// or a block is left alone). `None` when the walk refused (no table left: the marker is an
+/// optimisation, so the guest simply keeps taking the slow path there).
+pub fn install_marker(
+    space: &mut GuestVSpace,
+    ipa: u64,
+    marker: u64,
+) -> Option<abi::mmio::MarkerAction> {
+    let root = space.root();
+    let outcome = stage2::marker::install_marker(space, root, ipa, marker).ok()?;
+    run(space, &outcome.plan, None);
+    Some(outcome.action)
+}
+
+/// One bounded step of clearing every MMIO marker from `from` on (after the VM's generation
+/// wrapped); returns where it stopped (`stage2::IPA_LIMIT` when done). Markers are invalid
+/// descriptors, so clearing them needs no TLB maintenance.
+pub fn zap_markers(space: &mut GuestVSpace, from: u64) -> u64 {
+    let root = space.root();
+    stage2::marker::zap_markers(space, root, from, stage2::marker::ZAP_BUDGET).next
+}
+
+/// The level and descriptor where a walk for `ipa` stops (the MMIO fast path reads it).
+pub fn descriptor_at(space: &GuestVSpace, ipa: u64) -> (stage2::Level, u64) {
+    stage2::marker::descriptor_at(space, space.root(), ipa)
+}
+
 /// Empties the VSpace: every table goes back to the pool, the root is cleared, and the VMID's
 /// TLB entries are dropped (VM reset).
 pub fn clear(space: &mut GuestVSpace) {

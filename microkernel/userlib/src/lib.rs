@@ -1,14 +1,16 @@
 //! The runtime every server links: its entry point, system-call stubs, IPC-buffer access,
-//! capability lookup by manifest name, console output, and a panic handler that turns a panic
-//! into a fault the supervisor sees.
+//! capability lookup by manifest name, console output, the serve loop ([`server`]), and a panic
+//! handler that turns a panic into a fault the supervisor sees.
 //!
-//! A server is `#![no_std] #![no_main]` and names its main function with [`entry!`].
+//! A server is `#![no_std] #![no_main]` and names its main function with [`entry!`]; a server
+//! that answers a protocol runs [`server::run`] from it.
 #![no_std]
 
 pub mod caps;
 pub mod console;
 pub mod ipc_buffer;
 mod log;
+pub mod server;
 pub mod syscall;
 pub mod transport;
 

@@ -7,7 +7,7 @@ use ipc::{Encoded, Transport};
 /// IPC through the kernel.
 pub struct Kernel;
 
-fn load(message: &Encoded) -> [u64; 4] {
+pub(crate) fn load(message: &Encoded) -> [u64; 4] {
     for index in REGISTER_MESSAGE_WORDS..message.length {
         crate::ipc_buffer::write(index, message.words[index]);
     }
@@ -19,7 +19,7 @@ fn load(message: &Encoded) -> [u64; 4] {
     ]
 }
 
-fn unload(info: MessageInfo, registers: [u64; 4]) -> [u64; MAX_MESSAGE_WORDS] {
+pub(crate) fn unload(info: MessageInfo, registers: [u64; 4]) -> [u64; MAX_MESSAGE_WORDS] {
     let mut words = [0u64; MAX_MESSAGE_WORDS];
     words[..REGISTER_MESSAGE_WORDS].copy_from_slice(&registers);
     // Error answers carry their details in registers only.

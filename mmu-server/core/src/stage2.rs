@@ -77,7 +77,12 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
         mapper: &mut impl Stage2Mapper,
     ) -> Result<Resolution, MmuError> {
         match plan_fault(&self.slots, &self.dirty, fault) {
-            Decision::NotMemory => Ok(Resolution::NotMemory),
+            Decision::NotMemory => {
+                if !fault.exec {
+                    mapper.cache_mmio(fault.ipa & !(PageSize::Size4K.bytes() - 1));
+                }
+                Ok(Resolution::NotMemory)
+            }
             Decision::Map(plan) => fault::resolve(
                 plan,
                 fault,
@@ -118,6 +123,18 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
         spec: SlotSpec,
         mapper: &mut impl Stage2Mapper,
     ) -> Result<(), MmuError> {
+        mapper.memory_map_update(true);
+        let result = self.set_slot_inner(number, spec, mapper);
+        mapper.memory_map_update(false);
+        result
+    }
+
+    fn set_slot_inner(
+        &mut self,
+        number: u8,
+        spec: SlotSpec,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
         let mut next = self.slots.clone();
         if let Some(old) = next.set(number, spec)? {
             mapper.unmap(old.ipa, old.len).map_err(fault::refused)?;
@@ -134,10 +151,14 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
         mapper: &mut impl Stage2Mapper,
     ) -> Result<(), MmuError> {
         let old = self.slots.get(number).ok_or(MmuError::NoSlot)?;
-        mapper.unmap(old.ipa, old.len).map_err(fault::refused)?;
-        self.slots.remove(number);
-        self.dirty.forget_slot(number);
-        Ok(())
+        mapper.memory_map_update(true);
+        let unmapped = mapper.unmap(old.ipa, old.len).map_err(fault::refused);
+        if unmapped.is_ok() {
+            self.slots.remove(number);
+            self.dirty.forget_slot(number);
+        }
+        mapper.memory_map_update(false);
+        unmapped
     }
 
     /// Answers one request of the vmm (the server binary's whole handler).

@@ -12,6 +12,9 @@
 //! again, at most once per turn of the ring) and nothing when a later map or unmap replaced it.
 //! A (re)started server deletes the whole ring first, which unmaps whatever a capability from
 //! before the restart still mapped.
+//!
+//! It runs the serve loop of `userlib::server` (malformed requests rejected, the manifest's
+//! fault injection); [`Mmu`]'s `start` is the rebuild above.
 #![no_std]
 #![no_main]
 
@@ -24,6 +27,7 @@ use mmu_api::{SlotFlags, SlotSpec};
 use mmu_core::stage2::{
     Backing, BackingError, Frame, Stage2, Stage2Mapper, frame_from_response, frame_request,
 };
+use userlib::server::{Caller, Reply};
 use userlib::{ipc_buffer, println, syscall};
 
 userlib::entry!(main);
@@ -125,6 +129,25 @@ fn refused(info: abi::MessageInfo, words: [u64; 4]) -> MapError {
 }
 
 impl Stage2Mapper for Kernel {
+    fn cache_mmio(&mut self, page: u64) {
+        // The kernel refuses where no route covers the page, during an update, or with markers
+        // off; each refusal leaves the slow path as it was, so the answer is not needed.
+        let _ = syscall::invoke(self.vspace, InvocationLabel::VSpaceMapMmio, [page, 0, 0, 0]);
+    }
+
+    fn memory_map_update(&mut self, begin: bool) {
+        let phase = if begin {
+            abi::mmio::UPDATE_BEGIN
+        } else {
+            abi::mmio::UPDATE_END
+        };
+        let _ = syscall::invoke(
+            self.vspace,
+            InvocationLabel::VSpaceMmioUpdate,
+            [phase, 0, 0, 0],
+        );
+    }
+
     fn map(
         &mut self,
         ipa: u64,
@@ -188,64 +211,80 @@ impl Stage2Mapper for Kernel {
     }
 }
 
-fn main() -> ! {
-    let blob = userlib::caps::bootinfo();
-    let mut vm = None;
-    bootdesc::bootinfo::for_each_vm(blob, |info| {
-        vm = Some(info);
-        false
-    });
-    let Some(vm) = vm else {
-        println!("mmu: no VM in the boot info; nothing to serve");
-        userlib::crash_with_bad_access();
-    };
-    // The endpoints are `mmu` and `memory`, or `mmu-<vm>` and `memory-<vm>` in a system with
-    // one mmu-server and one memory-backing server per VM (endpoint names are global).
-    let Some(memory) = userlib::caps::try_vm_cap("memory", vm.name) else {
-        panic!("no `memory` or `memory-{}` capability", vm.name);
-    };
-    let Some(endpoint) = userlib::caps::try_vm_cap("mmu", vm.name) else {
-        panic!("no `mmu` or `mmu-{}` capability", vm.name);
-    };
-    let first_slot = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
-    let mut backing = MemoryServer {
-        endpoint: memory,
-        first_slot,
-        next: 0,
-    };
-    backing.clear_ring();
-    let Some(vspace) = userlib::caps::try_cap_named("vspace:", vm.name) else {
-        panic!("no `vspace:{}` capability", vm.name);
-    };
-    let mut kernel = Kernel { vspace };
-    let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
-    let ram = SlotSpec {
-        ipa: vm.ram_base,
-        len: vm.ram_size,
-        region: vm.index,
-        offset: 0,
-        flags: SlotFlags {
-            read_only: false,
-            allow_blocks: true,
-        },
-    };
-    if let Err(error) = engine.set_slot(0, ram, &mut kernel) {
-        println!("mmu: cannot set up the RAM slot of `{}`: {error}", vm.name);
-    }
-    defmt::info!(
-        "mmu: RAM of {=str} at {=u64:#x}, {=u64} bytes",
-        vm.name,
-        vm.ram_base,
-        vm.ram_size
-    );
-    let crash_at = userlib::caps::inject_fault_at_request();
-    let mut served = 0u32;
-    ipc::serve::<mmu_api::Mmu>(&mut userlib::Kernel, endpoint, |_badge, request| {
-        served += 1;
-        if crash_at == Some(served) {
-            println!("mmu: injected fault at request {served}");
+/// The server's state, rebuilt on every start from the boot info: the RAM slot is set up again
+/// and the ring of lent-frame slots is emptied, which unmaps what a previous life still mapped
+/// (the guest faults its pages in again). Dirty-log windows do not survive.
+struct Mmu {
+    engine: Stage2<SLOTS, WINDOWS>,
+    backing: MemoryServer,
+    kernel: Kernel,
+}
+
+impl userlib::server::Server for Mmu {
+    type Protocol = mmu_api::Mmu;
+    // `mmu`, or `mmu-<vm>` in a system with one mmu-server per VM (endpoint names are global).
+    const ENDPOINT: &'static str = "mmu";
+
+    fn start() -> Self {
+        let blob = userlib::caps::bootinfo();
+        let mut vm = None;
+        bootdesc::bootinfo::for_each_vm(blob, |info| {
+            vm = Some(info);
+            false
+        });
+        let Some(vm) = vm else {
+            println!("mmu: no VM in the boot info; nothing to serve");
             userlib::crash_with_bad_access();
+        };
+        // `memory`, or `memory-<vm>` with one memory-backing server per VM.
+        let Some(memory) = userlib::caps::try_vm_cap("memory", vm.name) else {
+            panic!("no `memory` or `memory-{}` capability", vm.name);
+        };
+        let first_slot = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
+        let mut backing = MemoryServer {
+            endpoint: memory,
+            first_slot,
+            next: 0,
+        };
+        backing.clear_ring();
+        let Some(vspace) = userlib::caps::try_cap_named("vspace:", vm.name) else {
+            panic!("no `vspace:{}` capability", vm.name);
+        };
+        let mut kernel = Kernel { vspace };
+        let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
+        let ram = SlotSpec {
+            ipa: vm.ram_base,
+            len: vm.ram_size,
+            region: vm.index,
+            offset: 0,
+            flags: SlotFlags {
+                read_only: false,
+                allow_blocks: true,
+            },
+        };
+        if let Err(error) = engine.set_slot(0, ram, &mut kernel) {
+            println!("mmu: cannot set up the RAM slot of `{}`: {error}", vm.name);
         }
-        engine.handle(request, &mut backing, &mut kernel)
-    })
+        defmt::info!(
+            "mmu: RAM of {=str} at {=u64:#x}, {=u64} bytes",
+            vm.name,
+            vm.ram_base,
+            vm.ram_size
+        );
+        Self {
+            engine,
+            backing,
+            kernel,
+        }
+    }
+
+    fn handle(&mut self, _caller: Caller, request: mmu_api::Request) -> Reply<mmu_api::Response> {
+        self.engine
+            .handle(request, &mut self.backing, &mut self.kernel)
+            .into()
+    }
+}
+
+fn main() -> ! {
+    userlib::server::run::<Mmu>()
 }

@@ -6,11 +6,11 @@
 //! guest gets an abort. Offsets are `u32` (the `device_api` wire type), so a window is at most
 //! 4 GiB. The table is small and fixed-size: a linear scan beats anything cleverer at this size.
 
-use crate::layout::{STANDARD_DEVICES, Window};
+use crate::layout::{STANDARD_DEVICES, VIRTIO_TRANSPORTS, Window, virtio_transport};
 use abi::CPtr;
 
-/// How many devices one VM can have.
-pub const MAX_DEVICES: usize = 8;
+/// How many devices one VM can have: the standard ones and one per virtio-mmio transport.
+pub const MAX_DEVICES: usize = STANDARD_DEVICES.len() + VIRTIO_TRANSPORTS;
 
 /// One emulated device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,9 @@ pub enum DeviceError {
     Overlaps(&'static str),
     /// [`MAX_DEVICES`] devices already.
     Full,
+    /// A virtio device whose window and INTID are not those of one virtio-mmio transport
+    /// (`layout::virtio_transport`).
+    NotATransport,
 }
 
 /// A device and the offset of an access inside its window.
@@ -78,6 +81,32 @@ impl DeviceTable {
             }
         }
         table
+    }
+
+    /// Adds a virtio-mmio device of the VM's `devices` (the boot info's `DeviceInfo`: the
+    /// window at `base`, `size` bytes, and `intid`), served on `endpoint`. The window and INTID
+    /// must be exactly those of one transport (`layout::virtio_transport`), so a device can
+    /// never take the PL011's or the vGIC's addresses or another line.
+    pub fn insert_virtio(
+        &mut self,
+        name: &'static str,
+        (base, size): (u64, u64),
+        intid: u32,
+        endpoint: CPtr,
+    ) -> Result<(), DeviceError> {
+        let window = Window { base, size };
+        let is_transport = (0..VIRTIO_TRANSPORTS)
+            .filter_map(virtio_transport)
+            .any(|transport| transport == (window, intid));
+        if !is_transport {
+            return Err(DeviceError::NotATransport);
+        }
+        self.insert(Device {
+            name,
+            window,
+            endpoint,
+            intid: Some(intid),
+        })
     }
 
     /// Adds a device whose window overlaps no other.
@@ -210,6 +239,67 @@ mod tests {
             table.insert(device("x", 0x100_0000, 0x1000, 3)),
             Err(DeviceError::Full)
         );
+    }
+
+    #[test]
+    fn virtio_devices_take_whole_transports_beside_the_pl011() {
+        let mut table = DeviceTable::standard(|name| (name == "pl011").then_some(9));
+        table
+            .insert_virtio("vblk", (0x0A00_0000, 0x200), 48, 11)
+            .unwrap();
+        table
+            .insert_virtio("vcon", (0x0A00_0200, 0x200), 49, 12)
+            .unwrap();
+        let route = table.lookup(0x0A00_0270, 4).unwrap();
+        assert_eq!(
+            (route.device.name, route.device.endpoint, route.offset),
+            ("vcon", 12, 0x70)
+        );
+        assert_eq!(route.device.intid, Some(49));
+        assert_eq!(table.lookup(0x0A00_01FC, 4).unwrap().device.name, "vblk");
+        assert_eq!(
+            table.lookup(0x0A00_01FE, 4),
+            None,
+            "straddles two transports"
+        );
+        assert_eq!(
+            table.lookup(0x0A00_0400, 4),
+            None,
+            "a transport nobody serves"
+        );
+        assert_eq!(table.lookup(0x0900_0000, 4).unwrap().device.name, "pl011");
+        // The same transport twice, another size, a misaligned base, the wrong INTID, the
+        // PL011's window, a transport past the last: all refused.
+        assert_eq!(
+            table.insert_virtio("again", (0x0A00_0000, 0x200), 48, 13),
+            Err(DeviceError::Overlaps("vblk"))
+        );
+        for (window, intid) in [
+            ((0x0A00_0400, 0x400), 50),
+            ((0x0A00_0480, 0x200), 50),
+            ((0x0A00_0400, 0x200), 33),
+            ((0x0900_0000, 0x200), 48),
+            ((0x0A00_4000, 0x200), 80),
+        ] {
+            assert_eq!(
+                table.insert_virtio("bad", window, intid, 13),
+                Err(DeviceError::NotATransport),
+                "{window:x?} INTID {intid}"
+            );
+        }
+        assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn every_transport_fits_beside_the_standard_devices() {
+        let mut table = DeviceTable::standard(|_| Some(3));
+        for n in 0..VIRTIO_TRANSPORTS {
+            let (window, intid) = virtio_transport(n).unwrap();
+            table
+                .insert_virtio("d", (window.base, window.size), intid, 4)
+                .unwrap();
+        }
+        assert_eq!(table.len(), MAX_DEVICES);
     }
 
     #[test]

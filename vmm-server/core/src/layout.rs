@@ -6,7 +6,10 @@
 //! IPA                         what                             who answers a fault there
 //! 0x0000_0000 .. 0x0900_0000  nothing                          vmm: abort injected
 //! 0x0900_0000 .. 0x0900_1000  PL011 UART                       the `pl011` device server
-//! 0x0900_1000 .. 0x4000_0000  nothing (0x2000_0000: "the hole") vmm: abort injected
+//! 0x0900_1000 .. 0x0A00_0000  nothing                          vmm: abort injected
+//! 0x0A00_0000 .. 0x0A00_4000  32 virtio-mmio transports, 0x200  the device server of each
+//!                             each (the VM's `devices`)         device the manifest gives
+//! 0x0A00_4000 .. 0x4000_0000  nothing (0x2000_0000: "the hole") vmm: abort injected
 //! 0x4000_0000 .. + ram_size   RAM (default base)               mmu-server: mapped
 //! .. 1 << 39                  nothing                          vmm: abort injected
 //! ```
@@ -58,6 +61,36 @@ pub const PL011: Window = Window {
 /// window's base.
 pub const STANDARD_DEVICES: &[(&str, Window, Option<u32>)] = &[("pl011", PL011, Some(PL011_INTID))];
 
+/// The virtio-mmio transports a VM's `devices` take (QEMU virt's `VIRT_MMIO`): the n-th
+/// device's window is [`VIRTIO_TRANSPORT_BYTES`] at `VIRTIO_MMIO.base + n * 0x200`, its
+/// interrupt INTID [`VIRTIO_FIRST_INTID`] + n (SPI 16 + n, edge-rising in the device tree).
+pub const VIRTIO_MMIO: Window = Window {
+    base: 0x0A00_0000,
+    size: VIRTIO_TRANSPORTS as u64 * VIRTIO_TRANSPORT_BYTES,
+};
+
+/// One transport's register window (virtio 1.2 section 4.2.2: registers up to 0x100, then the
+/// device's configuration).
+pub const VIRTIO_TRANSPORT_BYTES: u64 = 0x200;
+
+/// How many transports there are.
+pub const VIRTIO_TRANSPORTS: usize = 32;
+
+/// The first transport's INTID.
+pub const VIRTIO_FIRST_INTID: u32 = 48;
+
+/// The window and INTID of transport `n`, if there is one.
+pub const fn virtio_transport(n: usize) -> Option<(Window, u32)> {
+    if n >= VIRTIO_TRANSPORTS {
+        return None;
+    }
+    let window = Window {
+        base: VIRTIO_MMIO.base + n as u64 * VIRTIO_TRANSPORT_BYTES,
+        size: VIRTIO_TRANSPORT_BYTES,
+    };
+    Some((window, VIRTIO_FIRST_INTID + n as u32))
+}
+
 /// The virtual GIC distributor's window (GICv3: 64 KiB), where QEMU virt puts the GIC.
 pub const VGIC_DISTRIBUTOR: Window = Window {
     base: 0x0800_0000,
@@ -92,6 +125,20 @@ mod tests {
         assert!(!PL011.contains(0x0900_0FFD, 4), "straddles the end");
         assert!(!PL011.contains(0x08FF_FFFF, 2), "starts before the base");
         assert!(!PL011.contains(u64::MAX, 8), "wraps");
+    }
+
+    #[test]
+    fn the_transports_tile_the_virtio_window_clear_of_the_other_devices() {
+        let (first, first_intid) = virtio_transport(0).unwrap();
+        let (last, last_intid) = virtio_transport(VIRTIO_TRANSPORTS - 1).unwrap();
+        assert_eq!((first.base, first_intid), (0x0A00_0000, 48));
+        assert_eq!((last.base, last_intid), (0x0A00_3E00, 79));
+        assert_eq!(last.end(), VIRTIO_MMIO.end());
+        assert_eq!(virtio_transport(VIRTIO_TRANSPORTS), None);
+        for window in [PL011, VGIC_DISTRIBUTOR, VGIC_REDISTRIBUTOR] {
+            assert!(!VIRTIO_MMIO.overlaps(&window));
+        }
+        assert!(!in_vgic(VIRTIO_MMIO.base));
     }
 
     #[test]

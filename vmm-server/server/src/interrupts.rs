@@ -16,6 +16,9 @@ use vmm_core::vgic::{GicWindow, Injection, Vgic};
 /// The model and the VCPU capability.
 pub struct Interrupts {
     vgic: Vgic,
+    /// The level each device line had at its last answer (bit per INTID below 256): the model
+    /// is consulted only when a line changes, not on every access.
+    levels: [u64; 4],
     /// `vcpu:<vm>`; without it nothing is injected (the guest sees a GIC that never interrupts).
     vcpu: Option<CPtr>,
 }
@@ -25,6 +28,7 @@ impl Interrupts {
     pub fn new(vcpu: Option<CPtr>) -> Self {
         Self {
             vgic: Vgic::new(),
+            levels: [0; 4],
             vcpu,
         }
     }
@@ -33,6 +37,7 @@ impl Interrupts {
     /// its virtual-timer configuration with the VCPU).
     pub fn reset(&mut self) {
         self.vgic.reset();
+        self.levels = [0; 4];
     }
 
     /// A guest access to a GIC window: `Some(value)` for a read, `Some(0)` for an accepted
@@ -54,6 +59,17 @@ impl Interrupts {
 
     /// A device answered with its line level.
     pub fn set_line(&mut self, intid: u32, level: bool) {
+        let (word, bit) = ((intid / 64) as usize, 1u64 << (intid % 64));
+        if let Some(levels) = self.levels.get_mut(word) {
+            if (*levels & bit != 0) == level {
+                return;
+            }
+            if level {
+                *levels |= bit;
+            } else {
+                *levels &= !bit;
+            }
+        }
         if self.vgic.set_line(intid, level).is_ok() {
             self.flush();
         }

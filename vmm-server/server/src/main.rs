@@ -14,12 +14,15 @@
 //! [`find_vm`]), `mmu` or `mmu-<vm>` (a client endpoint of the mmu-server; without it every
 //! stage-2 abort is treated as "not memory", which is only useful for MMIO-only tests), `pl011`
 //! and the other `vmm_core::layout::STANDARD_DEVICES` (optional: a missing device's window is a
-//! hole), and `system` (system_control, to end the system when the guest powers off).
+//! hole), one client capability per virtio-mmio device of the VM, named as its boot-info entry
+//! says (`bootdesc::bootinfo::DeviceInfo`, docs/VIRTIO.md), and `system` (system_control, to end
+//! the system when the guest powers off).
 #![no_std]
 #![no_main]
 
 mod interrupts;
 mod mmu;
+mod routes;
 
 use abi::message::REGISTER_MESSAGE_WORDS;
 use abi::vm::{VM_EXIT_WORDS, VmExit};
@@ -59,6 +62,50 @@ fn find_vm() -> Option<(&'static str, CPtr)> {
     None
 }
 
+/// The VM's devices: each standard one as `pl011` or `pl011-<vm>` (a device server per VM),
+/// then the virtio-mmio devices the boot info lists for the VM (`[vms.<vm>] devices`), each
+/// called through the capability its entry names. A device that cannot be added is reported
+/// and its window stays a hole.
+fn device_table(vm: &str) -> DeviceTable {
+    let mut table = DeviceTable::standard(|name| userlib::caps::try_vm_cap(name, vm));
+    let blob = userlib::caps::bootinfo();
+    let mut index = None;
+    bootdesc::bootinfo::for_each_vm(blob, |info| {
+        if info.name == vm {
+            index = Some(info.index);
+        }
+        index.is_none()
+    });
+    bootdesc::bootinfo::for_each_device(blob, |device| {
+        if Some(device.vm) != index {
+            return true;
+        }
+        let added = match userlib::caps::try_cap(device.endpoint) {
+            Some(endpoint) => table
+                .insert_virtio(
+                    device.endpoint,
+                    (device.base, device.size),
+                    device.intid,
+                    endpoint,
+                )
+                .map_err(|error| match error {
+                    vmm_core::devices::DeviceError::Overlaps(_) => "its window is taken",
+                    vmm_core::devices::DeviceError::Full => "the device table is full",
+                    _ => "its window is not a virtio-mmio transport",
+                }),
+            None => Err("no capability of that name"),
+        };
+        if let Err(why) = added {
+            println!(
+                "vmm: device `{}` at {:#x} left out: {why}",
+                device.endpoint, device.base
+            );
+        }
+        true
+    });
+    table
+}
+
 /// Rebuilds the exit just received: words 0..4 from the registers, 4..9 from the IPC buffer.
 /// `None` for anything that is not a well-formed exit message.
 fn read_exit(info: MessageInfo, registers: [u64; 4]) -> Option<VmExit> {
@@ -94,6 +141,8 @@ struct Monitor {
     resets: u32,
     /// The vGIC model and the VCPU capability that injects its interrupts.
     interrupts: interrupts::Interrupts,
+    /// `vcpu:<vm>`: interrupts and MMIO routes.
+    vcpu: Option<CPtr>,
 }
 
 impl Monitor {
@@ -135,10 +184,13 @@ impl Monitor {
                         self.interrupts.set_line(intid, level);
                     }
                     match answer {
-                        Err(ipc::CallError::Restarted { generation }) => println!(
-                            "vmm: device `{}` restarted (generation {generation}) under the access at {:#x}; the guest retries it",
-                            mmio.device.name, mmio.access.ipa
-                        ),
+                        Err(ipc::CallError::Restarted { generation }) => {
+                            println!(
+                                "vmm: device `{}` restarted (generation {generation}) under the access at {:#x}; the guest retries it",
+                                mmio.device.name, mmio.access.ipa
+                            );
+                            routes::refresh(self.vcpu, &self.devices, mmio.device.name);
+                        }
                         Err(error) => println!(
                             "vmm: device `{}` failed at {:#x}: {}; abort injected",
                             mmio.device.name, mmio.access.ipa, error
@@ -204,6 +256,24 @@ impl Monitor {
         }
         defmt::debug!("resume {}", resume);
         Some(resume)
+    }
+
+    /// A device signalled (`vmm-events`, this thread's bound notification): asks each device
+    /// with an interrupt line for its level and lets the vGIC model act on it.
+    fn device_lines(&mut self) {
+        for device in self.devices.iter() {
+            let Some(intid) = device.intid else {
+                continue;
+            };
+            let answer = ipc::call::<device_api::Mmio>(
+                &mut userlib::Kernel,
+                device.endpoint,
+                &device_api::Request::Line,
+            );
+            if let Ok(Some(level)) = answer.map(|a| a.line()) {
+                self.interrupts.set_line(intid, level);
+            }
+        }
     }
 
     /// PSCI SYSTEM_RESET: the kernel rebuilds the VM from its image (RAM, VSpace, VCPU) and
@@ -325,8 +395,7 @@ fn main() -> ! {
         exits,
         // `mmu`, or `mmu-<vm>` when each VM has its own mmu-server (endpoint names are global).
         mmu: userlib::caps::try_vm_cap("mmu", vm),
-        // Each device as `pl011` or `pl011-<vm>` (a device server per VM).
-        devices: DeviceTable::standard(|name| userlib::caps::try_vm_cap(name, vm)),
+        devices: device_table(vm),
         counters: ExitCounters::default(),
         trace: TraceRing::new(),
         sequence: 0,
@@ -335,7 +404,9 @@ fn main() -> ! {
         boots: 0,
         resets: 0,
         interrupts: interrupts::Interrupts::new(userlib::caps::try_cap_named("vcpu:", vm)),
+        vcpu: userlib::caps::try_cap_named("vcpu:", vm),
     };
+    routes::install(monitor.vcpu, &monitor.devices);
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {
         if info.name == vm {
             monitor.resets = info.resets;
@@ -363,6 +434,12 @@ fn main() -> ! {
     loop {
         // Read the exit before anything else touches the IPC buffer.
         let Some(exit) = read_exit(info, registers) else {
+            if info.label() == abi::message::BOUND_NOTIFICATION_LABEL && !info.is_error() {
+                // A device signalled that its interrupt line may have changed on its own.
+                monitor.device_lines();
+                (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+                continue;
+            }
             if info.is_error() {
                 panic!(
                     "receiving on `{EXITS_PREFIX}{vm}` failed (kernel error {})",

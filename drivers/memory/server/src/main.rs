@@ -5,111 +5,107 @@
 //! mmu-server (named by its badge in the boot info) is lent frames with every right the range
 //! has (read, write, execute: it maps guest RAM for the guest); anyone else gets a read-only
 //! copy, derived before the reply, so it can never map the frame writable or executable.
+//!
+//! It runs the serve loop of `userlib::server` (malformed requests rejected, the manifest's
+//! fault injection); its state is rebuilt from the boot info on every start.
 #![no_std]
 #![no_main]
 
-use abi::message::{IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS, REGISTER_MESSAGE_WORDS};
-use abi::{CNODE_SLOT, InvocationLabel, MessageInfo, REPLY_SLOT, Rights};
+use abi::{CNODE_SLOT, InvocationLabel, Rights};
 use drv_memory_core::{Backing, Decision, LendRights};
-use memory_api::{Lent, MemoryError, Request, Response};
-use userlib::{ipc_buffer, println, syscall};
+use memory_api::{FrameSize, Lent, Memory, MemoryError, Request, Response};
+use userlib::println;
+use userlib::server::{Caller, Reply};
+use userlib::syscall;
 
 userlib::entry!(main);
 
-fn main() -> ! {
+/// The server's state, rebuilt from the boot info on every start: the regions and their
+/// mappers, and the loan counter. Loans from before a restart stay with their borrowers.
+struct MemoryBacking {
+    backing: Backing,
+    /// The carved frame's slot; the slot after it holds its read-only copy for a borrower that
+    /// is not the mmu-server.
+    scratch: u64,
+    lent: u32,
+}
+
+impl userlib::server::Server for MemoryBacking {
+    type Protocol = Memory;
     // `memory`, or `memory-<vm>` in a system with one memory-backing server per VM (endpoint
     // names are global).
-    let mut endpoint = userlib::caps::try_cap("memory");
-    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
-        endpoint = endpoint.or_else(|| userlib::caps::try_vm_cap("memory", vm.name));
-        endpoint.is_none()
-    });
-    let Some(endpoint) = endpoint else {
-        panic!("no `memory` or `memory-<vm>` capability");
-    };
-    // The carved frame, and after it its read-only copy for a borrower that is not the
-    // mmu-server.
-    let scratch =
-        u64::from(bootdesc::bootinfo::highest_slot(userlib::caps::bootinfo()).unwrap_or(0)) + 1;
-    let mut backing = Backing::new();
-    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
-        let Some(slot) = userlib::caps::try_cap_named("ram:", vm.name) else {
-            return true;
-        };
-        if let Err(error) = backing.add_region(vm.index, vm.ram_size, slot) {
-            println!("memory: cannot back vm `{}`: {error}", vm.name);
+    const ENDPOINT: &'static str = "memory";
+
+    fn start() -> Self {
+        let blob = userlib::caps::bootinfo();
+        let scratch = u64::from(bootdesc::bootinfo::highest_slot(blob).unwrap_or(0)) + 1;
+        let mut backing = Backing::new();
+        bootdesc::bootinfo::for_each_vm(blob, |vm| {
+            let Some(slot) = userlib::caps::try_cap_named("ram:", vm.name) else {
+                return true;
+            };
+            if let Err(error) = backing.add_region(vm.index, vm.ram_size, slot) {
+                println!("memory: cannot back vm `{}`: {error}", vm.name);
+            }
+            if let Some(badge) = vm.mmu_badge {
+                backing.set_mapper(vm.index, badge);
+            }
+            true
+        });
+        defmt::info!("memory: serving");
+        Self {
+            backing,
+            scratch,
+            lent: 0,
         }
-        if let Some(badge) = vm.mmu_badge {
-            backing.set_mapper(vm.index, badge);
-        }
-        true
-    });
-    let crash_at = userlib::caps::inject_fault_at_request();
-    let mut served = 0u32;
-    let mut lent = 0u32;
-    defmt::info!("memory: serving");
-    let (mut badge, mut info, mut words) = receive(syscall::recv(endpoint, REPLY_SLOT));
-    loop {
-        served += 1;
-        if crash_at == Some(served) {
-            println!("memory: injected fault at request {served}");
-            userlib::crash_with_bad_access();
-        }
-        let request =
-            ipc::decode::<Request>(info.label(), &words[..info.length().min(MAX_MESSAGE_WORDS)]);
-        let mut send = scratch;
-        let (response, caps) = match request {
-            Err(_) => (None, 0),
-            Ok(Request::FrameFor {
+    }
+
+    fn handle(&mut self, caller: Caller, request: Request) -> Reply<Response> {
+        match request {
+            Request::FrameFor {
                 region,
                 offset,
                 size,
-            }) => match backing.frame_for(region, offset, size) {
-                Decision::Answer(response) => (Some(response), 0),
-                Decision::Lend {
-                    range_slot,
-                    offset,
-                    size,
-                } => {
-                    let rights = backing.lend_rights(region, badge);
-                    match carve(range_slot, offset, size.bytes(), rights, scratch) {
-                        Some(slot) => {
-                            send = slot;
-                            lent += 1;
-                            let frame = Lent {
-                                frame_index: lent,
-                                size,
-                            };
-                            (Some(Response::Frame(frame)), 1)
-                        }
-                        None => (Some(Response::Error(MemoryError::OutOfMemory)), 0),
-                    }
-                }
-            },
-        };
-        let reply = match response.map(|r| ipc::encode(&r)) {
-            Some(Ok(encoded)) => encoded,
-            _ => ipc::Encoded {
-                label: ipc::LABEL_MALFORMED,
-                length: 0,
-                words: [0; MAX_MESSAGE_WORDS],
-            },
-        };
-        for index in REGISTER_MESSAGE_WORDS..reply.length {
-            ipc_buffer::write(index, reply.words[index]);
+            } => self.frame_for(caller, region, offset, size),
         }
-        ipc_buffer::write(IPC_BUFFER_SEND_CAP, send);
-        let message = MessageInfo::new(reply.label, caps, reply.length as u64);
-        let registers = [
-            reply.words[0],
-            reply.words[1],
-            reply.words[2],
-            reply.words[3],
-        ];
-        (badge, info, words) = receive(syscall::reply_recv(
-            endpoint, REPLY_SLOT, message, registers,
-        ));
     }
+}
+
+impl MemoryBacking {
+    /// Answers FrameFor: the backing's decision, and for a loan the carved frame, lent to
+    /// `caller` with the rights its badge earns.
+    fn frame_for(
+        &mut self,
+        caller: Caller,
+        region: u16,
+        offset: u64,
+        size: FrameSize,
+    ) -> Reply<Response> {
+        let (range_slot, offset, size) = match self.backing.frame_for(region, offset, size) {
+            Decision::Answer(response) => return response.into(),
+            Decision::Lend {
+                range_slot,
+                offset,
+                size,
+            } => (range_slot, offset, size),
+        };
+        let rights = self.backing.lend_rights(region, caller.badge);
+        match carve(range_slot, offset, size.bytes(), rights, self.scratch) {
+            Some(slot) => {
+                self.lent += 1;
+                let frame = Lent {
+                    frame_index: self.lent,
+                    size,
+                };
+                Reply::with_cap(Response::Frame(frame), slot)
+            }
+            None => Response::Error(MemoryError::OutOfMemory).into(),
+        }
+    }
+}
+
+fn main() -> ! {
+    userlib::server::run::<MemoryBacking>()
 }
 
 /// Carves `size` bytes at `offset` of the range in `range_slot` into `scratch`, and for a
@@ -148,26 +144,4 @@ fn carve(range_slot: u64, offset: u64, size: u64, rights: LendRights, scratch: u
         return None;
     }
     Some(read_only)
-}
-
-/// Reads a received message's words out of the registers and the IPC buffer.
-fn receive(
-    (badge, info, registers): syscall::Received,
-) -> (u64, MessageInfo, [u64; MAX_MESSAGE_WORDS]) {
-    let mut words = [0u64; MAX_MESSAGE_WORDS];
-    words[..REGISTER_MESSAGE_WORDS].copy_from_slice(&registers);
-    let length = if info.is_error() {
-        0
-    } else {
-        info.length().min(MAX_MESSAGE_WORDS)
-    };
-    for (index, word) in words
-        .iter_mut()
-        .enumerate()
-        .take(length)
-        .skip(REGISTER_MESSAGE_WORDS)
-    {
-        *word = ipc_buffer::read(index);
-    }
-    (badge, info, words)
 }

@@ -107,6 +107,9 @@ impl Pl011 {
                 Some(()) => Response::Done,
                 None => Response::BusError,
             },
+            Request::Line => Response::DoneLine {
+                line: self.interrupt_line_level(),
+            },
         }
     }
 
@@ -170,6 +173,18 @@ impl Pl011 {
             | Register::Identification(_) => {}
         }
         Some(())
+    }
+
+    /// How many received characters the receive FIFO (or, with FIFOs off, the holding
+    /// register) can take now without an overrun: a server holding more input feeds it in as
+    /// the guest reads, instead of overrunning the UART as a too-fast line would.
+    pub fn receive_room(&self) -> usize {
+        let depth = if self.fifo_enabled() {
+            RX_FIFO_DEPTH
+        } else {
+            1
+        };
+        depth.saturating_sub(self.rx.len())
     }
 
     /// Input from outside arriving on the receive line, as one burst: each byte enters the

@@ -24,18 +24,105 @@
 //! programmed the UART will not notice the reset until it reads a register back. A polled
 //! transmitter, which needs no configuration, carries on unaffected.
 //!
+//! Input (when the manifest gives it `debug = ["input"]`, a notification `pl011-events` bound to
+//! it, and a signal capability `vmm-events` to its vmm's bound notification): the server asks
+//! the kernel for console input (`DebugInputBind`), takes the bytes the kernel buffered when it
+//! signals (`DebugInputRead`), puts them in the model's receive FIFO and signals the vmm, which
+//! asks for the interrupt line's level (`Request::Line`) and raises INTID 33 for the guest. A
+//! partial line of output (a shell prompt) is printed when the guest's driver ends a burst of
+//! output: Linux's amba-pl011 writes UARTIMSC (clearing TXIM) at the end of every tty write and
+//! UARTCR at the end of every console write, so either write flushes the line buffer.
+//!
 //! Fault injection (test systems only): with `inject_fault_at_request = N` in its manifest
 //! entry, the server prints `pl011: injected fault at request N` and touches an unmapped
 //! address while serving its N-th request, counted afresh after each restart.
 #![no_std]
 #![no_main]
 
+use abi::message::{BOUND_NOTIFICATION_LABEL, CONSOLE_INPUT_BADGE, CONSOLE_INPUT_CHUNK};
+use abi::mmio::{MMIO_MESSAGE_WORDS, MmioMessage, REPLY_BUS_ERROR, REPLY_DONE};
+use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
 use core::fmt;
-use device_api::{Mmio, Request, Response};
+use device_api::{Request, Response};
 use drv_pl011_core::Pl011;
-use userlib::println;
+use drv_pl011_core::registers::{CR, IMSC};
+use userlib::{println, syscall};
 
 userlib::entry!(main);
+
+/// Where console input comes from.
+struct Input {
+    /// `debug:input`.
+    console: CPtr,
+}
+
+/// Console input taken from the kernel but not yet in the model's receive FIFO: fed in as the
+/// guest reads, so a paste faster than the guest's 16-entry FIFO does not overrun it (a real
+/// line would; the kernel's buffer and this one stand in for flow control).
+struct Pending {
+    bytes: [u8; PENDING_CAPACITY],
+    start: usize,
+    len: usize,
+}
+
+/// Bytes of input held back at most; more than this, while the guest reads nothing, is lost.
+const PENDING_CAPACITY: usize = 1024;
+
+impl Pending {
+    const fn new() -> Self {
+        Self {
+            bytes: [0; PENDING_CAPACITY],
+            start: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.len == PENDING_CAPACITY {
+                return;
+            }
+            self.bytes[(self.start + self.len) % PENDING_CAPACITY] = byte;
+            self.len += 1;
+        }
+    }
+
+    /// Moves as much as the receive FIFO has room for into it.
+    fn feed(&mut self, uart: &mut Pl011) {
+        let count = uart.receive_room().min(self.len);
+        if count == 0 {
+            return;
+        }
+        let mut chunk = [0u8; drv_pl011_core::RX_FIFO_DEPTH];
+        for slot in chunk.iter_mut().take(count) {
+            *slot = self.bytes[self.start];
+            self.start = (self.start + 1) % PENDING_CAPACITY;
+        }
+        self.len -= count;
+        uart.receive(&chunk[..count]);
+    }
+}
+
+/// What the vmm knows of the interrupt line, and how to tell it more.
+struct LineReport {
+    /// `vmm-events`: the vmm's bound notification.
+    vmm: Option<CPtr>,
+    /// The level the vmm last learnt (from an answer to it, or asked after a signal).
+    known: bool,
+}
+
+impl LineReport {
+    /// The line is `level` after something the vmm did not see (input, a fast-path access):
+    /// signal it when that is news.
+    fn changed_behind_its_back(&mut self, level: bool) {
+        if level != self.known
+            && let Some(vmm) = self.vmm
+        {
+            syscall::signal(vmm);
+            self.known = level;
+        }
+    }
+}
 
 fn main() -> ! {
     // `pl011`, or the endpoint named after this server (`pl011-left`: one device server per
@@ -46,10 +133,64 @@ fn main() -> ! {
         panic!("no `pl011` or `{}` capability", userlib::server_name());
     };
     let crash_at = userlib::caps::inject_fault_at_request();
+    let input = bind_input();
+    let mut report = LineReport {
+        vmm: userlib::caps::try_cap("vmm-events"),
+        known: false,
+    };
     let mut uart = Pl011::new();
+    let mut pending = Pending::new();
     let mut served = 0u32;
     defmt::info!("pl011: serving MMIO");
-    ipc::serve::<Mmio>(&mut userlib::Kernel, endpoint, |_badge, request| {
+    let (mut badge, mut info, mut words) = syscall::recv(endpoint, REPLY_SLOT);
+    loop {
+        if info.label() == BOUND_NOTIFICATION_LABEL && !info.is_error() {
+            if let Some(input) = &input
+                && badge & CONSOLE_INPUT_BADGE != 0
+            {
+                take_input(input, &mut pending);
+                pending.feed(&mut uart);
+                report.changed_behind_its_back(uart.interrupt_line_level());
+            }
+            (badge, info, words) = syscall::recv(endpoint, REPLY_SLOT);
+            continue;
+        }
+        if !info.is_error() && info.label() == FaultKind::Mmio as u64 {
+            // A guest access straight from the kernel's MMIO fast path (docs/MMIO.md).
+            served = served.wrapping_add(1);
+            if crash_at == Some(served) {
+                println!(
+                    "{}: injected fault at request {served}",
+                    userlib::server_name()
+                );
+                userlib::crash_with_bad_access();
+            }
+            let (label, value) = fast_access(&mut uart, &mut pending, words);
+            report.changed_behind_its_back(uart.interrupt_line_level());
+            let reply = MessageInfo::new(label, 0, 1);
+            (badge, info, words) =
+                syscall::reply_recv(endpoint, REPLY_SLOT, reply, [value, 0, 0, 0]);
+            continue;
+        }
+        let request = if info.is_error() {
+            None
+        } else {
+            let mut all = [0u64; abi::message::MAX_MESSAGE_WORDS];
+            for (index, word) in all.iter_mut().enumerate().take(info.length()) {
+                *word = match words.get(index) {
+                    Some(&register) => register,
+                    None => userlib::ipc_buffer::read(index),
+                };
+            }
+            ipc::decode::<Request>(info.label(), &all[..info.length()]).ok()
+        };
+        let Some(request) = request else {
+            // Malformed: answered as such, and the server keeps serving.
+            defmt::debug!("pl011: malformed request (label {=u64})", info.label());
+            let reply = MessageInfo::new(ipc::LABEL_MALFORMED, 0, 0);
+            (badge, info, words) = syscall::reply_recv(endpoint, REPLY_SLOT, reply, [0; 4]);
+            continue;
+        };
         served = served.wrapping_add(1);
         if crash_at == Some(served) {
             println!(
@@ -58,24 +199,123 @@ fn main() -> ! {
             );
             userlib::crash_with_bad_access();
         }
-        let response = uart.handle(request, &mut print_line);
-        // UARTINTR after the access: the vmm raises or lowers INTID 33 from it.
-        let line = uart.interrupt_line_level();
-        let response = match response {
-            Response::Value(value) => Response::ValueLine { value, line },
-            Response::Done => Response::DoneLine { line },
-            other => other,
-        };
-        if response == Response::BusError {
-            let (offset, width) = match request {
-                Request::Read { offset, width } | Request::Write { offset, width, .. } => {
-                    (offset, width)
-                }
-            };
-            defmt::debug!("pl011: bus error at {=u32:#x}, width {=u8}", offset, width);
+        let response = answer(&mut uart, &mut pending, request);
+        if let Some(level) = response.line() {
+            report.known = level;
         }
-        response
-    })
+        let Ok(encoded) = ipc::encode(&response) else {
+            unreachable!("every Response fits a message (ipc::assert_fits!)");
+        };
+        let registers = [
+            encoded.words[0],
+            encoded.words[1],
+            encoded.words[2],
+            encoded.words[3],
+        ];
+        for index in 4..encoded.length {
+            userlib::ipc_buffer::write(index, encoded.words[index]);
+        }
+        (badge, info, words) = syscall::reply_recv(endpoint, REPLY_SLOT, encoded.info(), registers);
+    }
+}
+
+/// One MMIO access (or line query) through the model, with the line level after it (held-back
+/// input fed in first, where the access made room).
+fn answer(uart: &mut Pl011, pending: &mut Pending, request: Request) -> Response {
+    let response = uart.handle(request, &mut print_line);
+    pending.feed(uart);
+    if let Request::Write { offset, .. } = request
+        && (offset == IMSC || offset == CR)
+    {
+        // The driver's end of a burst of output: print a partial line (a prompt) now.
+        uart.flush(&mut print_line);
+    }
+    // UARTINTR after the access: the vmm raises or lowers INTID 33 from it.
+    let line = uart.interrupt_line_level();
+    match response {
+        Response::Value(value) => Response::ValueLine { value, line },
+        Response::Done => Response::DoneLine { line },
+        Response::BusError => {
+            if let Request::Read { offset, width } | Request::Write { offset, width, .. } = request
+            {
+                defmt::debug!("pl011: bus error at {=u32:#x}, width {=u8}", offset, width);
+            }
+            Response::BusError
+        }
+        other => other,
+    }
+}
+
+/// One fast-path access: the reply label and, for a read, the value.
+fn fast_access(uart: &mut Pl011, pending: &mut Pending, words: [u64; 4]) -> (u64, u64) {
+    let mut message = [0u64; MMIO_MESSAGE_WORDS];
+    message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
+    let Some(access) = MmioMessage::from_words(message) else {
+        return (REPLY_BUS_ERROR, 0);
+    };
+    let Ok(offset) = u32::try_from(access.offset) else {
+        return (REPLY_BUS_ERROR, 0);
+    };
+    let request = if access.write {
+        Request::Write {
+            offset,
+            width: access.width,
+            value: access.value,
+        }
+    } else {
+        Request::Read {
+            offset,
+            width: access.width,
+        }
+    };
+    match answer(uart, pending, request) {
+        Response::ValueLine { value, .. } | Response::Value(value) => (REPLY_DONE, value),
+        Response::DoneLine { .. } | Response::Done => (REPLY_DONE, 0),
+        Response::BusError => (REPLY_BUS_ERROR, 0),
+    }
+}
+
+/// Asks the kernel for console input when the manifest gives this server the means.
+fn bind_input() -> Option<Input> {
+    let console = userlib::caps::try_cap("debug:input")?;
+    let Some(events) = userlib::caps::try_cap("pl011-events") else {
+        println!("pl011: `debug:input` without a bound `pl011-events` notification: no input");
+        return None;
+    };
+    let (info, _) = syscall::invoke(
+        console,
+        abi::InvocationLabel::DebugInputBind,
+        [events, 0, 0, 0],
+    );
+    if info.is_error() {
+        println!(
+            "pl011: console input refused (kernel error {})",
+            info.label()
+        );
+        return None;
+    }
+    Some(Input { console })
+}
+
+/// Takes the kernel's buffered console input.
+fn take_input(input: &Input, pending: &mut Pending) {
+    loop {
+        let (info, words) =
+            syscall::invoke(input.console, abi::InvocationLabel::DebugInputRead, [0; 4]);
+        let count = if info.is_error() {
+            0
+        } else {
+            words[0] as usize
+        };
+        if count == 0 {
+            break;
+        }
+        let mut bytes = [0u8; CONSOLE_INPUT_CHUNK];
+        for (chunk, word) in bytes.chunks_mut(8).zip(&words[1..]) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        pending.push(&bytes[..count.min(CONSOLE_INPUT_CHUNK)]);
+    }
 }
 
 /// Prints one flushed line of guest output, exactly as transmitted.

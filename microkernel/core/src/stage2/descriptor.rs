@@ -2,8 +2,8 @@
 //! one decoder that says what an entry is (ARM ARM D8.3, "Translation table descriptor formats").
 //!
 //! With a 4 KiB granule and a walk starting at level 1, bits [1:0] of an entry are: `0b00` or
-//! `0b10` invalid (the rest is ignored by hardware and free for software: the place for the
-//! planned stage-2 MMIO markers, docs/DESIGN.md "MMIO caching with generations"); `0b11` a
+//! `0b10` invalid (the rest is ignored by hardware and free for software: where the stage-2
+//! MMIO markers live, [`crate::mmio`], docs/MMIO.md); `0b11` a
 //! table at levels 1 and 2 and a page at level 3; `0b01` a block at levels 1 (1 GiB) and 2
 //! (2 MiB), and reserved (treated as invalid) at level 3.
 //! A leaf's attributes are encoded the same way at every level.

@@ -137,6 +137,7 @@ impl System<'_> {
             slots,
             sched,
             current,
+            notifications,
             ..
         } = self;
         let me = *current;
@@ -171,6 +172,11 @@ impl System<'_> {
         if !rights.contains(Rights::READ)
             || endpoint.state != EndpointState::Idle
             || target.fault.is_some()
+            || server.bound_notification.is_some_and(|ntfn| {
+                notifications
+                    .get(usize::from(ntfn))
+                    .is_none_or(|n| n.word != 0)
+            })
             || sched
                 .highest_priority()
                 .is_some_and(|best| target.priority <= best)

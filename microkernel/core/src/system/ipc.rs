@@ -188,8 +188,11 @@ impl System<'_> {
                 self.sched.dequeue(self.tcbs, caller);
             }
             None => {
-                self.tcb_mut(caller).fault = None;
-                self.set_error(caller, KernelError::Cancelled);
+                // A faulting thread is not told (its registers are its own, a guest's
+                // included): it runs the faulting instruction again.
+                if !self.abandon_fault(caller) {
+                    self.set_error(caller, KernelError::Cancelled);
+                }
                 self.make_runnable(caller);
             }
         }
@@ -236,9 +239,20 @@ impl System<'_> {
             // A reply object still owed to an earlier caller: that caller will never be
             // answered through it now.
             if let Some(stale) = self.replies[usize::from(reply)].caller.take() {
-                self.set_error(stale, KernelError::Cancelled);
-                self.tcb_mut(stale).fault = None;
+                if !self.abandon_fault(stale) {
+                    self.set_error(stale, KernelError::Cancelled);
+                }
                 self.make_runnable(stale);
+            }
+        }
+        if let Some(ntfn) = self.tcb(receiver).bound_notification {
+            let notification = &mut self.notifications[usize::from(ntfn)];
+            if notification.word != 0 {
+                // A pending signal of its bound notification is received first (as seL4's
+                // receiveIPC does): the thread does not block.
+                let word = core::mem::take(&mut notification.word);
+                deliver_bound_signal(self.tcb_mut(receiver), word);
+                return;
             }
         }
         let endpoint = &mut self.endpoints[usize::from(ep)];
@@ -299,6 +313,9 @@ impl System<'_> {
             // A reply may carry a capability: the caller opted in by naming a receive slot in
             // its IPC buffer before calling (how the memory server lends frames).
             None => self.transfer(memory, me, caller, 0, true),
+            Some(fault) if fault.kind == FaultKind::Mmio => {
+                effect = self.resume_mmio(me, caller, fault);
+            }
             Some(fault) if fault.kind == FaultKind::VmExit => {
                 effect = self.resume_guest(memory, me, caller);
                 if let Effect::WaitForInterrupt { .. } = effect {
@@ -327,6 +344,9 @@ impl System<'_> {
         if let Some(fault) = self.tcb(from).fault {
             if let (FaultKind::VmExit, Some(exit)) = (fault.kind, self.tcb(from).vm_exit) {
                 return self.deliver_vm_exit(memory, to, badge, exit);
+            }
+            if let (FaultKind::Mmio, Some(call)) = (fault.kind, self.tcb(from).mmio) {
+                return self.deliver_mmio_message(to, badge, call);
             }
             return self.deliver_fault_message(to, badge, fault);
         }
@@ -380,6 +400,27 @@ impl System<'_> {
         1
     }
 
+    /// Forgets the fault call `client` waits in, which will never be answered (its handler
+    /// was restarted or is down, or received it without a reply object): resumed, the thread
+    /// runs the faulting instruction again and faults afresh. A guest whose hypercall was lost
+    /// is put back on its `hvc` (the exit was taken with the PC already past it); a guest's
+    /// MMIO access was never stepped over. Returns false, changing nothing, when `client`
+    /// waits in an ordinary call.
+    pub(super) fn abandon_fault(&mut self, client: TcbId) -> bool {
+        let tcb = self.tcb_mut(client);
+        if tcb.fault.take().is_none() {
+            return false;
+        }
+        tcb.mmio = None;
+        if let Some(exit) = tcb.vm_exit.take() {
+            const HVC64: u64 = 0x16;
+            if exit.kind == abi::vm::VmExitKind::Hypercall && exit.esr >> 26 == HVC64 {
+                tcb.context.regs[crate::tcb::PC] = exit.pc.wrapping_sub(4);
+            }
+        }
+        true
+    }
+
     fn deliver_fault_message(&mut self, to: TcbId, badge: u64, fault: FaultInfo) {
         let words = fault.to_words();
         let context = &mut self.tcb_mut(to).context;
@@ -430,19 +471,34 @@ impl System<'_> {
         }
     }
 
-    /// ORs `badge` into the notification, or wakes its first waiter with it.
+    /// ORs `badge` into the notification, or wakes its first waiter with it; with no waiter,
+    /// a bound thread blocked receiving on an endpoint leaves that endpoint and takes the
+    /// signal (seL4's bound notification).
     pub fn signal(&mut self, ntfn: NotificationId, badge: u64) {
         let notification = &mut self.notifications[usize::from(ntfn)];
-        match notification.waiters.pop_front(self.tcbs, OBJECT_LINK) {
-            Some(waiter) => {
-                let word = core::mem::take(&mut notification.word) | badge;
-                let context = &mut self.tcb_mut(waiter).context;
-                context.set_x(0, word);
-                context.set_x(1, MessageInfo::new(0, 0, 0).raw());
-                self.make_runnable(waiter);
-            }
-            None => notification.word |= badge,
+        if let Some(waiter) = notification.waiters.pop_front(self.tcbs, OBJECT_LINK) {
+            let word = core::mem::take(&mut notification.word) | badge;
+            let context = &mut self.tcb_mut(waiter).context;
+            context.set_x(0, word);
+            context.set_x(1, MessageInfo::new(0, 0, 0).raw());
+            self.make_runnable(waiter);
+            return;
         }
+        let bound = notification.bound;
+        if let Some(tcb) = bound
+            && let ThreadState::BlockedOnReceive { ep, .. } = self.tcb(tcb).state
+        {
+            let word = core::mem::take(&mut self.notifications[usize::from(ntfn)].word) | badge;
+            let endpoint = &mut self.endpoints[usize::from(ep)];
+            endpoint.queue.remove(self.tcbs, OBJECT_LINK, tcb);
+            if endpoint.queue.is_empty() {
+                endpoint.state = EndpointState::Idle;
+            }
+            deliver_bound_signal(self.tcb_mut(tcb), word);
+            self.make_runnable(tcb);
+            return;
+        }
+        self.notifications[usize::from(ntfn)].word |= badge;
     }
 
     /// Wait (blocking) or Poll on the notification named by `x0`.
@@ -469,4 +525,14 @@ impl System<'_> {
             self.sched.dequeue(self.tcbs, me);
         }
     }
+}
+
+/// What a receive returns for a bound notification's signal: the word in `x0`, the label
+/// [`abi::message::BOUND_NOTIFICATION_LABEL`], no message words.
+fn deliver_bound_signal(tcb: &mut crate::tcb::Tcb, word: u64) {
+    tcb.context.set_x(0, word);
+    tcb.context.set_x(
+        1,
+        MessageInfo::new(abi::message::BOUND_NOTIFICATION_LABEL, 0, 0).raw(),
+    );
 }

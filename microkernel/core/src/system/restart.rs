@@ -54,6 +54,7 @@ impl System<'_> {
     pub fn resume(&mut self, id: TcbId) {
         if self.tcb(id).state == ThreadState::Inactive {
             self.tcb_mut(id).fault = None;
+            self.tcb_mut(id).mmio = None;
             self.make_runnable(id);
         }
     }
@@ -64,8 +65,10 @@ impl System<'_> {
     pub fn restart(&mut self, id: TcbId, start: bool) -> Effect {
         self.cancel_ipc(id);
         self.tcb_mut(id).fault = None;
-        // A VCPU thread reset while its exit waited for the vmm: that exit is gone with it.
+        // A VCPU thread reset while its exit waited for the vmm, or its MMIO access for a
+        // device server: that exit or access is gone with it.
         self.tcb_mut(id).vm_exit = None;
+        self.tcb_mut(id).mmio = None;
         self.tcb_mut(id).generation = self.tcb(id).generation.wrapping_add(1);
 
         for ep in 0..self.endpoints.len() {
@@ -83,6 +86,7 @@ impl System<'_> {
             }
             self.endpoints[ep].state = EndpointState::Idle;
         }
+        self.mmio_server_restarted(id);
 
         // The client whose call the server was serving when it died.
         if let Some(client) = self.replies[usize::from(id)].caller.take()
@@ -101,19 +105,14 @@ impl System<'_> {
     fn answer_client(&mut self, client: TcbId, ep: u16, slot: u32) {
         let endpoint = self.endpoints[usize::from(ep)];
         let generation = u64::from(endpoint.generation);
-        if self.tcb_mut(client).fault.take().is_some() {
-            // A faulting thread whose handler died: it retries the faulting access when resumed,
-            // and faults again to the restarted handler. A guest whose hypercall was lost is
-            // put back on its `hvc` (the exit was taken with the PC already past it).
-            if let Some(exit) = self.tcb_mut(client).vm_exit.take() {
-                const HVC64: u64 = 0x16;
-                if exit.kind == abi::vm::VmExitKind::Hypercall && exit.esr >> 26 == HVC64 {
-                    self.tcb_mut(client).context.regs[crate::tcb::PC] = exit.pc.wrapping_sub(4);
-                }
-            }
-        } else if endpoint.down {
+        // A faulting thread whose handler died is not answered: it retries the faulting access
+        // when resumed, and faults again to the restarted handler. A guest's fast-path MMIO
+        // access to a restarted or downed device server faults again and takes the slow path,
+        // since the route's endpoint generation no longer matches (docs/MMIO.md).
+        let retries = self.abandon_fault(client);
+        if !retries && endpoint.down {
             self.set_error(client, KernelError::ServerDown { generation });
-        } else {
+        } else if !retries {
             self.set_error(client, KernelError::Restarted { generation });
             if slot != FAULT_SLOT {
                 self.refresh_generation(client, slot, ep);

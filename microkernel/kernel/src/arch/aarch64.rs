@@ -69,6 +69,10 @@ impl super::Arch for Aarch64 {
         vcpu::switch_loaded(old, new);
     }
 
+    fn guest_fault_ipa(esr: u64, far: u64) -> Option<u64> {
+        exit::fault_ipa(esr, far)
+    }
+
     #[inline(always)]
     fn decode_guest_exit(context: &kernel_core::tcb::UserContext) -> Option<abi::vm::VmExit> {
         exit::decode(ESR_EL2.get(), FAR_EL2.get(), context)
@@ -101,6 +105,18 @@ impl super::Arch for Aarch64 {
 
     fn console_write(bytes: &[u8]) {
         uart::write(bytes);
+    }
+
+    fn console_enable_input() {
+        uart::enable_receive();
+    }
+
+    fn console_drain_input(sink: impl FnMut(u8)) {
+        uart::drain_receive(sink);
+    }
+
+    fn console_intid() -> u32 {
+        crate::plat::layout::UART_INTID
     }
 
     fn system_off(status: u64) -> ! {

@@ -11,6 +11,7 @@ mod leaf_bits;
 mod leaves_only;
 mod malformed;
 mod mmio_cache;
+mod pool_counters;
 mod prefetch;
 mod prop;
 mod protect_existing_leaves;

@@ -163,3 +163,20 @@ pub fn walk<M: GuestMemory>(
         level -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_walk_allows_everything_at_every_level_on_32_bit_addresses() {
+        let w = GuestWalk::identity(Gva(0xffff_8000_9234_5678));
+        assert!(!w.paging);
+        assert_eq!(w.gpa, Gpa(0x9234_5678), "linear addresses are 32 bits wide");
+        assert_eq!((w.leaf_level, w.rights), (3, ACC_ALL));
+        // What a table at any level would inherit from above: nothing is taken away.
+        assert_eq!(w.access_in[1..], [ACC_ALL; 4]);
+        assert!(w.dirty(), "no guest entry to wait for D in");
+        assert_eq!(w.page_base(), Gfn(0x8_0000), "the 1 GiB page at 2 GiB");
+    }
+}

@@ -77,6 +77,13 @@ pub trait Stage2Mapper {
     fn write_protect(&mut self, ipa: u64, len: u64) -> Result<(), MapError>;
     /// Unmaps everything in `[ipa, ipa + len)`.
     fn unmap(&mut self, ipa: u64, len: u64) -> Result<(), MapError>;
+    /// The page at `page` is no memory: ask the kernel to cache it as MMIO (a stage-2 marker,
+    /// docs/MMIO.md), so the next access there goes straight to its device server. Best
+    /// effort: the kernel refuses where no route covers the page, and the slow path still works.
+    fn cache_mmio(&mut self, _page: u64) {}
+    /// The memory map is about to change (`true`) or has changed (`false`): the kernel's MMIO
+    /// generation brackets the change, so no marker installed before it matches after it.
+    fn memory_map_update(&mut self, _begin: bool) {}
 }
 
 /// A stage-2 fault as the vmm reports it.

@@ -88,6 +88,21 @@ fn no_slot_or_a_write_to_a_read_only_slot_is_not_memory() {
         backing.calls.is_empty() && mapper.maps() == 0,
         "nothing asked, nothing mapped"
     );
+    assert_eq!(
+        mapper.mmio_cached,
+        [0x0900_0000, 0x2000_0000, RAM + 0x1000],
+        "each not-memory page is offered to the kernel's MMIO cache, page aligned"
+    );
+    // An instruction fetch from a hole is never cached as MMIO.
+    let fetch = Fault {
+        exec: true,
+        ..read(0x0900_0400)
+    };
+    assert_eq!(
+        vm.handle_fault(fetch, &mut backing, &mut mapper),
+        Ok(Resolution::NotMemory)
+    );
+    assert_eq!(mapper.mmio_cached.len(), 3);
     // A read of the ROM maps it read-only.
     vm.handle_fault(read(RAM + 0x1000), &mut backing, &mut mapper)
         .unwrap();
@@ -292,7 +307,11 @@ fn replacing_or_deleting_a_slot_unmaps_it_first() {
     );
     assert!(vm.slots().get(0).is_some());
     vm.delete_slot(0, &mut mapper).unwrap();
+    // Each change (setting the slot up, moving it, the failed and the real deletion) was
+    // bracketed for the kernel's MMIO generation; a missing slot opens no bracket.
+    assert_eq!(mapper.updates, [true, false].repeat(4));
     assert_eq!(vm.delete_slot(0, &mut mapper), Err(MmuError::NoSlot));
+    assert_eq!(mapper.updates.len(), 8);
     assert_eq!(
         vm.handle_fault(read(0x8000_0000), &mut backing, &mut mapper),
         Ok(Resolution::NotMemory)

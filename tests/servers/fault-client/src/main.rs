@@ -1,5 +1,6 @@
 //! Drives one fault-injection scenario against `hello-server`; the scenario is this server's
-//! manifest name (`restart-client`, `budget-client`, `badcap-client`, `malformed-client`).
+//! manifest name (`restart-client`, `budget-client`, `badcap-client`, `malformed-client`,
+//! `lost-reply-client`).
 //! Every step prints what it observed; any surprise stops the system with status 1.
 #![no_std]
 #![no_main]
@@ -34,6 +35,7 @@ fn main() -> ! {
         "budget-client" => budget(pong),
         "badcap-client" => bad_capability(pong),
         "malformed-client" => malformed(pong),
+        "lost-reply-client" => lost_reply(pong),
         other => println!("fault-client: no scenario called `{other}`"),
     }
     userlib::system_off(if userlib::server_name().ends_with("-client") {
@@ -145,5 +147,32 @@ fn malformed(pong: u64) {
         "served afterwards",
         call(pong, Request::Add { a: 1, b: 2 }),
         Ok(Response::Sum(3)),
+    );
+}
+
+/// Against a server that crashes after handling its second request, before replying
+/// (`inject_fault_after_request = 2`): the request was carried out, its reply is lost, and the
+/// caller sees `Restarted`; the restarted server counts afresh, so its second request is lost
+/// too, and an idempotent one is retried by `ipc::call` until a fresh life answers it.
+fn lost_reply(pong: u64) {
+    expect(
+        "first increment",
+        call(pong, Request::Increment),
+        Ok(Response::Count(COUNTER_START + 1)),
+    );
+    expect(
+        "second increment, handled and not answered",
+        call(pong, Request::Increment),
+        Err(CallError::Restarted { generation: 1 }),
+    );
+    expect(
+        "increment after the restart",
+        call(pong, Request::Increment),
+        Ok(Response::Count(COUNTER_START + 1)),
+    );
+    expect(
+        "idempotent request whose reply is lost, retried",
+        call(pong, Request::Add { a: 2, b: 3 }),
+        Ok(Response::Sum(5)),
     );
 }

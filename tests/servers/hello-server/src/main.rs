@@ -1,11 +1,12 @@
-//! Answers the test protocol on its `requests` endpoint (manifest name: the first endpoint it
-//! serves is looked up as `pong`).
+//! Answers the test protocol on its `pong` endpoint, through the serve loop of
+//! `userlib::server` (which also injects the manifest's faults).
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use test_api::{COUNTER_START, Request, Response, Test};
 use userlib::println;
+use userlib::server::{Caller, Reply};
 
 userlib::entry!(main);
 
@@ -16,20 +17,18 @@ static COUNTER: AtomicU64 = AtomicU64::new(COUNTER_START);
 /// let a client's TPIDR_EL0 reach it crashes the server (and fails the client's test).
 const THREAD_POINTER: u64 = 0x7e57_5e4e_0000_0001;
 
-fn main() -> ! {
-    let endpoint = userlib::cap("pong");
-    userlib::syscall::set_thread_pointer(THREAD_POINTER);
-    let crash_at = userlib::caps::inject_fault_at_request();
-    let mut served = 0u32;
-    ipc::serve::<Test>(&mut userlib::Kernel, endpoint, |_badge, request| {
-        served += 1;
-        if crash_at == Some(served) {
-            println!(
-                "{}: injected fault at request {served}",
-                userlib::server_name()
-            );
-            userlib::crash_with_bad_access();
-        }
+struct Hello;
+
+impl userlib::server::Server for Hello {
+    type Protocol = Test;
+    const ENDPOINT: &'static str = "pong";
+
+    fn start() -> Self {
+        userlib::syscall::set_thread_pointer(THREAD_POINTER);
+        Hello
+    }
+
+    fn handle(&mut self, _caller: Caller, request: Request) -> Reply<Response> {
         let found = userlib::syscall::thread_pointer();
         if found != THREAD_POINTER {
             println!(
@@ -43,5 +42,10 @@ fn main() -> ! {
             Request::Increment => Response::Count(COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
             Request::Crash => userlib::crash_with_bad_access(),
         }
-    })
+        .into()
+    }
+}
+
+fn main() -> ! {
+    userlib::server::run::<Hello>()
 }

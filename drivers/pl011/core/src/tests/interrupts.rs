@@ -148,3 +148,28 @@ fn clearing_fen_drops_pending_receive_interrupts() {
     write(&mut uart, LCR_H, 0);
     assert!(!uart.interrupt_line_level());
 }
+
+#[test]
+fn receive_room_is_what_the_fifo_or_holding_register_can_still_take() {
+    let mut uart = Pl011::new();
+    assert_eq!(
+        uart.receive_room(),
+        1,
+        "FIFOs off at reset: one holding register"
+    );
+    uart.receive(b"a");
+    assert_eq!(uart.receive_room(), 0);
+    let mut uart = Pl011::new();
+    let mut sink = |_: &[u8]| {};
+    uart.write(
+        registers::LCR_H,
+        4,
+        u64::from(registers::lcr_h::FEN),
+        &mut sink,
+    );
+    assert_eq!(uart.receive_room(), crate::RX_FIFO_DEPTH);
+    uart.receive(b"abc");
+    assert_eq!(uart.receive_room(), crate::RX_FIFO_DEPTH - 3);
+    uart.read(registers::DR, 4);
+    assert_eq!(uart.receive_room(), crate::RX_FIFO_DEPTH - 2);
+}

@@ -163,3 +163,37 @@ fn frames_carved_from_a_range_carry_the_ranges_rights() {
     assert_eq!(range.with_rights(Rights::ALL).rights, FrameCap::ALL_RIGHTS);
     assert_eq!(range.with_rights(Rights::GRANT).rights, Rights::NONE);
 }
+
+#[test]
+fn a_frame_answers_its_physical_address_and_size() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut vspaces = vspaces();
+    let mut system = system(&mut pools);
+    system.vspaces = &mut vspaces;
+    let mut f = fixture(&mut system);
+    let address = abi::InvocationLabel::FrameGetAddress;
+    f.carve(&mut system, BLOCK, BLOCK, 10);
+    f.carve(&mut system, 3 * PAGE, PAGE, 11);
+    let range = match system.lookup(SERVER, RANGE) {
+        Ok(Cap::Frame(range)) => range,
+        other => panic!("no range: {other:?}"),
+    };
+    for (slot, pa, size) in [
+        (10, range.base() + BLOCK, BLOCK),
+        (11, range.base() + 3 * PAGE, PAGE),
+        (RANGE, range.base(), range.size()),
+    ] {
+        assert_eq!(
+            f.invoke(&mut system, slot, address, [0; 4]),
+            Ok(Effect::None)
+        );
+        let (_, info, words) = super::super::received(&system, SERVER);
+        assert_eq!(info.length(), 2, "slot {slot}");
+        assert_eq!((words[0], words[1]), (pa, size), "slot {slot}");
+    }
+    // Only frames answer.
+    assert!(matches!(
+        f.invoke(&mut system, VSPACE, address, [0; 4]),
+        Err(KernelError::IllegalOperation { .. })
+    ));
+}

@@ -67,7 +67,7 @@ fn permission_fault_ipa(far: u64) -> Option<u64> {
 /// does. `None` when the guest's stage 1 no longer translates FAR (it changed its tables since
 /// the access): the caller lets the guest run again and fault afresh.
 #[inline(always)]
-fn fault_ipa(esr: u64, far: u64) -> Option<u64> {
+pub fn fault_ipa(esr: u64, far: u64) -> Option<u64> {
     let permission = esr & 0b11_1100 == FSC_PERMISSION;
     if !permission || esr & S1PTW != 0 {
         // HPFAR_EL2.FIPA holds IPA[47:12] at bits [43:4]; the page offset comes from FAR.

@@ -27,3 +27,5 @@ pub const RAM_END: u64 = RAM_BASE + RAM_SIZE;
 pub const HYP_TIMER_INTID: u32 = 26;
 /// The EL1 virtual timer's interrupt (PPI 11 = INTID 27): the loaded guest's timer.
 pub const GUEST_TIMER_INTID: u32 = 27;
+/// The PL011's interrupt (SPI 1 = INTID 33): the kernel takes console input with it.
+pub const UART_INTID: u32 = 33;

@@ -11,7 +11,8 @@
 //! After every event, for sampled addresses (and all 256 at the end), whatever the shadow lets
 //! the CPU do, the guest tables allow, to the same host frame, with A/D bits set as hardware
 //! would. Every access completes with at most one `Fixed` fault and, when the guest denies it,
-//! with the reference walker's error code.
+//! with the reference walker's error code. The pool's per-table counters equal a recount of the
+//! tables after every event.
 
 use alloc::vec::Vec;
 
@@ -331,6 +332,8 @@ fn run<const N: usize, const P: usize>(w: &World, ops: &[Op]) -> Result<(), Test
                 .map_err(|e| TestCaseError::fail(alloc::format!("step {step} {op:?}: {e}")))?;
         }
         prop_assert!(m.mmu.pages_in_use() <= N);
+        check_pool_counters(&m)
+            .map_err(|e| TestCaseError::fail(alloc::format!("step {step} {op:?}: {e}")))?;
     }
     for sel in 0..=255u8 {
         check_va(&m, va_of(sel)).map_err(TestCaseError::fail)?;

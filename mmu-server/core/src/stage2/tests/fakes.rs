@@ -116,6 +116,10 @@ pub struct FakeMapper {
     pub fail_next: u32,
     /// The error failures return.
     pub error: MapError,
+    /// Pages the engine asked to cache as MMIO, in order.
+    pub mmio_cached: Vec<u64>,
+    /// Memory-map update brackets: `true` begin, `false` end, in order.
+    pub updates: Vec<bool>,
 }
 
 impl Default for FakeMapper {
@@ -130,6 +134,8 @@ impl Default for FakeMapper {
             tlb: Vec::new(),
             fail_next: 0,
             error: MapError::AlreadyMapped,
+            mmio_cached: Vec::new(),
+            updates: Vec::new(),
         }
     }
 }
@@ -163,6 +169,14 @@ impl FakeMapper {
 }
 
 impl Stage2Mapper for FakeMapper {
+    fn cache_mmio(&mut self, page: u64) {
+        self.mmio_cached.push(page);
+    }
+
+    fn memory_map_update(&mut self, begin: bool) {
+        self.updates.push(begin);
+    }
+
     fn map(
         &mut self,
         ipa: u64,
