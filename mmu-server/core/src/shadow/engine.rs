@@ -128,6 +128,9 @@ pub enum NewError {
     Mode(ModeError),
     /// The store has fewer tables than the engine's pool size.
     StoreTooSmall,
+    /// The guest's MAXPHYADDR is outside 32..=52 (the architectural range; the reserved-bit
+    /// masks are computed from it and a larger value would overflow them).
+    MaxPhysicalAddress(u8),
 }
 
 /// The shadow-paging engine for one vCPU's MMU context.
@@ -162,6 +165,9 @@ impl<const PAGES: usize, const PARENTS: usize> ShadowMmu<PAGES, PARENTS> {
         let () = Self::CAPACITY_OK;
         if store.capacity() < PAGES {
             return Err(NewError::StoreTooSmall);
+        }
+        if !(32..=52).contains(&config.guest.maxphyaddr) {
+            return Err(NewError::MaxPhysicalAddress(config.guest.maxphyaddr));
         }
         let key = root_key(cr3, mode).map_err(NewError::Mode)?;
         let mut mmu = ShadowMmu {

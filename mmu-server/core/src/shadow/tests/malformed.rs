@@ -202,3 +202,33 @@ fn wp0_write_through_one_large_leaf_does_not_leak_to_a_clean_alias() {
     assert_eq!(report.fixed, 1, "{report:?}");
     check_va(&m, clean).unwrap();
 }
+
+#[test]
+fn a_maxphyaddr_outside_the_architectural_range_is_refused_not_a_panic() {
+    for (maxphyaddr, accepted) in [
+        (31, false),
+        (32, true),
+        (52, true),
+        (53, false),
+        (64, false),
+        (255, false),
+    ] {
+        let g = Guest::new();
+        let config = Config {
+            guest: GuestCpu {
+                maxphyaddr,
+                gbpages: true,
+            },
+            ..Config::default()
+        };
+        let outcome = crate::testing::Machine::<64, 4>::new(config, g.mem, 0, CpuMode::long_mode());
+        match (outcome, accepted) {
+            (Ok(_), true) => {}
+            (Err(crate::shadow::NewError::MaxPhysicalAddress(value)), false) => {
+                assert_eq!(value, maxphyaddr);
+            }
+            (Ok(_), false) => panic!("MAXPHYADDR {maxphyaddr} accepted"),
+            (Err(error), _) => panic!("MAXPHYADDR {maxphyaddr}: {error:?}"),
+        }
+    }
+}
