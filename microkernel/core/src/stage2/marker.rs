@@ -107,13 +107,12 @@ pub struct ZapOutcome {
 /// from [`ZapOutcome::next`] until it is [`IPA_LIMIT`]. Holes at levels 1 and 2 and blocks are
 /// skipped whole; valid entries are never written. No TLB maintenance is needed (module docs).
 pub fn zap_markers(memory: &mut impl TableMemory, root: u64, from: u64, budget: u64) -> ZapOutcome {
-    let start = from & !(PAGE_SIZE - 1);
-    let mut address = start;
+    // Three reads reach the first page's entry, so a call always gets past at least one page;
+    // and every read counts, so a call always ends.
+    let budget = budget.max(3);
+    let mut address = from & !(PAGE_SIZE - 1);
     let mut visited = 0u64;
     let mut zapped = 0u64;
-    // The budget is checked before every read, except on the way to the first page: that one
-    // is always done, so even a budget below three reads makes progress.
-    let may_read = |visited: u64, address: u64| visited < budget || address == start;
     'space: while address < IPA_LIMIT {
         let mut table = root;
         for level in Level::ALL {
@@ -121,8 +120,7 @@ pub fn zap_markers(memory: &mut impl TableMemory, root: u64, from: u64, budget: 
             if level == Level::Three {
                 // Sweep the rest of this level-3 table, as far as the budget goes.
                 let mut entry = index;
-                while entry < ENTRIES && (visited < budget || (entry == index && address == start))
-                {
+                while entry < ENTRIES && visited < budget {
                     visited += 1;
                     if crate::mmio::is_marker(memory.read(table, entry)) {
                         memory.write(table, entry, 0);
@@ -134,7 +132,7 @@ pub fn zap_markers(memory: &mut impl TableMemory, root: u64, from: u64, budget: 
                 address = table_base + entry as u64 * PAGE_SIZE;
                 continue 'space;
             }
-            if !may_read(visited, address) {
+            if visited >= budget {
                 break 'space;
             }
             visited += 1;

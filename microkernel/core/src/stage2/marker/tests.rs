@@ -204,6 +204,10 @@ fn bad_requests_are_refused_and_a_lack_of_tables_is_reported() {
     );
 }
 
+/// A budget far above the entries of [`populated`]'s tables (so one call does it all), yet
+/// finite: a broken walk ends instead of hanging.
+const PLENTY: u64 = 1 << 20;
+
 /// Markers in several level-2 ranges and three level-1 ranges, and RAM pages between them.
 fn populated() -> (Tables, u64, std::vec::Vec<u64>, std::vec::Vec<u64>) {
     let (mut tables, root) = tables(32);
@@ -237,7 +241,7 @@ fn populated() -> (Tables, u64, std::vec::Vec<u64>, std::vec::Vec<u64>) {
 #[test]
 fn a_zap_clears_every_marker_and_nothing_else() {
     let (mut tables, root, markers, pages) = populated();
-    let outcome = zap_markers(&mut tables, root, 0, u64::MAX);
+    let outcome = zap_markers(&mut tables, root, 0, PLENTY);
     assert_eq!(outcome.next, IPA_LIMIT);
     assert_eq!(
         outcome.zapped,
@@ -258,7 +262,7 @@ fn a_zap_clears_every_marker_and_nothing_else() {
             "{ipa:#x}"
         );
     }
-    assert_eq!(zap_markers(&mut tables, root, 0, u64::MAX).zapped, 0);
+    assert_eq!(zap_markers(&mut tables, root, 0, PLENTY).zapped, 0);
 }
 
 #[test]
@@ -321,12 +325,15 @@ fn a_zap_reads_no_more_entries_than_its_budget() {
 #[test]
 fn a_zap_resumed_from_the_middle_leaves_what_lies_before() {
     let (mut tables, root, _, _) = populated();
-    let outcome = zap_markers(&mut tables, root, 0x0A00_0000, u64::MAX);
+    let outcome = zap_markers(&mut tables, root, 0x0A00_0000, PLENTY);
     assert_eq!(outcome.zapped, 5);
     assert_eq!(outcome.next, IPA_LIMIT);
     for ipa in [0, 0x0900_2000] {
         let (_, descriptor) = descriptor_at(&tables, root, ipa);
-        assert!(crate::mmio::is_marker(descriptor), "{ipa:#x}: not past the end");
+        assert!(
+            crate::mmio::is_marker(descriptor),
+            "{ipa:#x}: not past the end"
+        );
     }
     assert_eq!(descriptor_at(&tables, root, 0x0A00_0000).1, 0);
     let outcome = zap_markers(&mut tables, root, 0x0900_2FFF, 1);
@@ -342,4 +349,24 @@ fn a_zap_resumed_from_the_middle_leaves_what_lies_before() {
             next: IPA_LIMIT
         }
     );
+}
+
+#[test]
+fn a_zap_from_inside_a_hole_goes_on_past_it() {
+    let (mut tables, root, markers, _) = populated();
+    // 0x0800_1000 lies in an empty level-2 entry, one page past its base.
+    let mut from = 0x0800_1000;
+    let mut zapped = 0;
+    while from < IPA_LIMIT {
+        let outcome = zap_markers(&mut tables, root, from, 64);
+        assert!(outcome.next > from, "stuck at {from:#x}");
+        from = outcome.next;
+        zapped += outcome.zapped;
+    }
+    assert_eq!(
+        zapped,
+        markers.len() as u64 - 2,
+        "all but the one at 0 (and one is twice)"
+    );
+    assert!(crate::mmio::is_marker(descriptor_at(&tables, root, 0).1));
 }
