@@ -113,7 +113,7 @@ pub fn zap_markers(memory: &mut impl TableMemory, root: u64, from: u64, budget: 
     let mut address = from & !(PAGE_SIZE - 1);
     let mut visited = 0u64;
     let mut zapped = 0u64;
-    'space: while address < IPA_LIMIT {
+    'space: while address < IPA_LIMIT && visited < budget {
         let mut table = root;
         for level in Level::ALL {
             let index = level.index(address);

@@ -306,12 +306,14 @@ fn a_zap_reads_no_more_entries_than_its_budget() {
     let (tables, root, _, _) = populated();
     for budget in [0, 1, 2, 3, 10, 100, 513, ZAP_BUDGET] {
         let reads = core::cell::Cell::new(0);
-        let mut from = 0;
+        let (mut from, mut calls) = (0, 0);
         while from < IPA_LIMIT {
             reads.set(0);
             let next = zap_markers(&mut Reads(&tables, &reads), root, from, budget).next;
             assert!(next > from, "budget {budget}: stuck at {from:#x}");
             from = next;
+            calls += 1;
+            assert!(calls < 100_000, "budget {budget}: no end");
             let most = budget.max(3);
             assert!(
                 reads.get() <= most,
@@ -355,13 +357,14 @@ fn a_zap_resumed_from_the_middle_leaves_what_lies_before() {
 fn a_zap_from_inside_a_hole_goes_on_past_it() {
     let (mut tables, root, markers, _) = populated();
     // 0x0800_1000 lies in an empty level-2 entry, one page past its base.
-    let mut from = 0x0800_1000;
-    let mut zapped = 0;
+    let (mut from, mut zapped, mut calls) = (0x0800_1000, 0, 0);
     while from < IPA_LIMIT {
         let outcome = zap_markers(&mut tables, root, from, 64);
         assert!(outcome.next > from, "stuck at {from:#x}");
         from = outcome.next;
         zapped += outcome.zapped;
+        calls += 1;
+        assert!(calls < 10_000, "no end");
     }
     assert_eq!(
         zapped,
