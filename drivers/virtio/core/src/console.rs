@@ -53,31 +53,20 @@ impl ConsoleDevice {
         memory: &mut impl GuestMemory,
         sink: &mut impl FnMut(&[u8]),
     ) -> Response {
-        match request {
-            Request::Read { offset, width } => match self.read(offset, width) {
-                Some(value) => Response::ValueLine {
-                    value,
-                    line: self.interrupt_line(),
-                },
-                None => Response::BusError,
-            },
+        let outcome = match request {
+            Request::Read { offset, width } => self.read(offset, width).map(Some),
             Request::Write {
                 offset,
                 width,
                 value,
-            } => match self.write(offset, width, value, memory, sink) {
-                Ok(_) => Response::DoneLine {
-                    line: self.interrupt_line(),
-                },
-                Err(BusError) => Response::BusError,
-            },
-            // Any other request (`Request::Line`) asks for the line's level alone. Allowed
-            // to be unreachable while device-api has only the two accesses.
-            #[allow(unreachable_patterns)]
-            _ => Response::DoneLine {
-                line: self.interrupt_line(),
-            },
-        }
+            } => self
+                .write(offset, width, value, memory, sink)
+                .ok()
+                .map(|_| None),
+            // `Request::Line` asks for the line's level alone.
+            Request::Line => Some(None),
+        };
+        crate::mmio::respond(outcome, self.interrupt_line())
     }
 
     /// A register or configuration read; `None` is a bus error.

@@ -47,6 +47,18 @@
 
 use crate::memory::{GuestMemory, RamWindow};
 use crate::queue::{Chain, QUEUE_SIZE_MAX, Queue};
+use device_api::Response;
+
+/// The answer to one `device_api` request from a device's own read and write: the value read
+/// (`Some(Some(v))`), a write accepted or a line query (`Some(None)`), or a bus error (`None`),
+/// with the interrupt line's level after it.
+pub fn respond(outcome: Option<Option<u64>>, line: bool) -> Response {
+    match outcome {
+        Some(Some(value)) => Response::ValueLine { value, line },
+        Some(None) => Response::DoneLine { line },
+        None => Response::BusError,
+    }
+}
 
 /// MagicValue: "virt" in little-endian ASCII (§4.2.2).
 pub const MAGIC_VALUE: u32 = 0x7472_6976;
