@@ -6,7 +6,8 @@
 //! the manifest's, then `faults` (served by the supervisor), then `exits:<vm>` per VM (served by
 //! its vmm), then one per device of each VM's `devices`, in VM order, named after its device
 //! server and served by it; the regions are the manifest's, then `ram:<vm>` per VM (RAM, the
-//! guest's size). Adding a VM therefore renumbers no manifest object (only device endpoints). Slots are assigned from [`abi::FIRST_FREE_SLOT`]
+//! guest's size), then `state:<server>` per device (one RAM page, mapped into its device server
+//! at `abi::layout::DEVICE_STATE_VA`: what the server keeps across its restarts). Adding a VM therefore renumbers no manifest object (only device endpoints). Slots are assigned from [`abi::FIRST_FREE_SLOT`]
 //! upwards, per server, in a fixed order of groups, each group in index order:
 //!
 //! 1. endpoints it serves (READ, badge 0): its manifest endpoints, `faults` for the supervisor,
@@ -14,7 +15,9 @@
 //! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1),
 //!    then, for a vmm, its VM's device endpoints (WRITE, badge index + 1), in transport order;
 //! 3. notifications it waits on (READ, badge 0);
-//! 4. notifications it signals (WRITE; badge default 1);
+//! 4. notifications it signals (WRITE; badge default 1), then the compiler's for devices: a
+//!    vmm's `doorbell:<server>` per device of its VM, a device server's `vmm-events`
+//!    ([`device_notification_caps`]);
 //! 5. `irq:<name>` handlers for irqs delivered to notifications it waits on;
 //! 6. `tcb:<server>` for every other server (the supervisor only);
 //! 7. `system` (SystemControl) when `system_control = true`;
@@ -25,7 +28,11 @@
 //!    it) for each RAM region whose `frames` lists the server, in region order;
 //! 10. `debug:console` (DebugConsole) and `debug:log` (DebugLog), as its `debug` key lists them.
 //!
+//! Notifications are the manifest's, then one `doorbell:<server>` per device (VM order, then
+//! transport order), bound to its device server.
+//!
 //! Capability names are an endpoint's or notification's name, `irq:<name>`, `tcb:<server>`,
+//! `doorbell:<server>`,
 //! `system`, `exits:<vm>`, `tcb:<vm>`, `vcpu:<vm>`, `vspace:<vm>`, `ram:<vm>`,
 //! `frames:<region>`, `debug:console` or `debug:log`; validation guarantees they are unique within a server (manifest names have
 //! no `:`, and a VM is never named like a server).
@@ -47,6 +54,12 @@ pub const DEBUG_CONSOLE: &str = abi::DEBUG_CONSOLE_CAP;
 pub const DEBUG_LOG: &str = abi::DEBUG_LOG_CAP;
 /// The name of the capability `debug = ["input"]` grants (console input).
 pub const DEBUG_INPUT: &str = "debug:input";
+/// The prefix of a device server's state page region: `state:<device server>`.
+pub const STATE_PREFIX: &str = "state:";
+/// The prefix of a device's doorbell notification: `doorbell:<device server>`.
+pub const DOORBELL_PREFIX: &str = "doorbell:";
+/// The vmm's bound notification that device servers signal when their line changed on their own.
+pub const VMM_EVENTS: &str = "vmm-events";
 /// Slots added to what a server needs when the manifest does not set `cnode_slots`.
 pub const SPARE_SLOTS: u16 = 16;
 /// The largest CNode a manifest may ask for.
@@ -129,6 +142,8 @@ pub(crate) struct VmPlan {
     pub resets: u32,
     /// Its virtio-mmio devices, in transport order.
     pub devices: Vec<DevicePlan>,
+    /// `mmio_markers`: whether the kernel keeps MMIO markers for it.
+    pub mmio_markers: bool,
 }
 
 /// A virtio-mmio device of a VM (`devices.rs`).
@@ -139,6 +154,8 @@ pub(crate) struct DevicePlan {
     pub server: u16,
     /// Its endpoint (named after the server, served by it; the vmm is its client).
     pub endpoint: u16,
+    /// Its doorbell notification (`doorbell:<server>`, bound to the server; the vmm signals).
+    pub doorbell: u16,
     /// Guest-physical base of its transport window.
     pub base: u64,
     /// Its SPI (INTID = 32 + SPI).
@@ -225,17 +242,26 @@ pub(crate) fn compile(
             exit_badge: v as u64 + 1,
             resets: vm.resets.as_ref().map_or(0, |r| r.value),
             devices: Vec::new(),
+            mmio_markers: vm.mmio_markers,
         });
     }
-    // The devices' endpoints, after every exit endpoint: VM order, then transport order.
+    // The devices' endpoints, after every exit endpoint: VM order, then transport order; their
+    // doorbell notifications likewise, after the manifest's.
+    let mut doorbells: Vec<(String, Option<u16>)> = Vec::new();
     for (vm, plan) in def.vms.iter().zip(vms.iter_mut()) {
         for (n, device) in vm.devices.iter().enumerate() {
             let server = index(names.server(&device.server)?);
             let (base, spi) = crate::devices::transport(n);
+            let doorbell = index(def.notifications.len() + doorbells.len());
+            doorbells.push((
+                format!("{DOORBELL_PREFIX}{}", device.server.value),
+                Some(server),
+            ));
             plan.devices.push(DevicePlan {
                 kind: device.kind.value,
                 server,
                 endpoint: index(endpoints.len()),
+                doorbell,
                 base,
                 spi,
             });
@@ -310,6 +336,7 @@ pub(crate) fn compile(
                 }
             }
         }
+        device_notification_caps(&names, def, &vms, s, &mut caps)?;
         for (i, irq) in def.irqs.iter().enumerate() {
             if waited.contains(&names.notification(&irq.notification)?) {
                 let name = format!("irq:{}", irq.name.value);
@@ -446,7 +473,10 @@ pub(crate) fn compile(
             });
         }
     }
-    // Each device server maps its VM's RAM read-write at VA = the RAM's guest-physical base.
+    // Each device server maps its VM's RAM read-write at VA = the RAM's guest-physical base,
+    // and its state page (`state:<server>`, after every `ram:<vm>`) at DEVICE_STATE_VA.
+    let first_state_region = def.regions.len() + def.vms.len();
+    let mut states = Vec::new();
     for plan in &vms {
         for device in &plan.devices {
             mappings.push(Mapping {
@@ -455,6 +485,21 @@ pub(crate) fn compile(
                 va: plan.ram_base,
                 writable: true,
                 executable: false,
+            });
+            mappings.push(Mapping {
+                server: device.server,
+                region: index(first_state_region + states.len()),
+                va: abi::layout::DEVICE_STATE_VA,
+                writable: true,
+                executable: false,
+            });
+            states.push(RegionPlan {
+                name: format!(
+                    "{STATE_PREFIX}{}",
+                    def.servers[usize::from(device.server)].name.value
+                ),
+                kind: RegionKind::Ram,
+                size: abi::layout::PAGE_SIZE,
             });
         }
     }
@@ -490,6 +535,7 @@ pub(crate) fn compile(
                     .flatten();
                 (n.name.value.clone(), bound)
             })
+            .chain(doorbells)
             .collect(),
         regions: def
             .regions
@@ -509,11 +555,65 @@ pub(crate) fn compile(
                 kind: RegionKind::Ram,
                 size: vm.ram_size,
             }))
+            .chain(states)
             .collect(),
         irqs,
         mappings,
         vms,
     })
+}
+
+/// The notifications the compiler adds for devices (group 4 of the slot order, after the
+/// manifest's): a vmm signals each device's doorbell (`doorbell:<server>`, WRITE, badge 1; it
+/// hands it to the kernel as the route's doorbell, docs/MMIO.md), and a device server signals
+/// its vmm's `vmm-events` (WRITE, badge 1) when that vmm waits on one and the manifest does not
+/// list the server there already: on the fast path the vmm sees none of the device's answers,
+/// so the device tells it when its interrupt line changed. The n-th device's badge is
+/// `abi::vm::device_event_badge(n)`, so the vmm knows which line moved.
+fn device_notification_caps(
+    names: &Names<'_>,
+    def: &ManifestDef,
+    vms: &[VmPlan],
+    s: usize,
+    caps: &mut Vec<(String, CapObject)>,
+) -> Result<(), ManifestError> {
+    let signal = |index: usize, badge: u64| CapObject::Notification {
+        index: crate::compile::index(index),
+        badge,
+        rights: Rights::WRITE,
+    };
+    for (vm, plan) in def.vms.iter().zip(vms) {
+        let vmm = names.server(&vm.vmm)?;
+        for (n, device) in plan.devices.iter().enumerate() {
+            if vmm == s {
+                let name = format!(
+                    "{DOORBELL_PREFIX}{}",
+                    def.servers[usize::from(device.server)].name.value
+                );
+                caps.push((name, signal(usize::from(device.doorbell), 1)));
+            }
+            if usize::from(device.server) != s {
+                continue;
+            }
+            let events = def
+                .notifications
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.name.value == VMM_EVENTS && n.waiter.value == vm.vmm.value);
+            if let Some((events_index, events)) = events
+                && !events
+                    .signallers
+                    .iter()
+                    .any(|p| names.server(&p.server) == Ok(s))
+            {
+                caps.push((
+                    VMM_EVENTS.to_string(),
+                    signal(events_index, abi::vm::device_event_badge(n)),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The supervisor's list: every other server, in index order, with its TCB slot.

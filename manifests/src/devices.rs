@@ -5,9 +5,10 @@
 //! devices = [{ kind = "virtio-blk", server = "vblk" }, { kind = "virtio-console", server = "vcon" }]
 //! ```
 //!
-//! The n-th device gets QEMU virt's n-th virtio-mmio transport (hw/arm/virt.c `VIRT_MMIO`):
-//! the window [`TRANSPORT_BASE`] + n × [`TRANSPORT_STRIDE`], SPI 16 + n (INTID 48 + n),
-//! edge-rising in the device tree. The PL011 stays implicit, as before.
+//! The n-th device gets the n-th virtio-mmio transport, at QEMU virt's base and SPIs
+//! (hw/arm/virt.c `VIRT_MMIO`) but one page apart: the window [`TRANSPORT_BASE`] + n ×
+//! [`TRANSPORT_STRIDE`], SPI 16 + n (INTID 48 + n), edge-rising in the device tree. The PL011
+//! stays implicit, as before.
 //!
 //! What the compiler makes of each device (`compile.rs`, `payload.rs`):
 //! - an endpoint named after the device server, served by it (`userlib::server::find_endpoint`
@@ -17,6 +18,11 @@
 //!   `ram_base`, so a guest-physical address of RAM is the server's address of it;
 //! - a `bootinfo::DeviceInfo` (kind, window, INTID, endpoint name) in the vmm's boot info (every
 //!   device of its VM) and in the device server's (its own, with the VM's `VmInfo`);
+//! - a state page `state:<server>` (one page of RAM) mapped read-write into the device server at
+//!   `abi::layout::DEVICE_STATE_VA`, where it keeps what must outlive its restarts;
+//! - a doorbell notification `doorbell:<server>` bound to the device server, signalled by the
+//!   vmm (which makes it the route's doorbell at QueueNotify), and a `vmm-events` signal
+//!   capability for the device server when the vmm waits on one (`compile.rs`);
 //! - a `virtio_mmio` node in a Linux VM's device tree.
 //!
 //! Reading checks one table: the element keys, the kind, at most [`MAX_DEVICES`]. [`check`] does
@@ -29,13 +35,16 @@ use crate::fields::{Fields, Sp};
 use crate::schema::ManifestDef;
 use crate::span::NodeValue;
 use crate::validate::Names;
-use abi::layout::{ADDRESS_SPACE_END, REGION_WINDOW_BASE};
+use abi::layout::{DEVICE_STATE_VA, REGION_WINDOW_BASE};
 pub(crate) use bootdesc::bootinfo::DeviceKind;
 
 /// Guest-physical base of the first transport window (QEMU virt's `VIRT_MMIO`).
 pub const TRANSPORT_BASE: u64 = 0x0A00_0000;
-/// Bytes from one transport window to the next (and each window's size).
-pub const TRANSPORT_STRIDE: u64 = crate::fdt::VIRTIO_MMIO_SIZE;
+/// Bytes from one transport window to the next: a page each (the window itself is
+/// [`crate::fdt::VIRTIO_MMIO_SIZE`]), so that each device has a stage-2 page of its own and
+/// its accesses can take the kernel's MMIO fast path (docs/MMIO.md: routes are page-granular).
+/// QEMU's own layout packs them 0x200 apart; the guest learns ours from its device tree.
+pub const TRANSPORT_STRIDE: u64 = 0x1000;
 /// The SPI of the first transport (QEMU virt's `VIRT_MMIO` IRQ 16: INTID 48).
 pub const FIRST_SPI: u32 = 16;
 /// The most devices a VM may have: QEMU virt's 32 transports.
@@ -75,7 +84,7 @@ pub(crate) fn read_devices(f: &Fields<'_>) -> Result<Vec<DeviceDef>, ManifestErr
             &format!("{}[{MAX_DEVICES}]", f.key("devices")),
             format!(
                 "{} has {} devices; a VM has at most {MAX_DEVICES}, one per virtio-mmio \
-                 transport of QEMU virt ({TRANSPORT_BASE:#x} + n * {TRANSPORT_STRIDE:#x}, SPI \
+                 transport ({TRANSPORT_BASE:#x} + n * {TRANSPORT_STRIDE:#x}, SPI \
                  {FIRST_SPI} + n)",
                 f.what,
                 elements.len()
@@ -177,6 +186,16 @@ pub(crate) fn check(
                     server.value
                 ));
             }
+            if let Some(bound) = def.notifications.iter().find(|n| {
+                n.waiter.value == server.value && n.bind.as_ref().is_some_and(|b| b.value)
+            }) {
+                return fail(format!(
+                    "server `{}` is bound to notification `{}`, and a device server's bound \
+                     notification is its doorbell (`doorbell:{}`, which the compiler adds); \
+                     drop `bind` there",
+                    server.value, bound.name.value, server.value
+                ));
+            }
             check_ram_mapping(rep, def, vm, device)?;
         }
     }
@@ -193,15 +212,16 @@ fn check_ram_mapping(
 ) -> Result<(), ManifestError> {
     let server = &device.server;
     let (start, end) = (vm.ram_base, vm.ram_base + vm.ram_size);
-    if start < REGION_WINDOW_BASE || end > ADDRESS_SPACE_END {
+    // The state page sits at the top of the window: the RAM must end below it.
+    if start < REGION_WINDOW_BASE || end > DEVICE_STATE_VA {
         return Err(rep.error(
             &server.span,
             &server.key,
             format!(
                 "device server `{}` maps vm `{}`'s RAM at its guest-physical address \
-                 {start:#x}..{end:#x}, outside a server's region window \
-                 {REGION_WINDOW_BASE:#x}..{ADDRESS_SPACE_END:#x} (abi::layout): give the VM a \
-                 ram_base of at least {REGION_WINDOW_BASE:#x}",
+                 {start:#x}..{end:#x}, outside a device server's region window \
+                 {REGION_WINDOW_BASE:#x}..{DEVICE_STATE_VA:#x} (abi::layout; its state page \
+                 follows): give the VM a ram_base of at least {REGION_WINDOW_BASE:#x}",
                 server.value, vm.name.value
             ),
         ));
@@ -213,6 +233,18 @@ fn check_ram_mapping(
             .filter(|m| m.server.value == server.value)
         {
             let (o_start, o_end) = (map.at.value, map.at.value + region.size);
+            if o_end > DEVICE_STATE_VA {
+                return Err(rep.error(
+                    &map.at.span,
+                    &map.at.key,
+                    format!(
+                        "device server `{}` maps region `{}` at {o_start:#x}..{o_end:#x}, over \
+                         its state page at {DEVICE_STATE_VA:#x} (abi::layout: the compiler maps \
+                         `state:{}` there); map the region lower",
+                        server.value, region.name.value, server.value
+                    ),
+                ));
+            }
             if start < o_end && o_start < end {
                 return Err(rep.error(
                     &server.span,

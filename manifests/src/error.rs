@@ -58,10 +58,18 @@ impl ManifestError {
             .fold(true)
             .annotation(Level::Error.span(start..end));
         Renderer::plain()
+            .term_width(NEVER_TRIM)
             .render(Level::Error.title(&title).snippet(snippet))
             .to_string()
     }
 }
+
+/// A terminal width no manifest line reaches, so the renderer never trims a line. Trimming a
+/// line wider than the width subtracts with overflow in annotate-snippets 0.11 when the line
+/// starts with tabs (counted as four columns of leading whitespace but as one column before
+/// the caret), which panicked rendering such a manifest's error (found by the `manifest`
+/// fuzz target, fuzz/). Half of `usize::MAX` leaves room for the renderer's own additions.
+const NEVER_TRIM: usize = usize::MAX / 2;
 
 /// The length of the TOML token that starts `rest`: a quoted string, or up to the next
 /// delimiter. At least one character when any remains on the line, so the caret is visible.
@@ -139,6 +147,27 @@ mod tests {
             .find(|line| line.contains('^'))
             .unwrap_or_else(|| panic!("no caret in {rendered}"));
         assert_eq!(caret_line.matches('^').count(), 1, "{rendered}");
+    }
+
+    /// The fuzz target `manifest` found this panic: four tabs, a character TOML refuses, and a
+    /// line wider than the renderer's default terminal width (140).
+    #[test]
+    fn render_shows_a_long_line_that_starts_with_tabs() {
+        let source = format!("\t\t\t\t%{}x\n", " ".repeat(200));
+        let error = ManifestError {
+            file: "m.toml".into(),
+            line: 1,
+            column: 5,
+            key: String::new(),
+            message: "invalid key".into(),
+        };
+        let rendered = error.render(&source);
+        assert!(rendered.contains("m.toml:1:5"), "{rendered}");
+        assert!(
+            rendered.contains(&format!("%{}x", " ".repeat(200))),
+            "{rendered}"
+        );
+        assert_eq!(rendered.matches('^').count(), 1, "{rendered}");
     }
 
     #[test]

@@ -84,8 +84,8 @@ impl<'a> Fields<'a> {
                 &unknown.key_span,
                 &join_key(&path, &unknown.key),
                 format!(
-                    "unknown key `{}` in {what} (expected one of {expected})",
-                    unknown.key
+                    "unknown key {} in {what} (expected one of {expected})",
+                    crate::names::shown_key(&unknown.key)
                 ),
             ));
         }
@@ -231,19 +231,46 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// "priority 0 is out of range 1..=254", or "must be at least 1" for open-ended ranges.
+/// "priority 0 is out of range 1..=254"; for ranges that end at `u32::MAX` or beyond (counts,
+/// badges, sizes), which side was crossed: "is too small: it must be at least 1", "is too large:
+/// it must be at most 4294967295".
 fn out_of_range(name: &str, number: i64, range: &RangeInclusive<i64>, radix: Radix) -> String {
     let shown = radix.show(number.into());
-    if *range.end() >= i64::from(u32::MAX) {
-        format!(
-            "{name} {shown} is too small: it must be at least {}",
-            radix.show((*range.start()).into())
-        )
+    let (start, end) = (
+        radix.show((*range.start()).into()),
+        radix.show((*range.end()).into()),
+    );
+    if *range.end() < i64::from(u32::MAX) {
+        format!("{name} {shown} is out of range {start}..={end}")
+    } else if number < *range.start() {
+        format!("{name} {shown} is too small: it must be at least {start}")
     } else {
-        format!(
-            "{name} {shown} is out of range {}..={}",
-            radix.show((*range.start()).into()),
-            radix.show((*range.end()).into())
-        )
+        format!("{name} {shown} is too large: it must be at most {end}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_says_which_side() {
+        let wide = 1..=i64::from(u32::MAX);
+        assert_eq!(
+            out_of_range("n", 0, &wide, Radix::Decimal),
+            "n 0 is too small: it must be at least 1"
+        );
+        assert_eq!(
+            out_of_range("n", 1 << 32, &wide, Radix::Decimal),
+            "n 4294967296 is too large: it must be at most 4294967295"
+        );
+        assert_eq!(
+            out_of_range("priority", 255, &(1..=254), Radix::Decimal),
+            "priority 255 is out of range 1..=254"
+        );
+        assert_eq!(
+            out_of_range("size", -4096, &(4096..=i64::MAX), Radix::Hex),
+            "size -0x1000 is too small: it must be at least 0x1000"
+        );
     }
 }

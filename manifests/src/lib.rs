@@ -13,24 +13,38 @@
 //! - `span`: parse with `toml_edit` (which keeps byte spans) into a small positioned tree;
 //! - `schema` (+ `fields`, `region`, `vm`): read each table into typed definitions, checking
 //!   keys, types and ranges;
-//! - `validate` (+ `vm`, `platform`): cross-table checks (references, the supervisor, names,
-//!   overlaps, duplicates, device regions off what the kernel owns);
+//! - `schema` reads names through `names` (the one name grammar) and interrupts through
+//!   `platform` (the one platform table: QEMU virt as xtask runs it, what the kernel owns);
+//! - `validate` (+ `vm`, `roles`, `platform`): cross-table checks (references, the supervisor,
+//!   names, overlaps, duplicates, device regions off what the kernel owns, one VMID per server
+//!   and VM, guest RAM off the guest's devices, what a VM's servers must find of each other);
+//! - `budget`: the machine's RAM and each server's boot-info page, which the kernel would
+//!   otherwise run out of at boot;
 //! - `compile`: object indices, the implicit `faults` endpoint, each VM's exit endpoint and RAM
 //!   region, capabilities and their slots;
-//! - `payload`: boot-info blobs and the `bootdesc` record stream.
+//! - `payload`: boot-info blobs and the `bootdesc` record stream;
+//! - `images`: the programs the build resolves, and its checks of the images it made
+//!   ([`Manifest::check_images`], [`Manifest::check_ram`]), at the keys that name them.
+//!
+//! A manifest that loads does not panic the kernel at boot: what the kernel would refuse (and
+//! stop the boot on) is refused here first, at the line and key that ask for it.
 //!
 //! The schema is documented in `manifests/README.md`.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod compile;
 mod devices;
 mod error;
 mod fdt;
 mod fields;
+mod images;
 mod linux;
+mod names;
 mod payload;
 pub mod platform;
 mod region;
+mod roles;
 mod schema;
 mod span;
 mod validate;
@@ -48,6 +62,7 @@ pub use compile::{
 };
 pub use devices::{FIRST_SPI as FIRST_DEVICE_SPI, MAX_DEVICES, TRANSPORT_BASE, TRANSPORT_STRIDE};
 pub use error::ManifestError;
+pub use images::{Program, ProgramKind};
 pub use linux::GuestFile;
 
 use compile::Plan;
@@ -59,6 +74,10 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     plan: Plan,
+    /// The programs it names, with their keys' positions, for the build's checks.
+    programs: Vec<Program>,
+    /// What it asks of the machine's RAM, checked again by the build with the images' sizes.
+    budget: budget::RamBudget,
 }
 
 impl Manifest {
@@ -86,8 +105,15 @@ impl Manifest {
         let root = span::parse(text).map_err(|(message, span)| rep.error(&span, "", message))?;
         let def = schema::read(&rep, &root)?;
         let supervisor = validate::validate(&rep, &def)?;
+        let budget = budget::RamBudget::of(&rep, &def);
+        budget.check(0, &BTreeMap::new())?;
         let plan = compile::compile(&rep, &def, supervisor)?;
-        Ok(Manifest { plan })
+        budget::check_bootinfo(&rep, &def, &plan)?;
+        Ok(Manifest {
+            plan,
+            programs: images::programs(&rep, &def),
+            budget,
+        })
     }
 
     /// The system's name (`[system] name`).

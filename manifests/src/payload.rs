@@ -360,6 +360,7 @@ pub(crate) fn build(
             exit_badge: vm.exit_badge,
             entry: guest.entry,
             x0: guest.x0,
+            mmio_markers: vm.mmio_markers,
         }));
     }
     for (vm_index, (first_image, guest)) in guests.iter().enumerate() {

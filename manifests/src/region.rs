@@ -66,7 +66,8 @@ fn read_region(
         }
         (_, base) => base,
     };
-    let size = size.ok_or_else(|| f.missing("size"))?.value;
+    let size_at = size.ok_or_else(|| f.missing("size"))?;
+    let size = size_at.value;
     if let Some(base) = &base {
         if base.value % PAGE_SIZE != 0 {
             return Err(f.error(
@@ -98,6 +99,7 @@ fn read_region(
         frames: read_frames(&f, device)?,
         base,
         size,
+        size_at,
         name,
     })
 }

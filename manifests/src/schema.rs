@@ -1,8 +1,9 @@
 //! The manifest schema: typed definitions and the reader that fills them from the TOML tree.
 //!
 //! The reader does every check that needs only one table: unknown and missing keys, types,
-//! numeric ranges, page alignment, name syntax, and the shape rules of a single region (device
-//! needs `base`, RAM forbids it, no executable device mappings, mappings inside the window).
+//! numeric ranges, page alignment, names (`names.rs`), interrupts off the kernel's own
+//! (`platform.rs`), and the shape rules of a single region (device needs `base`, RAM forbids
+//! it, no executable device mappings, mappings inside the window).
 //! Checks that relate several tables live in `validate.rs`. Objects of each kind are kept in the
 //! order they appear in the file: that order is their index in the boot description.
 
@@ -99,6 +100,8 @@ pub(crate) struct RegionDef {
     pub name: Sp<String>,
     pub base: Option<Sp<u64>>,
     pub size: u64,
+    /// `size` with its position, for the RAM budget (`budget.rs`).
+    pub size_at: Sp<u64>,
     pub maps: Vec<MapDef>,
     /// `frames`: the servers that get the RAM region as a frame-range capability
     /// (`frames:<region>`), e.g. a driver that programs a device's DMA with its physical address.
@@ -201,17 +204,8 @@ pub(crate) fn section<T>(
         .into_iter()
         .map(|entry| {
             let key = join_key(section, &entry.key);
-            if !valid_name(&entry.key) {
-                return Err(rep.error(
-                    &entry.key_span,
-                    &key,
-                    format!(
-                        "bad {} name `{}`: a name starts with a lowercase letter, has only \
-                         lowercase letters, digits and `-`, and is at most 32 characters long",
-                        singular(section),
-                        entry.key
-                    ),
-                ));
+            if let Some(refusal) = crate::names::bad_name(singular(section), &entry.key) {
+                return Err(rep.error(&entry.key_span, &key, refusal));
             }
             let name = Sp {
                 value: entry.key.clone(),
@@ -226,14 +220,6 @@ pub(crate) fn section<T>(
 /// `servers` → `server`, for messages.
 pub(crate) fn singular(section: &str) -> &str {
     section.strip_suffix('s').unwrap_or(section)
-}
-
-/// `[a-z][a-z0-9-]*`, at most 32 characters.
-pub(crate) fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 32
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Opens the table of one named object.
@@ -264,8 +250,9 @@ fn read_system(rep: &Reporter<'_>, entry: &Entry) -> Result<SystemDef, ManifestE
         SYSTEM_KEYS,
     )?;
     let name = f.required_string("name")?;
-    if name.value.trim().is_empty() {
-        return Err(f.error(&name.span, "name", "the system name must not be empty"));
+    // The name becomes a directory under target/images/ and is printed by the kernel.
+    if let Some(refusal) = crate::names::bad_name("system", &name.value) {
+        return Err(f.error(&name.span, "name", refusal));
     }
     let timeslice_us = f.integer::<u32>("timeslice_us", 100..=1_000_000, Radix::Decimal)?;
     Ok(SystemDef {
@@ -483,17 +470,17 @@ fn read_notification(
 
 fn read_irq(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<IrqDef, ManifestError> {
     let f = fields(rep, entry, &name, "irqs", IRQ_KEYS)?;
-    let intid = f.required_integer::<u32>("intid", 0..=i64::from(u32::MAX), Radix::Decimal)?;
-    if !(16..=1019).contains(&intid.value) {
-        return Err(f.error(
-            &intid.span,
-            "intid",
-            format!(
-                "intid {} is out of range 16..=1019 (PPIs are 16..=31, SPIs 32..=1019)",
-                intid.value
-            ),
-        ));
+    let intid = f.required_integer::<i64>("intid", i64::MIN..=i64::MAX, Radix::Decimal)?;
+    // Off the kernel's own lines, and a line QEMU virt's GIC has (`platform.rs`).
+    if let Some(refusal) = crate::platform::refuse_irq(intid.value) {
+        return Err(f.error(&intid.span, "intid", refusal));
     }
+    let intid = Sp {
+        // refuse_irq accepts only INTIDs of 16..=287.
+        value: u32::try_from(intid.value).unwrap_or(u32::MAX),
+        span: intid.span,
+        key: intid.key,
+    };
     Ok(IrqDef {
         intid,
         notification: f.required_string("notification")?,

@@ -67,12 +67,55 @@ pub(crate) fn parse(source: &str) -> Result<Node, (String, Span)> {
             .filter(|line| !line.is_empty())
             .collect::<Vec<_>>()
             .join(": ");
-        (message, error.span().unwrap_or(0..0))
+        let span = error.span().unwrap_or(0..0);
+        (explain_syntax(source, &span, message), span)
     })?;
     Ok(from_item(document.as_item(), 0..0).unwrap_or(Node {
         value: NodeValue::Table(Vec::new()),
         span: 0..0,
     }))
+}
+
+/// TOML's message for a syntax error at `span`, with what is wrong in words where TOML's own
+/// words are only what it expected: numbers TOML cannot write.
+fn explain_syntax(source: &str, span: &Span, message: String) -> String {
+    let token = token_around(source, span.start);
+    if message.contains("number too large to fit in target type") {
+        return format!(
+            "integer `{token}` is too large: TOML integers are 64-bit signed, at most {}",
+            i64::MAX
+        );
+    }
+    let digits = token.trim_start_matches(['-', '+']);
+    let signed = digits.len() < token.len();
+    let radix = ["0x", "0o", "0b"]
+        .iter()
+        .any(|prefix| digits.starts_with(prefix));
+    if signed && radix {
+        return format!(
+            "{message} (`{token}`: TOML has no signed hexadecimal, octal or binary integers; \
+             write a negative number in decimal)"
+        );
+    }
+    let leading_zero = digits.len() > 1
+        && digits.starts_with('0')
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if leading_zero {
+        return format!("{message} (`{token}`: TOML integers have no leading zeros)");
+    }
+    message
+}
+
+/// The word of `source` around byte `at`: up to whitespace or TOML punctuation either side.
+fn token_around(source: &str, at: usize) -> &str {
+    let stop = |c: char| c.is_whitespace() || "=,[]{}#\"'".contains(c);
+    let mut at = at.min(source.len());
+    while !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    let start = source[..at].rfind(stop).map_or(0, |i| i + 1);
+    let end = source[at..].find(stop).map_or(source.len(), |i| at + i);
+    &source[start..end]
 }
 
 fn key_span(key: &Key, fallback: &Span) -> Span {
@@ -208,6 +251,36 @@ mod tests {
         assert_eq!(line_column(source, equals), (2, 4));
         assert_eq!(offset_of(source, 2, 4), equals);
         assert_eq!(line_column(source, source.len() + 10), (3, 1));
+    }
+
+    #[test]
+    fn numbers_toml_cannot_write_are_explained() {
+        let error = |source: &str| parse(source).err().map(|(message, _)| message);
+        let negative_hex = error("base = -0x1000\n").unwrap_or_default();
+        assert!(
+            negative_hex.ends_with(
+                "(`-0x1000`: TOML has no signed hexadecimal, octal or binary integers; write a \
+                 negative number in decimal)"
+            ),
+            "{negative_hex}"
+        );
+        let leading_zero = error("priority = 090\n").unwrap_or_default();
+        assert!(
+            leading_zero.ends_with("(`090`: TOML integers have no leading zeros)"),
+            "{leading_zero}"
+        );
+        assert_eq!(
+            error("badge = 9223372036854775808\n").as_deref(),
+            Some(
+                "integer `9223372036854775808` is too large: TOML integers are 64-bit signed, at \
+                 most 9223372036854775807"
+            )
+        );
+        // Other errors keep TOML's words.
+        let other = error("a = \n").unwrap_or_default();
+        assert!(!other.contains("TOML"), "{other}");
+        assert_eq!(token_around("x = 12 # c", 5), "12");
+        assert_eq!(token_around("é", 1), "é");
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //! listed twice on one endpoint or notification, distinct client badges per endpoint, no device
 //! region over a kernel-owned device or RAM (`platform.rs`), no two device regions over the same
 //! physical page, no two mappings of one server over the same
-//! address, every server of a region's `frames` mapping that region, and unique interrupt ids.
-//! VMs are checked by `vm::check_vms` (last). [`Names`] also serves `compile.rs` to turn names
-//! into indices.
+//! address, every server of a region's `frames` mapping that region, unique interrupt ids, and
+//! no more servers or VMs than VMIDs (`platform.rs`). VMs are checked by `vm::check_vms`, then
+//! what their servers must find of each other by `roles::check` (last). [`Names`] also serves
+//! `compile.rs` to turn names into indices, and says what a name of the wrong kind of object
+//! names ("`guest` is a vm, not a server").
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::Sp;
+use crate::names::shown;
 use crate::schema::{ManifestDef, PeerDef};
 use std::collections::BTreeMap;
 
@@ -20,6 +23,9 @@ pub(crate) struct Names<'a> {
     rep: &'a Reporter<'a>,
     servers: BTreeMap<&'a str, usize>,
     notifications: BTreeMap<&'a str, usize>,
+    /// Every name the manifest gives, with its kind ("vm", "endpoint"), so that a reference to
+    /// the wrong kind of object can say what it names.
+    defined: Vec<(&'a str, &'static str)>,
 }
 
 impl<'a> Names<'a> {
@@ -27,6 +33,19 @@ impl<'a> Names<'a> {
     pub fn new(rep: &'a Reporter<'a>, def: &'a ManifestDef) -> Self {
         let index =
             |names: Vec<&'a str>| names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        let kind = |kind: &'static str| move |name: &'a Sp<String>| (name.value.as_str(), kind);
+        let defined = (def.servers.iter().map(|s| &s.name).map(kind("server")))
+            .chain(def.vms.iter().map(|v| &v.name).map(kind("vm")))
+            .chain(def.endpoints.iter().map(|e| &e.name).map(kind("endpoint")))
+            .chain(
+                def.notifications
+                    .iter()
+                    .map(|n| &n.name)
+                    .map(kind("notification")),
+            )
+            .chain(def.regions.iter().map(|r| &r.name).map(kind("region")))
+            .chain(def.irqs.iter().map(|i| &i.name).map(kind("irq")))
+            .collect();
         Self {
             rep,
             servers: index(def.servers.iter().map(|s| s.name.value.as_str()).collect()),
@@ -36,41 +55,68 @@ impl<'a> Names<'a> {
                     .map(|n| n.name.value.as_str())
                     .collect(),
             ),
+            defined,
         }
     }
 
     /// The index of the server `name` refers to.
     pub fn server(&self, name: &Sp<String>) -> Result<usize, ManifestError> {
-        lookup(self.rep, &self.servers, name, "server")
+        self.lookup(&self.servers, name, "server")
     }
 
     /// The index of the notification `name` refers to.
     pub fn notification(&self, name: &Sp<String>) -> Result<usize, ManifestError> {
-        lookup(self.rep, &self.notifications, name, "notification")
+        self.lookup(&self.notifications, name, "notification")
+    }
+
+    /// `name` in `map`, or an error that lists what there is and says what `name` names when it
+    /// is another kind of object.
+    fn lookup(
+        &self,
+        map: &BTreeMap<&str, usize>,
+        name: &Sp<String>,
+        kind: &str,
+    ) -> Result<usize, ManifestError> {
+        map.get(name.value.as_str()).copied().ok_or_else(|| {
+            let mut known: Vec<_> = map.iter().map(|(name, &index)| (index, *name)).collect();
+            known.sort_unstable();
+            let known: Vec<_> = known.iter().map(|(_, name)| format!("`{name}`")).collect();
+            let hint = if known.is_empty() {
+                format!("there are no {kind}s")
+            } else {
+                format!("known {kind}s: {}", known.join(", "))
+            };
+            let shown = shown(&name.value);
+            let other = self
+                .defined
+                .iter()
+                .find(|(defined, other)| *defined == name.value && *other != kind);
+            let is = match other {
+                Some((_, "vm")) if kind == "server" => format!(
+                    ": {shown} is a vm, not a server; a VM holds no capabilities (its vmm acts \
+                     for it)"
+                ),
+                Some((_, other)) => {
+                    format!(": {shown} is {} {other}, not a {kind}", article(other))
+                }
+                None => String::new(),
+            };
+            self.rep.error(
+                &name.span,
+                &name.key,
+                format!("unknown {kind} {shown}{is} ({hint})"),
+            )
+        })
     }
 }
 
-fn lookup(
-    rep: &Reporter<'_>,
-    map: &BTreeMap<&str, usize>,
-    name: &Sp<String>,
-    kind: &str,
-) -> Result<usize, ManifestError> {
-    map.get(name.value.as_str()).copied().ok_or_else(|| {
-        let mut known: Vec<_> = map.iter().map(|(name, &index)| (index, *name)).collect();
-        known.sort_unstable();
-        let known: Vec<_> = known.iter().map(|(_, name)| format!("`{name}`")).collect();
-        let hint = if known.is_empty() {
-            format!("there are no {kind}s")
-        } else {
-            format!("known {kind}s: {}", known.join(", "))
-        };
-        rep.error(
-            &name.span,
-            &name.key,
-            format!("unknown {kind} `{}` ({hint})", name.value),
-        )
-    })
+/// "a" or "an" before a kind of object.
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Runs every cross-table check; returns the supervisor's index.
@@ -129,12 +175,45 @@ pub(crate) fn validate(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, M
             ));
         }
     }
+    for vm in &def.vms {
+        crate::roles::check_guest_ram(rep, vm)?;
+    }
     crate::vm::check_vms(rep, &names, def)?;
+    crate::roles::check(rep, def)?;
     Ok(supervisor)
 }
 
-/// Every count must fit the boot description's `u16` fields (the fault endpoint included).
+/// One VMID per server and per VM (`platform.rs`), and every count must fit the boot
+/// description's `u16` fields (the fault endpoint included).
 fn check_counts(rep: &Reporter<'_>, def: &ManifestDef) -> Result<(), ManifestError> {
+    use crate::platform::{MAX_SERVERS, MAX_VMS};
+    if let Some(server) = def.servers.get(MAX_SERVERS) {
+        return Err(rep.error(
+            &server.name.span,
+            &server.name.key,
+            format!(
+                "server `{}` is server number {} of {}; each server runs under a VMID of its \
+                 own, and the kernel has 1..={MAX_SERVERS} for servers (128..=255 are the \
+                 guests'), so a system has at most {MAX_SERVERS} servers",
+                server.name.value,
+                MAX_SERVERS + 1,
+                def.servers.len()
+            ),
+        ));
+    }
+    if let Some(vm) = def.vms.get(MAX_VMS) {
+        return Err(rep.error(
+            &vm.name.span,
+            &vm.name.key,
+            format!(
+                "vm `{}` is vm number {} of {}; each VM runs under a VMID of its own, and the \
+                 kernel has 128..=255 for guests, so a system has at most {MAX_VMS} VMs",
+                vm.name.value,
+                MAX_VMS + 1,
+                def.vms.len()
+            ),
+        ));
+    }
     let counts = [
         ("servers", def.servers.len()),
         // The fault endpoint, one exit endpoint and one RAM region per VM, one endpoint per
@@ -323,7 +402,19 @@ fn check_regions(
         if let Some(base) = &region.base {
             let (start, end) = (base.value, base.value + region.size);
             if let Some(reason) = crate::platform::refuse_device(name, start, end) {
-                return Err(rep.error(&base.span, &base.key, reason));
+                // A base inside a VM's RAM window is likely a guest-physical address.
+                let guest = def.vms.iter().find(|vm| {
+                    let ram = (vm.ram_base, vm.ram_base + vm.ram_size);
+                    start < ram.1 && ram.0 < end
+                });
+                let hint = guest.map_or(String::new(), |vm| {
+                    format!(
+                        " (a device region's base is a physical address; vm `{}`'s RAM at \
+                         {:#x} is guest-physical, and the kernel allocates it from RAM)",
+                        vm.name.value, vm.ram_base
+                    )
+                });
+                return Err(rep.error(&base.span, &base.key, format!("{reason}{hint}")));
             }
             if let Some((other, o_start, o_end)) =
                 devices.iter().find(|(_, s, e)| start < *e && *s < end)

@@ -13,6 +13,8 @@
 //! by side), its `vmm`, `mmu` and `memory` are servers, and its vmm is no earlier VM's (a vmm
 //! serves one VM), and `resets` (a test's reset loop, HV_RESET_LOOP) is only in test systems.
 //! `devices` (virtio-mmio devices and their servers) is read and checked by `devices.rs`.
+//! `mmio_markers` (default `true`) says whether the kernel caches the VM's MMIO pages as stage-2
+//! markers (docs/MMIO.md); `false` keeps every access on the slow path, for its benchmark.
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -31,8 +33,19 @@ pub const MAX_RAM_SIZE: u64 = 0x4000_0000;
 pub const IPA_END: u64 = 1 << 39;
 
 const VM_KEYS: &[&str] = &[
-    "image", "kernel", "initrd", "cmdline", "vmm", "mmu", "memory", "priority", "ram_base",
-    "ram_size", "resets", "devices",
+    "image",
+    "kernel",
+    "initrd",
+    "cmdline",
+    "vmm",
+    "mmu",
+    "memory",
+    "priority",
+    "ram_base",
+    "ram_size",
+    "resets",
+    "devices",
+    "mmio_markers",
 ];
 
 /// The most resets a test may ask of a guest (`resets`).
@@ -79,11 +92,17 @@ pub(crate) struct VmDef {
     pub priority: u8,
     pub ram_base: u64,
     pub ram_size: u64,
+    /// `ram_base` as written (absent: [`DEFAULT_RAM_BASE`]) and `ram_size`, with their
+    /// positions, for the checks of the RAM window against the machine (`roles.rs`, `budget.rs`).
+    pub ram_base_at: Option<Sp<u64>>,
+    pub ram_size_at: Sp<u64>,
     /// `resets`: how many times the guest is asked to reset itself first (HV_RESET_LOOP); test
     /// systems only.
     pub resets: Option<Sp<u32>>,
     /// `devices`: its virtio-mmio devices, in transport order (`devices.rs`).
     pub devices: Vec<crate::devices::DeviceDef>,
+    /// `mmio_markers`: whether the kernel keeps MMIO markers for it (default `true`).
+    pub mmio_markers: bool,
 }
 
 /// Reads every VM, in file order.
@@ -124,6 +143,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
     }
     let resets = f.integer::<u32>("resets", 1..=i64::from(MAX_RESETS), Radix::Decimal)?;
     let devices = crate::devices::read_devices(&f)?;
+    let mmio_markers = f.boolean("mmio_markers")?.is_none_or(|flag| flag.value);
     let ram_base_value = match &ram_base {
         Some(base) if base.value % RAM_GRANULE != 0 => {
             return Err(f.error(
@@ -174,8 +194,11 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         priority: priority.value,
         ram_base: ram_base_value,
         ram_size: ram_size.value,
+        ram_base_at: ram_base,
+        ram_size_at: ram_size,
         resets,
         devices,
+        mmio_markers,
         name,
     })
 }

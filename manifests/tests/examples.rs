@@ -2,6 +2,8 @@
 //! directory exists, the QEMU test manifests in `tests/manifests/*.toml` at the workspace root.
 //! Also a few valid edge cases the malformed corpus must not be confused with.
 
+mod common;
+
 use manifest::Manifest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,26 +29,9 @@ fn load_or_render(path: &Path) -> Manifest {
     })
 }
 
-/// A minimal AArch64 ELF executable with one read-execute segment of 16 bytes at `entry`.
+/// A guest ELF at `entry`.
 fn guest_elf(entry: u64) -> Vec<u8> {
-    let mut elf = vec![0u8; 64];
-    elf[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
-    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
-    elf[24..32].copy_from_slice(&entry.to_le_bytes());
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
-    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
-    elf[56..58].copy_from_slice(&1u16.to_le_bytes());
-    let mut header = [0u8; 56];
-    header[..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    header[4..8].copy_from_slice(&5u32.to_le_bytes()); // R+X
-    header[8..16].copy_from_slice(&120u64.to_le_bytes());
-    header[16..24].copy_from_slice(&entry.to_le_bytes());
-    header[32..40].copy_from_slice(&16u64.to_le_bytes());
-    header[40..48].copy_from_slice(&16u64.to_le_bytes());
-    elf.extend_from_slice(&header);
-    elf.extend_from_slice(&[0xd5; 16]);
-    elf
+    common::elf_at(entry)
 }
 
 /// A little-endian arm64 Image header for a kernel of 8 MiB (Linux booting.rst).
@@ -58,7 +43,7 @@ fn arm64_image() -> Vec<u8> {
     image
 }
 
-/// Compiles with a fake ELF per server, a guest ELF inside each ELF guest's RAM (where the test
+/// Compiles with a minimal ELF per server (in the server image window), a guest ELF inside each ELF guest's RAM (where the test
 /// guest links, 512 KiB in), a fake Image and initrd for each Linux VM, and checks the
 /// payload's header.
 fn assert_compiles(manifest: &Manifest) {
@@ -70,7 +55,7 @@ fn assert_compiles(manifest: &Manifest) {
     let mut images: BTreeMap<String, Vec<u8>> = manifest
         .binaries()
         .into_iter()
-        .map(|(name, _)| (name, b"\x7fELF fake".to_vec()))
+        .map(|(name, _)| (name, common::elf_at(abi::layout::IMAGE_BASE)))
         .collect();
     for (vm, _) in manifest.guests() {
         images.insert(vm.clone(), guest_elf(ram[&vm] + 0x8_0000));
@@ -91,6 +76,13 @@ fn assert_compiles(manifest: &Manifest) {
         .payload_with_files(&images, &files)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(bootdesc::PayloadHeader::parse(&payload).is_ok());
+    // What the build checks once it has the images and the payload.
+    manifest
+        .check_images(&images)
+        .unwrap_or_else(|e| panic!("{e}"));
+    manifest
+        .check_ram(&images, payload.len() as u64)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -152,17 +144,24 @@ fn valid_edge_cases_are_accepted() {
          [regions.before-gicr]\nkind = \"device\"\nbase = 0x0809_F000\nsize = 0x1000\n\
          [regions.after-uart]\nkind = \"device\"\nbase = 0x0900_1000\nsize = 0x1000\n\
          [regions.ecam]\nkind = \"device\"\nbase = 0x3F00_0000\nsize = 0x100_0000\n",
-        // Two irqs on one notification, PPI and SPI bounds.
+        // Two irqs on one notification, PPI and SPI bounds (QEMU virt's GIC has 256 SPIs), the
+        // lines next to the kernel's own (24 below its 25..=27, 28 above them, 32 and 34 around
+        // its UART's 33).
         "[notifications.dev]\nwaiter = \"boss\"\n\
          [irqs.timer]\nintid = 16\nnotification = \"dev\"\n\
-         [irqs.last]\nintid = 1019\nnotification = \"dev\"\nbadge = 2\n",
+         [irqs.last]\nintid = 287\nnotification = \"dev\"\nbadge = 2\n\
+         [irqs.i24]\nintid = 24\nnotification = \"dev\"\n\
+         [irqs.i28]\nintid = 28\nnotification = \"dev\"\n\
+         [irqs.i32]\nintid = 32\nnotification = \"dev\"\n\
+         [irqs.i34]\nintid = 34\nnotification = \"dev\"\n",
         // Inline-table and dotted-key spellings of the same schema.
         "[servers]\nx = { binary = \"x\", priority = 3 }\ny.binary = \"y\"\ny.priority = 4\n",
-        // A VM whose vmm, mmu and memory are one server, named like an endpoint; the largest
-        // RAM ending exactly at the top of the guest physical address space.
+        // A VM whose vmm, mmu and memory are one server, named like an endpoint; RAM ending
+        // exactly at the top of the guest physical address space, as large as the machine
+        // leaves room for beside the kernel and the other servers.
         "[endpoints.g]\nserver = \"boss\"\n\
          [vms.g]\nimage = \"test-guest\"\nvmm = \"boss\"\nmmu = \"boss\"\nmemory = \"boss\"\n\
-         priority = 1\nram_base = 0x7f_c000_0000\nram_size = 0x4000_0000\n",
+         priority = 1\nram_base = 0x7f_c040_0000\nram_size = 0x3fc0_0000\n",
     ];
     for (i, extra) in cases.iter().enumerate() {
         let mut text = format!("{base}\n{extra}");

@@ -9,7 +9,7 @@
 use manifest::Manifest;
 use std::path::{Path, PathBuf};
 
-const MIN_CORPUS: usize = 24;
+const MIN_CORPUS: usize = 180;
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed");

@@ -15,13 +15,17 @@
 //! PMU cycle counter, or nanoseconds of virtual time); only here, where `-icount shift=0` is
 //! known to be on, does the summary call them instructions.
 //!
-//! A benchmark fails when its image does not build, QEMU does not exit 0 before the timeout, or
-//! it printed no figure; its console is shown then.
+//! A benchmark may report its figures under other texts (`rename`, see [`rename`](mod@rename)):
+//! then it reports only those, so one image can serve several benchmarks.
+//!
+//! A benchmark fails when its image does not build, QEMU does not exit 0 before the timeout, it
+//! printed no figure, or a figure its `rename` names is missing; its console is shown then.
 //!
 //! One benchmark measures what no image of ours can: `bare_qemu = true` also boots the
 //! manifest's Linux VM on bare QEMU and compares the two boots (see [`boot`](mod@boot)).
 
 mod boot;
+mod rename;
 mod trace;
 
 use std::path::PathBuf;
@@ -51,6 +55,10 @@ pub struct Bench {
     /// far from reset each boot reached init ([`boot`](mod@boot)).
     #[serde(default)]
     pub bare_qemu: bool,
+    /// Figure text as the image prints it → the text to report; with it only these figures are
+    /// reported ([`rename`](mod@rename)).
+    #[serde(default)]
+    pub rename: rename::Rename,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +79,10 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
             .iter()
             .map(|bench| (bench.name.as_str(), bench.timeout_s)),
     )?;
+    for bench in &table.bench {
+        rename::check(&bench.rename)
+            .map_err(|why| anyhow::anyhow!("{}: `{}`: {why}", path.display(), bench.name))?;
+    }
     let selected: Vec<&Bench> = table
         .bench
         .iter()
@@ -102,13 +114,17 @@ pub fn run(workspace: &Workspace, name: Option<&str>) -> anyhow::Result<bool> {
             ..qemu::Options::default()
         };
         let outcome = qemu::run(&image, &options)?;
-        let mut lines: Vec<String> = figures(&outcome.console)
-            .into_iter()
-            .map(as_instructions)
-            .collect();
         let mut problem = match outcome.status {
             Status::Exited(0) => None,
             status => Some(qemu::describe(status)),
+        };
+        let mut lines: Vec<String> = match rename::apply(&figures(&outcome.console), &bench.rename)
+        {
+            Ok(lines) => lines.iter().map(|line| as_instructions(line)).collect(),
+            Err(why) => {
+                problem.get_or_insert(why);
+                Vec::new()
+            }
         };
         if problem.is_none() && bench.bare_qemu {
             let timeout = Duration::from_secs(bench.timeout_s);
@@ -239,5 +255,41 @@ mod tests {
         assert!(table.bench.iter().any(|bench| bench.name == "boot"
             && bench.manifest == Path::new("manifests/linux.toml")
             && bench.bare_qemu));
+        for bench in &table.bench {
+            assert_eq!(rename::check(&bench.rename), Ok(()), "{}", bench.name);
+        }
+        // `cargo xtask bench mmio` runs both MMIO benchmarks, each on its own system, and each
+        // reports the guest's read and write round trips under its own path's name.
+        let mmio: Vec<(&str, &Path)> = table
+            .bench
+            .iter()
+            .filter(|bench| bench.name.contains("mmio"))
+            .map(|bench| (bench.name.as_str(), bench.manifest.as_path()))
+            .collect();
+        assert_eq!(
+            mmio,
+            [
+                ("mmio-fast", Path::new("manifests/test-guest.toml")),
+                (
+                    "mmio-slow",
+                    Path::new("tests/manifests/test-guest-no-markers.toml")
+                ),
+            ]
+        );
+        let renamed = |name: &str, from: &str| {
+            let bench = table.bench.iter().find(|bench| bench.name == name);
+            bench.and_then(|bench| bench.rename.get(from).cloned())
+        };
+        for (bench, path) in [
+            ("mmio-fast", "mmio fast path"),
+            ("mmio-slow", "mmio slow path"),
+        ] {
+            let read = renamed(bench, "guest mmio read round trip");
+            let write = renamed(bench, "guest mmio write round trip");
+            assert_eq!(read.as_deref(), Some(path), "{bench}");
+            assert_eq!(write, Some(format!("{path}, write")), "{bench}");
+        }
+        let guest_exits = table.bench.iter().find(|bench| bench.name == "guest-exits");
+        assert!(guest_exits.is_some_and(|bench| bench.rename.is_empty()));
     }
 }

@@ -11,6 +11,13 @@
 //! `<server>.elf` copy per server (for defmt decoding and gdb), one `<vm>.elf` copy per VM (for
 //! gdb), and QEMU's working files (`defmt.log`, `qemu.log`); the bootable ELF itself is
 //! `<name>.elf` beside it. Servers and VMs never share a name (the manifest refuses it).
+//!
+//! What only the build can know is checked here and reported at the manifest's line and key,
+//! like the manifest's own refusals: that each `binary` is a server package and each `image` a
+//! guest package of the workspace (`packages.rs`, before cargo runs), that each image the build
+//! made lies where the kernel will load it, and that the machine's RAM holds the kernel image
+//! with its payload and everything the kernel allocates (`Manifest::check_images`,
+//! `Manifest::check_ram`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -21,6 +28,8 @@ use anyhow::{Context, bail, ensure};
 
 use crate::Workspace;
 use manifest::{Manifest, ManifestError};
+
+mod packages;
 
 /// The Rust target of the kernel and the servers.
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
@@ -76,7 +85,16 @@ pub fn build_image(
         manifest_path.display()
     );
 
-    // Before any compiling: a missing kernel should not wait for every server to build.
+    // Before any compiling: a package that is not the program the manifest says, or a missing
+    // kernel, should not wait for every server to build (or for cargo's own error).
+    let packages = packages::Packages::read(&workspace.root)?;
+    let wrong_package = manifest.programs().iter().find_map(|program| {
+        let why = packages.refusal(program)?;
+        Some(program.error(why))
+    });
+    if let Some(refusal) = wrong_package {
+        return Ok(Err(refusal.render(&source)));
+    }
     let files = match read_guest_files(workspace, &manifest) {
         Ok(files) => files,
         Err(error) => return Ok(Err(error.render(&source))),
@@ -104,6 +122,10 @@ pub fn build_image(
         elves.insert(vm, bytes);
     }
 
+    // Each image where the kernel will look for it, at the key naming its package.
+    if let Err(refusal) = manifest.check_images(&elves) {
+        return Ok(Err(refusal.render(&source)));
+    }
     let payload = match manifest.payload_with_files(&elves, &files) {
         Ok(payload) => payload,
         // What is wrong with a Linux VM's files is shown at the manifest key naming them.
@@ -117,6 +139,11 @@ pub fn build_image(
             }
         },
     };
+    // The kernel image carries the payload: with it, and the servers' images, the machine's RAM
+    // must still hold what the kernel allocates at boot.
+    if let Err(refusal) = manifest.check_ram(&elves, payload.len() as u64) {
+        return Ok(Err(refusal.render(&source)));
+    }
     let payload_path = dir.join("payload.bin");
     fs::write(&payload_path, &payload)
         .with_context(|| format!("writing {}", payload_path.display()))?;
@@ -348,6 +375,90 @@ mod tests {
         assert!(
             diagnostic.contains("cannot read") && diagnostic.contains("no-such-kernel/Image"),
             "{diagnostic}"
+        );
+    }
+
+    #[test]
+    fn packages_are_classified_from_the_workspace() {
+        use packages::Kind;
+        let packages = packages::Packages::read(&Workspace::locate().root).expect("the workspace");
+        let cases = [
+            ("hello-server", Kind::Server),
+            ("vmm-server", Kind::Server),
+            ("supervisor", Kind::Server),
+            ("test-guest", Kind::Guest),
+            ("abi", Kind::Library),
+            ("userlib", Kind::Library),
+            ("xtask", Kind::Host),
+            ("kernel", Kind::Other),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(packages.kind(name), Some(kind), "{name}");
+        }
+        assert_eq!(packages.kind("no-such-package"), None);
+    }
+
+    /// Builds `manifest` (the text of test-guest.toml with `from` replaced by `to`) and returns
+    /// the refusal, which must come before cargo runs.
+    fn refusal_of_test_guest_with(from: &str, to: &str) -> String {
+        let workspace = Workspace::locate();
+        let dir =
+            std::env::temp_dir().join(format!("xtask-package-{}-{}", std::process::id(), to.len()));
+        fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("test-guest.toml");
+        let text = fs::read_to_string(workspace.root.join("manifests/test-guest.toml"))
+            .expect("manifests/test-guest.toml");
+        assert!(text.contains(from), "{from}");
+        fs::write(&path, text.replacen(from, to, 1)).expect("writing the manifest");
+        let result = build_image(&workspace, &path).expect("a refusal is not a failure");
+        let _ = fs::remove_dir_all(&dir);
+        result.expect_err("the manifest names the wrong package")
+    }
+
+    #[test]
+    fn a_wrong_package_is_refused_at_its_key_before_cargo_runs() {
+        let cases = [
+            (
+                "binary = \"vmm-server\"",
+                "binary = \"test-guest\"",
+                "servers.vmm.binary: package `test-guest` is a guest",
+            ),
+            (
+                "binary = \"vmm-server\"",
+                "binary = \"vmm-core\"",
+                "servers.vmm.binary: package `vmm-core` is a library",
+            ),
+            (
+                "binary = \"vmm-server\"",
+                "binary = \"vmm-srever\"",
+                "servers.vmm.binary: no package `vmm-srever` in the workspace",
+            ),
+            (
+                "binary = \"vmm-server\"",
+                "binary = \"kernel\"",
+                "servers.vmm.binary: package `kernel` is not a server",
+            ),
+            (
+                "binary = \"vmm-server\"",
+                "binary = \"xtask\"",
+                "servers.vmm.binary: package `xtask` is a host tool",
+            ),
+            (
+                "image = \"test-guest\"",
+                "image = \"hello-server\"",
+                "vms.guest.image: package `hello-server` is a server",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let diagnostic = refusal_of_test_guest_with(from, to);
+            assert!(diagnostic.contains(expected), "{to}: {diagnostic}");
+            // The rendered form points at the manifest's line, like the compiler's refusals.
+            assert!(diagnostic.contains("test-guest.toml:"), "{diagnostic}");
+        }
+        let choices = refusal_of_test_guest_with("image = \"test-guest\"", "image = \"abi\"");
+        assert!(
+            choices.contains("the guest packages are `test-guest`"),
+            "{choices}"
         );
     }
 

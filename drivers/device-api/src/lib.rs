@@ -2,10 +2,14 @@
 //! per call, at an offset inside the device's window. Variant order is wire ABI: append only.
 //!
 //! Server death: reads are not idempotent for devices with side effects on read (a UART's data
-//! register pops its FIFO), so neither request is retried automatically; a `Restarted` error
-//! reaches the vmm, which answers the guest's access as a bus error or retries by policy.
+//! register pops its FIFO), so no access is retried automatically; a `Restarted` error reaches
+//! the vmm, which answers the guest's access as a bus error or retries by policy. `Reset` is
+//! the one request sent again after a restart (a restarted server is a device in its reset
+//! state, so doing it twice is doing it once).
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod fast;
 
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
@@ -20,6 +24,14 @@ pub enum Request {
     /// No access: the level of the device's interrupt line now (the vmm asks after the device
     /// signalled that it changed on its own, e.g. input arrived). Answered `DoneLine`.
     Line,
+    /// No access: the VM is being reset (PSCI SYSTEM_RESET). The device goes back to the state
+    /// its server starts in, as a power-on reset would put it, and answers once it is there:
+    /// `DoneLine { line: false }` from a device with an interrupt line (a device out of reset
+    /// has its line low, and saying so keeps every record of what the vmm knows of the line
+    /// right, such as [`fast::LineReport`]), `Done` from one without. The vmm sends it to
+    /// every device of the VM with the VCPU stopped, before the guest runs again
+    /// (docs/VMM.md, "Reset").
+    Reset,
 }
 
 /// The device's answer.
@@ -55,8 +67,10 @@ pub struct Mmio;
 impl ipc::Protocol for Mmio {
     type Request = Request;
     type Response = Response;
-    fn is_idempotent(_: &Request) -> bool {
-        false
+    /// Only `Reset`: a second reset leaves the device where the first did, and a server that
+    /// restarted under the call already starts in that state.
+    fn is_idempotent(request: &Request) -> bool {
+        matches!(request, Request::Reset)
     }
 }
 
@@ -79,6 +93,8 @@ mod tests {
                 width: 1,
                 value: u64::from(b'x'),
             },
+            Request::Line,
+            Request::Reset,
         ] {
             let encoded = ipc::encode(&request).unwrap();
             assert_eq!(
@@ -102,6 +118,46 @@ mod tests {
                 Ok(response)
             );
         }
+    }
+
+    /// The wire ABI: variants are numbered in declaration order, so an older device server
+    /// still decodes the requests it knows, and `Reset` is appended after them.
+    #[test]
+    fn variant_numbers_are_the_wire_abi() {
+        let first_word = |request: Request| ipc::encode(&request).unwrap().words[0] & 0xFF;
+        assert_eq!(
+            first_word(Request::Read {
+                offset: 0,
+                width: 1
+            }),
+            0
+        );
+        assert_eq!(
+            first_word(Request::Write {
+                offset: 0,
+                width: 1,
+                value: 0
+            }),
+            1
+        );
+        assert_eq!(first_word(Request::Line), 2);
+        assert_eq!(first_word(Request::Reset), 3);
+    }
+
+    #[test]
+    fn only_a_reset_is_sent_again_after_a_restart() {
+        use ipc::Protocol;
+        assert!(Mmio::is_idempotent(&Request::Reset));
+        assert!(!Mmio::is_idempotent(&Request::Read {
+            offset: 0,
+            width: 4
+        }));
+        assert!(!Mmio::is_idempotent(&Request::Write {
+            offset: 0,
+            width: 4,
+            value: 0
+        }));
+        assert!(!Mmio::is_idempotent(&Request::Line));
     }
 
     #[test]

@@ -144,8 +144,53 @@ fn each_device_server_maps_the_vms_ram_at_its_guest_physical_address() {
         executable: false,
     };
     assert_eq!(ram_mappings, [&mapping(3), &mapping(4)]);
-    // Nobody else maps it (the memory server holds it as frames, not as a mapping).
-    assert_eq!(plan.mappings.len(), 4);
+    // Nobody else maps it (the memory server holds it as frames, not as a mapping); the other
+    // mappings are blk-data's two and the two state pages.
+    assert_eq!(plan.mappings.len(), 6);
+}
+
+#[test]
+fn each_device_server_has_a_state_page_of_its_own_at_the_top_of_its_space() {
+    let plan = plan(VIRTIO);
+    let states: Vec<_> = plan
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name.starts_with("state:"))
+        .map(|(i, r)| (i, r.name.clone(), r.kind, r.size))
+        .collect();
+    // After the manifest's region and ram:linux, in device order.
+    assert_eq!(
+        states,
+        [
+            (2, "state:vblk".to_string(), bootdesc::RegionKind::Ram, 4096),
+            (3, "state:vcon".to_string(), bootdesc::RegionKind::Ram, 4096)
+        ]
+    );
+    for (region, server) in [(2, 3), (3, 4)] {
+        let maps: Vec<_> = plan
+            .mappings
+            .iter()
+            .filter(|m| m.region == region)
+            .collect();
+        assert_eq!(
+            maps,
+            [&Mapping {
+                server,
+                region,
+                va: abi::layout::DEVICE_STATE_VA,
+                writable: true,
+                executable: false,
+            }],
+            "mapped once, into its own server"
+        );
+    }
+    let over = VIRTIO.replace("at = 0x40_0000_0000", "at = 0x7f_ffff_0000");
+    assert!(
+        refusal(&over).contains("over its state page at 0x7ffffff000"),
+        "{}",
+        refusal(&over)
+    );
 }
 
 #[test]
@@ -163,7 +208,7 @@ fn boot_info_gives_the_vmm_every_device_and_each_server_its_own_with_the_ram() {
     let console = DeviceInfo {
         vm: 0,
         kind: DeviceKind::VirtioConsole,
-        base: 0x0A00_0200,
+        base: 0x0A00_1000,
         size: 0x200,
         intid: 49,
         endpoint: "vcon",
@@ -228,12 +273,14 @@ fn the_device_tree_has_a_virtio_mmio_node_per_device_in_transport_order() {
         [0, 0x0A00_0000, 0, 0x200]
     );
     assert_eq!(cells("/virtio_mmio@a000000", "interrupts"), [0, 16, 1]);
+    // One page apart (devices::TRANSPORT_STRIDE), each 0x200 long.
     assert_eq!(
-        cells("/virtio_mmio@a000200", "reg"),
-        [0, 0x0A00_0200, 0, 0x200]
+        cells("/virtio_mmio@a001000", "reg"),
+        [0, 0x0A00_1000, 0, 0x200]
     );
-    assert_eq!(cells("/virtio_mmio@a000200", "interrupts"), [0, 17, 1]);
-    assert!(parsed.find_node("/virtio_mmio@a000400").is_none());
+    assert_eq!(cells("/virtio_mmio@a001000", "interrupts"), [0, 17, 1]);
+    assert!(parsed.find_node("/virtio_mmio@a000200").is_none());
+    assert!(parsed.find_node("/virtio_mmio@a002000").is_none());
     assert!(
         parsed.find_node("/pl011@9000000").is_some(),
         "the PL011 stays"
@@ -276,7 +323,7 @@ fn thirty_two_devices_fit_and_the_last_is_transport_31() {
     );
     let plan = plan(&text);
     let last = &plan.vms[0].devices[31];
-    assert_eq!((last.base, last.spi), (0x0A00_3E00, 47));
+    assert_eq!((last.base, last.spi), (0x0A01_F000, 47));
     let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
     let vmm = devices_of(&blobs[1]);
     assert_eq!(vmm.len(), 32);
@@ -328,7 +375,7 @@ fn the_ram_must_fit_the_device_servers_region_window_and_mappings() {
     assert!(
         refusal(&low).contains(
             "device server `vblk` maps vm `linux`'s RAM at its guest-physical address \
-             0x20000000..0x30000000, outside a server's region window"
+             0x20000000..0x30000000, outside a device server's region window"
         ),
         "{}",
         refusal(&low)
@@ -341,5 +388,90 @@ fn the_ram_must_fit_the_device_servers_region_window_and_mappings() {
         ),
         "{}",
         refusal(&overlap)
+    );
+}
+
+#[test]
+fn each_device_has_a_doorbell_bound_to_its_server_that_the_vmm_signals() {
+    let plan = plan(VIRTIO);
+    let doorbells: Vec<_> = plan.notifications.to_vec();
+    // No manifest notification: the two doorbells, bound to vblk (3) and vcon (4).
+    assert_eq!(
+        doorbells,
+        [
+            ("doorbell:vblk".to_string(), Some(3)),
+            ("doorbell:vcon".to_string(), Some(4))
+        ]
+    );
+    let vmm: Vec<_> = caps(&plan, "vmm")
+        .into_iter()
+        .map(|(name, _, object)| (name, object))
+        .collect();
+    let signal = |index| bootdesc::CapObject::Notification {
+        index,
+        badge: 1,
+        rights: Rights::WRITE,
+    };
+    assert!(
+        vmm.contains(&("doorbell:vblk".to_string(), signal(0))),
+        "{vmm:?}"
+    );
+    assert!(
+        vmm.contains(&("doorbell:vcon".to_string(), signal(1))),
+        "{vmm:?}"
+    );
+    let names = |server: &str| -> Vec<String> {
+        caps(&plan, server)
+            .into_iter()
+            .map(|(name, ..)| name)
+            .collect()
+    };
+    assert!(
+        names("vblk")
+            .iter()
+            .all(|name| !name.starts_with("doorbell:")),
+        "a bound notification needs no capability to be received"
+    );
+    assert!(
+        !names("vblk").contains(&"vmm-events".to_string()),
+        "no vmm-events: the vmm waits on none"
+    );
+}
+
+#[test]
+fn device_servers_signal_the_vmms_events_unless_the_manifest_says_so_already() {
+    let with_events = format!(
+        "{VIRTIO}\n[notifications.vmm-events]\nwaiter = \"vmm\"\nbind = true\nsignallers = [\"vcon\"]\n"
+    );
+    let plan = plan(&with_events);
+    assert_eq!(plan.notifications[0], ("vmm-events".to_string(), Some(1)));
+    assert_eq!(plan.notifications[1].0, "doorbell:vblk");
+    let events = |server: &str| {
+        caps(&plan, server)
+            .into_iter()
+            .filter(|(name, ..)| name == "vmm-events")
+            .count()
+    };
+    assert_eq!(events("vblk"), 1, "added by the compiler");
+    let vblk_events = caps(&plan, "vblk")
+        .into_iter()
+        .find(|(name, ..)| name == "vmm-events")
+        .map(|(_, _, object)| object);
+    assert_eq!(
+        vblk_events,
+        Some(bootdesc::CapObject::Notification {
+            index: 0,
+            badge: abi::vm::device_event_badge(0),
+            rights: Rights::WRITE,
+        }),
+        "transport 0's badge, bit 1: the vmm tells the devices' signals apart"
+    );
+    assert_eq!(events("vcon"), 1, "listed by the manifest, not added twice");
+    assert_eq!(events("blk"), 0, "not a device server");
+    let bound = with_events.replace("waiter = \"vmm\"", "waiter = \"vblk\"");
+    let error = refusal(&bound);
+    assert!(
+        error.contains("server `vblk` is bound to notification `vmm-events`"),
+        "{error}"
     );
 }

@@ -208,6 +208,7 @@ fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
             exit_badge: badge,
             resets: 0,
             devices: Vec::new(),
+            mmio_markers: true,
         };
     assert_eq!(
         plan.vms,
@@ -301,6 +302,35 @@ fn the_memory_server_learns_the_badge_of_each_vms_mmu_server() {
         with[1][0].1, None,
         "the vmm serves no endpoint the mmu calls"
     );
+}
+
+#[test]
+fn mmio_markers_are_on_by_default_and_each_vms_flag_reaches_its_record() {
+    let flags = |text: &str| {
+        let manifest = Manifest::from_str(text, "virt.toml").unwrap_or_else(|e| panic!("{e}"));
+        let payload = manifest
+            .payload(&all_images(&manifest))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let (_, records) = decode(&payload);
+        records
+            .iter()
+            .filter_map(|record| match record {
+                Record::Vm(vm) => Some((vm.name.to_string(), vm.mmio_markers)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let named = |guest: bool, second: bool| {
+        vec![("guest".to_string(), guest), ("second".to_string(), second)]
+    };
+    assert_eq!(flags(VIRT), named(true, true));
+    // Off for the second VM only: the flag is per VM, not per system.
+    let second_off = VIRT.replace("priority = 70\n", "priority = 70\nmmio_markers = false\n");
+    assert_eq!(flags(&second_off), named(true, false));
+    let first_off_second_on = VIRT
+        .replace("priority = 80\n", "priority = 80\nmmio_markers = false\n")
+        .replace("priority = 70\n", "priority = 70\nmmio_markers = true\n");
+    assert_eq!(flags(&first_off_second_on), named(false, true));
 }
 
 #[test]
@@ -528,12 +558,14 @@ fn ram_window_edges_are_accepted() {
                 memory = \"boss\"\npriority = 254\n";
     let cases = [
         ("ram_size = 0x20_0000\nram_base = 0\n", 0, 0x20_0000),
+        // RAM ending at the top of the guest physical address space; 768 MiB, which the
+        // machine has room for (a 1 GiB VM would not fit beside the kernel: `budget.rs`).
         (
-            "ram_size = 0x4000_0000\nram_base = 0x7f_c000_0000\n",
-            0x7f_c000_0000,
-            0x4000_0000,
+            "ram_size = 0x3000_0000\nram_base = 0x7f_d000_0000\n",
+            0x7f_d000_0000,
+            0x3000_0000,
         ),
-        ("ram_size = 0x4000_0000\n", 0x4000_0000, 0x4000_0000),
+        ("ram_size = 0x3000_0000\n", 0x4000_0000, 0x3000_0000),
     ];
     for (extra, ram_base, ram_size) in cases {
         let text = format!("{base}{extra}");

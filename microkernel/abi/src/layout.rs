@@ -13,6 +13,7 @@
 //! 0x0020_0000 ..               program image (ELF PT_LOAD segments)
 //! 0x1000_0000 ..               heap (size from the manifest)
 //! 0x4000_0000 ..               device and shared regions, where the manifest maps them
+//! 0x7F_FFFF_F000               a device server's state page (`state:<server>`, read-write)
 //! ```
 
 /// The boot-info page.
@@ -37,3 +38,7 @@ pub const REGION_WINDOW_BASE: u64 = 0x4000_0000;
 pub const ADDRESS_SPACE_END: u64 = 1 << 39;
 /// The page size.
 pub const PAGE_SIZE: u64 = 4096;
+/// Where the manifest compiler maps a device server's state page (`state:<server>`, a RAM
+/// region of its own that outlives the server's restarts): the last page of the address
+/// space, which no manifest mapping of a device server may reach (docs/VIRTIO.md, "Restart").
+pub const DEVICE_STATE_VA: u64 = ADDRESS_SPACE_END - PAGE_SIZE;

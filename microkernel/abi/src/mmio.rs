@@ -84,6 +84,25 @@ impl MmioMessage {
     }
 }
 
+/// A device server's answer to one [`MmioMessage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioAnswer {
+    /// Completed: a read's value (ignored for a write).
+    Done(u64),
+    /// No register there, or a width it does not take: the guest takes an external abort.
+    BusError,
+}
+
+impl MmioAnswer {
+    /// The reply's label and word 0.
+    pub const fn reply(&self) -> (u64, u64) {
+        match *self {
+            Self::Done(value) => (REPLY_DONE, value),
+            Self::BusError => (REPLY_BUS_ERROR, 0),
+        }
+    }
+}
+
 /// What a `VSpaceMapMmio` did (reply MR0).
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,5 +154,7 @@ mod tests {
             assert_eq!(MarkerAction::from_raw(raw).map(|a| a as u64), Some(raw));
         }
         assert_eq!(MarkerAction::from_raw(5), None);
+        assert_eq!(MmioAnswer::Done(7).reply(), (REPLY_DONE, 7));
+        assert_eq!(MmioAnswer::BusError.reply(), (REPLY_BUS_ERROR, 0));
     }
 }

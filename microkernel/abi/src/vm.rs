@@ -35,6 +35,13 @@ pub enum VmExitKind {
 /// An INTID word of a maintenance exit that names no interrupt (the GIC's spurious INTID).
 pub const NO_INTID: u64 = 1023;
 
+/// The badge a VM's n-th virtio device server signals its vmm's `vmm-events` with (the
+/// manifest compiler gives it that capability): bit n + 1, so the vmm knows which device's
+/// line changed (bit 0 is the default badge of the manifest's own signallers, the PL011).
+pub const fn device_event_badge(transport: usize) -> u64 {
+    1 << ((transport + 1) % 64)
+}
+
 impl VmExitKind {
     /// Decodes the first word of an exit message.
     pub const fn from_raw(raw: u64) -> Option<Self> {
@@ -197,6 +204,11 @@ pub mod hypercall {
     /// through before its real work (`[vms.<name>] resets`, test systems only; 0 when not
     /// asked): a reset-loop test of the guest.
     pub const HV_RESET_LOOP: u64 = 0xC600_0015;
+    /// Vendor hypervisor service: a change of the VM's memory map, for testing what the
+    /// stage-2 MMIO markers do across one (docs/MMIO.md): the page of the VM's RAM at byte
+    /// offset x2 also appears at IPA x1 (memory slot 1, replacing the alias there was); x1 = 0
+    /// removes the alias, and the IPA is whatever it was before (a device window, a hole).
+    pub const HV_RAM_ALIAS: u64 = 0xC600_0016;
     /// SMCCC NOT_SUPPORTED.
     pub const NOT_SUPPORTED: u64 = u64::MAX;
 }

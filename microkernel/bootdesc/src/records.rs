@@ -261,6 +261,10 @@ pub struct Vm<'a> {
     /// The value of x0 at entry: the device tree's guest-physical address for Linux
     /// (Documentation/arch/arm64/booting.rst), 0 for a guest given none.
     pub x0: u64,
+    /// Whether the kernel keeps MMIO markers in its stage 2 (docs/MMIO.md): `false` (the
+    /// manifest's `mmio_markers = false`) refuses `VSpaceMapMmio` and keeps every MMIO access on
+    /// the slow path through the vmm, which is what the slow-path benchmark measures.
+    pub mmio_markers: bool,
 }
 
 /// One piece of a VM's initial RAM: `image`'s bytes, copied to guest-physical `ipa`. The

@@ -80,6 +80,8 @@ fn vm_records() -> Vec<Record<'static>> {
             exit_badge: 1,
             entry: 0x4000_0000,
             x0: 0x4fe0_0000,
+            // Not the usual value, so the round trip shows the flag is carried.
+            mmio_markers: false,
         }),
         Record::VmSegment(VmSegment {
             vm: 0,
@@ -116,6 +118,27 @@ fn vm_and_segment_records_round_trip_with_every_field() {
         unreachable!()
     };
     assert_eq!(header.image(&payload, far.image), None);
+}
+
+#[test]
+fn a_vms_mmio_markers_flag_decodes_as_written() {
+    let decoded_flag = |mmio_markers: bool| {
+        let Record::Vm(vm) = &vm_records()[0] else {
+            unreachable!()
+        };
+        let record = Record::Vm(Vm {
+            mmio_markers,
+            ..vm.clone()
+        });
+        let payload = build_payload(core::slice::from_ref(&record), &[]).unwrap();
+        let header = PayloadHeader::parse(&payload).unwrap();
+        match RecordReader::new(header.description(&payload)).next_record() {
+            Ok(Some(Record::Vm(vm))) => vm.mmio_markers,
+            other => panic!("not a Vm record: {other:?}"),
+        }
+    };
+    assert!(decoded_flag(true));
+    assert!(!decoded_flag(false));
 }
 
 #[test]

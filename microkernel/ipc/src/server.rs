@@ -12,10 +12,16 @@
 //! its N-th request: before the handler runs, or after the handler ran but before the reply
 //! went out (the caller then sees `Restarted` for a request whose effects already happened).
 //! Requests are counted from 1 in the loop's own memory, so a restarted server counts afresh.
+//!
+//! A device server also takes guest accesses the kernel sends it straight from a stage-2 MMIO
+//! marker (label `abi::FaultKind::Mmio`, docs/MMIO.md): the loop hands them to
+//! [`Handler::mmio`] and replies in the kernel's format. They count as requests, so a fault
+//! planned at the N-th request hits the N-th guest access whichever path it took.
 
 use crate::{Encoded, LABEL_MALFORMED, Malformed, Protocol, decode, encode};
-use abi::MessageInfo;
 use abi::message::MAX_MESSAGE_WORDS;
+use abi::mmio::{MMIO_MESSAGE_WORDS, MmioAnswer, MmioMessage};
+use abi::{FaultKind, MessageInfo};
 
 /// Who sent a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +189,12 @@ pub trait Handler {
     fn notified(&mut self, word: u64) {
         let _ = word;
     }
+    /// A guest access from the kernel's MMIO fast path, or `None` when its words are not a
+    /// message the kernel sends. The default (a server with no device) is a bus error.
+    fn mmio(&mut self, caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        let _ = (caller, access);
+        MmioAnswer::BusError
+    }
 }
 
 /// The kernel side of the loop.
@@ -249,6 +261,14 @@ impl Serving {
             }
         };
         let caller = Caller { badge };
+        if !info.is_error() && info.label() == FaultKind::Mmio as u64 {
+            self.count(link, FaultPoint::BeforeHandling);
+            let mut message = [0; MMIO_MESSAGE_WORDS];
+            message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
+            let answer = handler.mmio(caller, MmioMessage::from_words(message));
+            self.check(link, FaultPoint::BeforeReply);
+            return Some(mmio_reply(answer));
+        }
         let request = match decode_request::<H::Protocol>(info, &words) {
             Ok(request) => request,
             Err(why) => {
@@ -256,18 +276,9 @@ impl Serving {
                 return Some(Outgoing::REJECTED);
             }
         };
-        // Wrapping: a test server that outlives 2^32 requests would match its fault again.
-        self.requests = self.requests.wrapping_add(1);
-        if self
-            .faults
-            .crashes(self.requests, FaultPoint::BeforeHandling)
-        {
-            link.crash(FaultPoint::BeforeHandling, self.requests);
-        }
+        self.count(link, FaultPoint::BeforeHandling);
         let reply = handler.handle(caller, request);
-        if self.faults.crashes(self.requests, FaultPoint::BeforeReply) {
-            link.crash(FaultPoint::BeforeReply, self.requests);
-        }
+        self.check(link, FaultPoint::BeforeReply);
         match encode(&reply.response) {
             Ok(message) => Some(Outgoing {
                 message,
@@ -278,6 +289,37 @@ impl Serving {
                 Some(Outgoing::REJECTED)
             }
         }
+    }
+}
+
+impl Serving {
+    /// Counts one more request and crashes if the plan says so at `point`.
+    fn count(&mut self, link: &mut impl Link, point: FaultPoint) {
+        // Wrapping: a test server that outlives 2^32 requests would match its fault again.
+        self.requests = self.requests.wrapping_add(1);
+        self.check(link, point);
+    }
+
+    /// Crashes if the plan names the current request at `point`.
+    fn check(&self, link: &mut impl Link, point: FaultPoint) {
+        if self.faults.crashes(self.requests, point) {
+            link.crash(point, self.requests);
+        }
+    }
+}
+
+/// The kernel's reply format for an MMIO answer: the label, and word 0 (a read's value).
+fn mmio_reply(answer: MmioAnswer) -> Outgoing {
+    let (label, value) = answer.reply();
+    let mut words = [0; MAX_MESSAGE_WORDS];
+    words[0] = value;
+    Outgoing {
+        message: Encoded {
+            label,
+            length: 1,
+            words,
+        },
+        cap: None,
     }
 }
 

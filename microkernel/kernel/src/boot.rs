@@ -175,6 +175,8 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     let vm_counter_start = Current::counter_now();
     let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
     let vm_names = memory.array(vms, |_| "");
+    // Each VM's `mmio_markers` (its manifest's), for its MMIO state below.
+    let vm_mmio_markers = memory.array(vms, |_| true);
     let vm_images = memory.array(vms, |_| crate::guest::VmImage {
         segments: &[],
         entry: 0,
@@ -250,6 +252,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 tcb.fault_handler = Some((exit_endpoint, vm.exit_badge));
                 guest_spaces[vm_index] = Some(space);
                 vm_names[vm_index] = vm.name;
+                vm_mmio_markers[vm_index] = vm.mmio_markers;
                 vm_images[vm_index] = crate::guest::VmImage {
                     segments: &[],
                     entry: vm.entry,
@@ -545,9 +548,18 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
     });
     let mut system = System::new(tcbs, endpoints, notifications, replies, slot_pool, irqs);
     system.vspaces = vspace_info;
-    // Each VM's MMIO routes and generation (docs/MMIO.md); markers on unless a manifest turns
-    // them off for the slow-path benchmark.
-    system.mmio = memory.array(vms, |_| kernel_core::mmio::MmioState::new(true));
+    // Each VM's MMIO routes and generation (docs/MMIO.md); markers on unless its manifest turns
+    // them off (`mmio_markers = false`, the slow-path benchmark).
+    system.mmio = memory.array(vms, |vm| {
+        kernel_core::mmio::MmioState::new(vm_mmio_markers[vm])
+    });
+    for (name, &markers) in vm_names.iter().zip(vm_mmio_markers.iter()) {
+        if !markers {
+            crate::kprintln!(
+                "kernel: vm `{name}`: MMIO markers off, every MMIO access exits to the vmm"
+            );
+        }
+    }
     for id in 0..(servers + vms) as u16 {
         system.tcb_mut(id).timeslice_left = 1;
         system.make_runnable(id);

@@ -40,15 +40,17 @@
 //! that was in flight is not retried by the server: its caller got `Restarted` and decides
 //! (`ipc::call` retries idempotent requests).
 //!
-//! # Notifications
+//! # Notifications and guest accesses
 //!
-//! [`Server::notified`] is where a server will hear its bound notification (seL4 style: a
-//! signal ends the server's receive on its endpoint, with no caller to reply to). The loop
-//! already dispatches [`Received::Notification`] to it; [`KernelLink::reply_recv`] is the one
-//! place that must recognise the kernel's marker for it once the kernel delivers one.
+//! [`Server::notified`] hears the server's bound notification (seL4 style: a signal ends the
+//! server's receive on its endpoint, with no caller to reply to; [`KernelLink::reply_recv`]
+//! recognises the kernel's marker label). A device server's doorbell arrives this way
+//! (docs/MMIO.md). [`Server::mmio`] answers the guest accesses the kernel's MMIO fast path
+//! sends on the same endpoint; they count as requests for the fault plan.
 
 use crate::syscall;
 use abi::message::{IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS};
+pub use abi::mmio::{MmioAnswer, MmioMessage};
 use abi::{CPtr, REPLY_SLOT};
 use ipc::Protocol;
 pub use ipc::server::{Caller, FaultPlan, FaultPoint, Received, Rejection, Reply};
@@ -75,6 +77,13 @@ pub trait Server: Sized {
     /// A notification arrived (no reply is sent). The default ignores it.
     fn notified(&mut self, word: u64) {
         let _ = word;
+    }
+    /// A guest access the kernel sent straight from a stage-2 MMIO marker (docs/MMIO.md), or
+    /// `None` for words the kernel never sends. Only device servers get these; the default is
+    /// a bus error.
+    fn mmio(&mut self, caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        let _ = (caller, access);
+        MmioAnswer::BusError
     }
 }
 
@@ -118,6 +127,9 @@ impl<S: Server> Handler for Serving<S> {
     }
     fn notified(&mut self, word: u64) {
         self.0.notified(word);
+    }
+    fn mmio(&mut self, caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        self.0.mmio(caller, access)
     }
 }
 

@@ -56,10 +56,13 @@ pub enum Check {
     /// The PL011's transmit interrupt arrives once as INTID 33 and stops when the guest lowers
     /// the line (`interrupts.rs`).
     DeviceInterrupt = 16,
+    /// A device page becomes RAM and a device again (HV_RAM_ALIAS) under the stage-2 MMIO
+    /// markers (`mmio_map.rs`).
+    MmioToRam = 17,
 }
 
 impl Check {
-    const ALL: [Check; 16] = [
+    const ALL: [Check; 17] = [
         Check::Boot,
         Check::Mmu,
         Check::Console,
@@ -76,6 +79,7 @@ impl Check {
         Check::SError,
         Check::SoftwareInterrupt,
         Check::DeviceInterrupt,
+        Check::MmioToRam,
     ];
 
     /// The verdict number.
@@ -101,6 +105,7 @@ impl Check {
             Check::SError => "virtual SError",
             Check::SoftwareInterrupt => "software-generated interrupt",
             Check::DeviceInterrupt => "device interrupt",
+            Check::MmioToRam => "device page to RAM and back",
         }
     }
 }

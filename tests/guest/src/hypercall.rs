@@ -36,6 +36,8 @@ pub const HV_BOOT_COUNT: u32 = 0xC600_0013;
 pub const HV_INJECT_SERROR: u32 = 0xC600_0014;
 /// Vendor hypervisor service: how many resets the system's manifest asks of this guest.
 pub const HV_RESET_LOOP: u32 = 0xC600_0015;
+/// Vendor hypervisor service: the RAM page at offset `x2` also at IPA `x1` (0 removes it).
+pub const HV_RAM_ALIAS: u32 = 0xC600_0016;
 /// PSCI SYSTEM_RESET.
 pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
 
@@ -153,6 +155,12 @@ pub fn reset_loop() -> Result<u64, HvcError> {
 /// clear (at once if it already is, so callers mask SErrors first).
 pub fn inject_serror() -> Result<(), HvcError> {
     vendor_call(HV_INJECT_SERROR, [0; 3]).map(|_| ())
+}
+
+/// HV_RAM_ALIAS: the page of RAM at byte `offset` (from the RAM's base) also appears at `ipa`
+/// (0: the alias is removed).
+pub fn ram_alias(ipa: u64, offset: u64) -> Result<(), HvcError> {
+    vendor_call(HV_RAM_ALIAS, [ipa, offset, 0]).map(|_| ())
 }
 
 /// HV_DIRTY_LOG_ENABLE over `[ipa, ipa + len)`: write-protects the range, starts clean.

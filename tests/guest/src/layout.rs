@@ -9,6 +9,7 @@
 //! 0x0800_0000 .. 0x0801_0000        Device-nGnRE, XN       GICv3 distributor (emulated by the vmm)
 //! 0x080A_0000 .. 0x080C_0000        Device-nGnRE, XN       GICv3 redistributor: RD, SGI frames
 //! 0x0900_0000 .. 0x0900_1000        Device-nGnRE, XN       PL011 (emulated by a device server)
+//! 0x0A00_0000 .. 0x0A20_0000        Device-nGnRE, XN       virtio-mmio transports (one block)
 //! 0x2000_0000 .. 0x2000_1000        Device-nGnRE, EL1 X    the hole: no slot, no device
 //! 0x4000_0000 .. 0x4020_0000        4 KiB pages            RAM block 0:
 //!   0x4000_0000 .. 0x4008_0000        Normal WB, RW, XN      unused (QEMU may put a DTB here)
@@ -21,6 +22,14 @@
 
 /// The PL011 UART (docs/GUEST-ABI.md: emulated by the pl011 device server).
 pub const PL011_BASE: u64 = 0x0900_0000;
+
+/// The first virtio-mmio transport (docs/VIRTIO.md): where the manifest's first `devices`
+/// entry is (manifests/test-guest.toml gives a virtio-console there, whose QueueNotify is a
+/// doorbell on the kernel's MMIO fast path: the bench kicks it).
+pub const VIRTIO_BASE: u64 = 0x0A00_0000;
+
+/// A transport's QueueNotify register (virtio 1.2 section 4.2.2).
+pub const VIRTIO_QUEUE_NOTIFY: u64 = 0x050;
 
 /// The PL011's interrupt, UARTINTR: SPI 1, level-sensitive (docs/GUEST-ABI.md, "Interrupts").
 pub const PL011_INTID: u32 = 33;

@@ -34,6 +34,7 @@ mod interrupts;
 mod isolation;
 mod layout;
 mod memory;
+mod mmio_map;
 mod mmu;
 mod serror;
 mod uart;
@@ -135,6 +136,7 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
     verdict.run(Check::SError, || serror::check(hypervisor));
     verdict.run(Check::SoftwareInterrupt, interrupts::software_interrupt);
     verdict.run(Check::DeviceInterrupt, interrupts::device_interrupt);
+    verdict.run(Check::MmioToRam, || mmio_map::check(hypervisor));
     // Under a hypervisor, the first boot ends in PSCI SYSTEM_RESET and every check runs again
     // on the second: memory must read as zero again, stage 2 must fault in afresh, and the VCPU
     // must come out of reset. That tests the VM reset path as thoroughly as a first boot.

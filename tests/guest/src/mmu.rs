@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::layout::{
     BLOCK_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE, GICR_SIZE, HOLE, PAGE_SIZE, PAGED_BLOCK,
-    PL011_BASE, RAM_BASE, RAM_SIZE,
+    PL011_BASE, RAM_BASE, RAM_SIZE, VIRTIO_BASE,
 };
 
 /// One translation table: 512 descriptors, aligned to its size.
@@ -69,6 +69,12 @@ const _: () = assert!(GICD_BASE >> 21 == (GICR_BASE + GICR_SIZE - 1) >> 21);
 const _: () = assert!(GICD_BASE >> 21 != PL011_BASE >> 21 && GICD_BASE >> 21 != HOLE >> 21);
 const _: () = assert!(GICD_BASE + GICD_SIZE <= GICR_BASE && GICD_BASE >> 30 == 0);
 const _: () = assert!(RAM_BASE == 1 << 30 && RAM_SIZE <= 1 << 30);
+const _: () = assert!(VIRTIO_BASE.is_multiple_of(BLOCK_SIZE) && VIRTIO_BASE >> 30 == 0);
+const _: () = assert!(
+    VIRTIO_BASE >> 21 != PL011_BASE >> 21
+        && VIRTIO_BASE >> 21 != HOLE >> 21
+        && VIRTIO_BASE >> 21 != GICD_BASE >> 21
+);
 
 /// Level 0/1/2 descriptor pointing to the next table; level-3 page descriptor.
 const TABLE_OR_PAGE: u64 = 0b11;
@@ -151,6 +157,8 @@ fn build() -> u64 {
 
     // The first GiB: the GIC's pages, the UART's and the hole's, nothing else.
     level1[0] = LEVEL2_DEVICES.address() | TABLE_OR_PAGE;
+    // The virtio transports: one Device block (nothing else lives in those 2 MiB).
+    devices[level2_index(VIRTIO_BASE)] = VIRTIO_BASE | DEVICE | BLOCK;
     devices[level2_index(PL011_BASE)] = LEVEL3_UART.address() | TABLE_OR_PAGE;
     uart[level3_index(PL011_BASE)] = PL011_BASE | DEVICE | TABLE_OR_PAGE;
     devices[level2_index(HOLE)] = LEVEL3_HOLE.address() | TABLE_OR_PAGE;

@@ -248,9 +248,9 @@ mod tests {
             .insert_virtio("vblk", (0x0A00_0000, 0x200), 48, 11)
             .unwrap();
         table
-            .insert_virtio("vcon", (0x0A00_0200, 0x200), 49, 12)
+            .insert_virtio("vcon", (0x0A00_1000, 0x200), 49, 12)
             .unwrap();
-        let route = table.lookup(0x0A00_0270, 4).unwrap();
+        let route = table.lookup(0x0A00_1070, 4).unwrap();
         assert_eq!(
             (route.device.name, route.device.endpoint, route.offset),
             ("vcon", 12, 0x70)
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(
             table.lookup(0x0A00_01FE, 4),
             None,
-            "straddles two transports"
+            "runs past the end of the window"
         );
         assert_eq!(
             table.lookup(0x0A00_0400, 4),

@@ -507,7 +507,10 @@ pub fn after_mmio(plan: &MmioPlan, answer: Result<device_api::Response, ipc::Cal
 pub const fn after_mmu(plan: &MmuPlan, answer: MmuAnswer) -> Resume {
     let conduit = plan.conduit;
     match (plan.call, answer) {
-        (MmuCall::DirtyLogEnable { .. }, MmuAnswer::Done) => Resume::results([0; 4], conduit),
+        (
+            MmuCall::DirtyLogEnable { .. } | MmuCall::RamAlias { .. } | MmuCall::RamAliasRemove,
+            MmuAnswer::Done,
+        ) => Resume::results([0; 4], conduit),
         (MmuCall::DirtyLogGetAndClear { .. }, MmuAnswer::Bitmap(bitmap)) => {
             let results = Resume::results([0, bitmap[0], bitmap[1], bitmap[2]], conduit);
             Resume {

@@ -25,7 +25,7 @@
 use crate::psci::{self, PsciAction};
 use crate::syndrome::{self, ec};
 use abi::vm::hypercall::{
-    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_INJECT_SERROR,
+    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_INJECT_SERROR, HV_RAM_ALIAS,
     HV_RESET_LOOP, HV_STAGE2_FAULTS,
 };
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
@@ -128,6 +128,11 @@ pub enum MmuCall {
     DirtyLogGetAndClear { ipa: u64, len: u64 },
     /// HV_STAGE2_FAULTS.
     Stage2Faults,
+    /// HV_RAM_ALIAS with `ipa` != 0: the RAM page at `offset` also at `ipa` (slot
+    /// [`crate::mmu::ALIAS_SLOT`]).
+    RamAlias { ipa: u64, offset: u64 },
+    /// HV_RAM_ALIAS with x1 = 0: the alias removed.
+    RamAliasRemove,
 }
 
 /// What one SMCCC call asks of the vmm.
@@ -222,8 +227,19 @@ const fn vendor_call(function: u32, x: [u64; 3]) -> HypercallAction {
         HV_BOOT_COUNT => HypercallAction::BootCount,
         HV_INJECT_SERROR => HypercallAction::InjectSError,
         HV_RESET_LOOP => HypercallAction::ResetLoop,
+        HV_RAM_ALIAS if ipa == 0 => HypercallAction::Mmu(MmuCall::RamAliasRemove),
+        HV_RAM_ALIAS if alias_is_valid(ipa, x[1]) => {
+            HypercallAction::Mmu(MmuCall::RamAlias { ipa, offset: x[1] })
+        }
+        HV_RAM_ALIAS => only(INVALID_PARAMETER),
         _ => only(NOT_SUPPORTED),
     }
+}
+
+/// An alias: both page aligned, the page inside the 39-bit IPA space the VM has. Whether the
+/// IPA is free and the offset inside the VM's RAM is the mmu-server's and the vmm's to check.
+pub const fn alias_is_valid(ipa: u64, offset: u64) -> bool {
+    ipa.is_multiple_of(PAGE_SIZE) && offset.is_multiple_of(PAGE_SIZE) && ipa < (1 << 39)
 }
 
 /// A dirty-log range: page-aligned IPA, 1 byte ..= 1 MiB, no wrap. Checked here so that a bad
@@ -363,6 +379,35 @@ mod tests {
             dispatch(HVC0, with_x0(0xC600_0012)),
             HypercallAction::Mmu(MmuCall::Stage2Faults)
         );
+    }
+
+    #[test]
+    fn ram_aliases_are_page_aligned_inside_the_ipa_space_and_zero_removes() {
+        assert_eq!(
+            dispatch(HVC0, [0xC600_0016, 0x0A00_0000, 0x3F_F000, 0, 0, 0]),
+            HypercallAction::Mmu(MmuCall::RamAlias {
+                ipa: 0x0A00_0000,
+                offset: 0x3F_F000
+            })
+        );
+        assert_eq!(
+            dispatch(HVC0, [0xC600_0016, 0, 0x1234, 0, 0, 0]),
+            HypercallAction::Mmu(MmuCall::RamAliasRemove),
+            "IPA 0 removes, whatever the offset"
+        );
+        let invalid = HypercallAction::Return([INVALID_PARAMETER, 0, 0, 0]);
+        for (ipa, offset) in [
+            (0x0A00_0800, 0),    // IPA not page aligned
+            (0x0A00_0000, 0x10), // offset not page aligned
+            (1 << 39, 0),        // beyond the IPA space
+            (!0xFFF, 0),         // far beyond it
+        ] {
+            assert_eq!(
+                dispatch(HVC0, [0xC600_0016, ipa, offset, 0, 0, 0]),
+                invalid,
+                "{ipa:#x} {offset:#x}"
+            );
+        }
     }
 
     #[test]

@@ -61,17 +61,27 @@ pub const PL011: Window = Window {
 /// window's base.
 pub const STANDARD_DEVICES: &[(&str, Window, Option<u32>)] = &[("pl011", PL011, Some(PL011_INTID))];
 
-/// The virtio-mmio transports a VM's `devices` take (QEMU virt's `VIRT_MMIO`): the n-th
-/// device's window is [`VIRTIO_TRANSPORT_BYTES`] at `VIRTIO_MMIO.base + n * 0x200`, its
-/// interrupt INTID [`VIRTIO_FIRST_INTID`] + n (SPI 16 + n, edge-rising in the device tree).
+/// The virtio-mmio transports a VM's `devices` take (at QEMU virt's `VIRT_MMIO` base and
+/// SPIs, one page apart): the n-th device's window is [`VIRTIO_TRANSPORT_BYTES`] at
+/// `VIRTIO_MMIO.base + n * VIRTIO_TRANSPORT_STRIDE`, its interrupt INTID
+/// `VIRTIO_FIRST_INTID + n` (SPI 16 + n, edge-rising in the device tree). A page each gives
+/// each device a stage-2 page of its own, which the kernel's page-granular MMIO routes need
+/// (docs/MMIO.md).
 pub const VIRTIO_MMIO: Window = Window {
     base: 0x0A00_0000,
-    size: VIRTIO_TRANSPORTS as u64 * VIRTIO_TRANSPORT_BYTES,
+    size: VIRTIO_TRANSPORTS as u64 * VIRTIO_TRANSPORT_STRIDE,
 };
 
 /// One transport's register window (virtio 1.2 section 4.2.2: registers up to 0x100, then the
 /// device's configuration).
 pub const VIRTIO_TRANSPORT_BYTES: u64 = 0x200;
+
+/// From one transport's window to the next: a page.
+pub const VIRTIO_TRANSPORT_STRIDE: u64 = 0x1000;
+
+/// The QueueNotify register of a transport (virtio 1.2 section 4.2.2): the offset its route's
+/// doorbell is set at.
+pub const VIRTIO_QUEUE_NOTIFY: u64 = 0x050;
 
 /// How many transports there are.
 pub const VIRTIO_TRANSPORTS: usize = 32;
@@ -79,13 +89,21 @@ pub const VIRTIO_TRANSPORTS: usize = 32;
 /// The first transport's INTID.
 pub const VIRTIO_FIRST_INTID: u32 = 48;
 
+/// The transport whose INTID is `intid`, if it is one's.
+pub const fn virtio_transport_of(intid: u32) -> Option<usize> {
+    match intid.checked_sub(VIRTIO_FIRST_INTID) {
+        Some(n) if (n as usize) < VIRTIO_TRANSPORTS => Some(n as usize),
+        _ => None,
+    }
+}
+
 /// The window and INTID of transport `n`, if there is one.
 pub const fn virtio_transport(n: usize) -> Option<(Window, u32)> {
     if n >= VIRTIO_TRANSPORTS {
         return None;
     }
     let window = Window {
-        base: VIRTIO_MMIO.base + n as u64 * VIRTIO_TRANSPORT_BYTES,
+        base: VIRTIO_MMIO.base + n as u64 * VIRTIO_TRANSPORT_STRIDE,
         size: VIRTIO_TRANSPORT_BYTES,
     };
     Some((window, VIRTIO_FIRST_INTID + n as u32))
@@ -132,9 +150,16 @@ mod tests {
         let (first, first_intid) = virtio_transport(0).unwrap();
         let (last, last_intid) = virtio_transport(VIRTIO_TRANSPORTS - 1).unwrap();
         assert_eq!((first.base, first_intid), (0x0A00_0000, 48));
-        assert_eq!((last.base, last_intid), (0x0A00_3E00, 79));
-        assert_eq!(last.end(), VIRTIO_MMIO.end());
+        assert_eq!((last.base, last.size, last_intid), (0x0A01_F000, 0x200, 79));
+        assert_eq!(
+            last.base + VIRTIO_TRANSPORT_STRIDE,
+            VIRTIO_MMIO.base + VIRTIO_MMIO.size
+        );
         assert_eq!(virtio_transport(VIRTIO_TRANSPORTS), None);
+        assert_eq!(virtio_transport_of(48), Some(0));
+        assert_eq!(virtio_transport_of(79), Some(31));
+        assert_eq!(virtio_transport_of(80), None);
+        assert_eq!(virtio_transport_of(33), None, "the PL011's");
         for window in [PL011, VGIC_DISTRIBUTOR, VGIC_REDISTRIBUTOR] {
             assert!(!VIRTIO_MMIO.overlaps(&window));
         }

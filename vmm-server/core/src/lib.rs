@@ -10,6 +10,7 @@
 //! - [`counters`] and [`trace`]: the summary line and a ring of recent exits.
 //! - [`layout`]: the guest-physical map of the emulated devices.
 //! - [`vgic`]: the virtual GICv3's distributor and redistributor, and what to inject next.
+//! - [`reset`]: PSCI SYSTEM_RESET's steps, and what a device's answer to its reset means.
 //!
 //! The server (`vmm-server`) is a thin loop that carries out the plans over IPC.
 #![no_std]
@@ -22,6 +23,7 @@ pub mod hypercall;
 pub mod layout;
 pub mod mmu;
 pub mod psci;
+pub mod reset;
 pub mod syndrome;
 pub mod sysreg;
 pub mod trace;

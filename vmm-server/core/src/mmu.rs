@@ -40,13 +40,45 @@ pub const fn fault_answer(answer: &Result<mmu_api::Response, CallError>) -> Stag
     }
 }
 
-/// The request that carries out `call`.
-pub const fn call_request(call: &MmuCall) -> Request {
-    match *call {
+/// The memory slot of HV_RAM_ALIAS (slot 0 is the VM's RAM).
+pub const ALIAS_SLOT: u8 = 1;
+
+/// The VM's RAM as the memory-backing server numbers it: its region and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmRam {
+    /// The memory-backing server's region (the VM's index).
+    pub region: u16,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The request that carries out `call` for a VM whose RAM is `ram`; `None` when the call
+/// names a page outside that RAM (answered INVALID_PARAMETER).
+pub const fn call_request(call: &MmuCall, ram: VmRam) -> Option<Request> {
+    Some(match *call {
         MmuCall::DirtyLogEnable { ipa, len } => Request::EnableDirtyLog { ipa, len },
         MmuCall::DirtyLogGetAndClear { ipa, len } => Request::GetAndClearDirtyLog { ipa, len },
         MmuCall::Stage2Faults => Request::Counters,
-    }
+        MmuCall::RamAlias { ipa, offset } => {
+            if offset >= ram.size {
+                return None;
+            }
+            Request::SetSlot {
+                slot: ALIAS_SLOT,
+                spec: mmu_api::SlotSpec {
+                    ipa,
+                    len: crate::hypercall::PAGE_SIZE,
+                    region: ram.region,
+                    offset,
+                    flags: mmu_api::SlotFlags {
+                        read_only: false,
+                        allow_blocks: false,
+                    },
+                },
+            }
+        }
+        MmuCall::RamAliasRemove => Request::DeleteSlot { slot: ALIAS_SLOT },
+    })
 }
 
 /// What the mmu-server's answer to [`call_request`] means. A reply of the wrong kind for the
@@ -140,29 +172,85 @@ mod tests {
         }
     }
 
+    const RAM: VmRam = VmRam {
+        region: 2,
+        size: 0x400_0000,
+    };
+
     #[test]
     fn call_requests() {
         assert_eq!(
-            call_request(&MmuCall::DirtyLogEnable {
+            call_request(
+                &MmuCall::DirtyLogEnable {
+                    ipa: 0x4020_0000,
+                    len: 1 << 20
+                },
+                RAM
+            ),
+            Some(Request::EnableDirtyLog {
                 ipa: 0x4020_0000,
                 len: 1 << 20
-            }),
-            Request::EnableDirtyLog {
-                ipa: 0x4020_0000,
-                len: 1 << 20
-            }
+            })
         );
         assert_eq!(
-            call_request(&MmuCall::DirtyLogGetAndClear {
+            call_request(
+                &MmuCall::DirtyLogGetAndClear {
+                    ipa: 0x4020_0000,
+                    len: 1 << 20
+                },
+                RAM
+            ),
+            Some(Request::GetAndClearDirtyLog {
                 ipa: 0x4020_0000,
                 len: 1 << 20
-            }),
-            Request::GetAndClearDirtyLog {
-                ipa: 0x4020_0000,
-                len: 1 << 20
-            }
+            })
         );
-        assert_eq!(call_request(&MmuCall::Stage2Faults), Request::Counters);
+        assert_eq!(
+            call_request(&MmuCall::Stage2Faults, RAM),
+            Some(Request::Counters)
+        );
+    }
+
+    #[test]
+    fn a_ram_alias_is_one_page_of_the_vms_own_ram_in_slot_1() {
+        let alias = MmuCall::RamAlias {
+            ipa: 0x0A00_0000,
+            offset: 0x3F_F000,
+        };
+        assert_eq!(
+            call_request(&alias, RAM),
+            Some(Request::SetSlot {
+                slot: ALIAS_SLOT,
+                spec: mmu_api::SlotSpec {
+                    ipa: 0x0A00_0000,
+                    len: 4096,
+                    region: 2,
+                    offset: 0x3F_F000,
+                    flags: mmu_api::SlotFlags {
+                        read_only: false,
+                        allow_blocks: false
+                    },
+                },
+            })
+        );
+        let past_the_end = MmuCall::RamAlias {
+            ipa: 0x0A00_0000,
+            offset: RAM.size,
+        };
+        assert_eq!(call_request(&past_the_end, RAM), None);
+        assert_eq!(
+            call_request(&MmuCall::RamAliasRemove, RAM),
+            Some(Request::DeleteSlot { slot: ALIAS_SLOT })
+        );
+        let plan = MmuPlan {
+            call: alias,
+            conduit: Conduit::Hvc,
+        };
+        assert_eq!(after_mmu(&plan, MmuAnswer::Done).words[2], 0);
+        assert_eq!(
+            after_mmu(&plan, MmuAnswer::Refused).words[2],
+            crate::hypercall::INVALID_PARAMETER
+        );
     }
 
     #[test]

@@ -75,6 +75,13 @@ impl Interrupts {
         }
     }
 
+    /// A device's line fell and rose again since we last knew it (high now): the model sees
+    /// both, so an edge-triggered INTID becomes pending again.
+    pub fn pulse(&mut self, intid: u32) {
+        self.set_line(intid, false);
+        self.set_line(intid, true);
+    }
+
     /// A trapped ICC_SGI1R_EL1 write.
     pub fn send_sgi(&mut self, value: u64) {
         if self.vgic.send_sgi(value) {

@@ -258,34 +258,63 @@ impl Monitor {
         Some(resume)
     }
 
-    /// A device signalled (`vmm-events`, this thread's bound notification): asks each device
-    /// with an interrupt line for its level and lets the vGIC model act on it.
-    fn device_lines(&mut self) {
+    /// A device signalled (`vmm-events`, this thread's bound notification; `signalled` is the
+    /// OR of the signallers' badges): asks each device with an interrupt line for its level and
+    /// lets the vGIC model act on it.
+    ///
+    /// A virtio device that signalled (its badge `abi::vm::device_event_badge`) and answers
+    /// high rose since we last knew its line: on the fast path we see only the level when we
+    /// ask, and a fall and a rise in between (the guest's InterruptACK, then the next
+    /// completion) would leave the level as we knew it, high, and the edge-triggered INTID
+    /// would never fire again. So the model sees it fall and rise (`Interrupts::pulse`).
+    ///
+    /// A device whose server restarted since our last call answers `Restarted` (a restarted
+    /// virtio server signals as soon as it has taken its device over and raised its line): its
+    /// route is set again for the new instance and it is asked once more, so that the rise is
+    /// not lost.
+    fn device_lines(&mut self, signalled: u64) {
         for device in self.devices.iter() {
             let Some(intid) = device.intid else {
                 continue;
             };
-            let answer = ipc::call::<device_api::Mmio>(
-                &mut userlib::Kernel,
-                device.endpoint,
-                &device_api::Request::Line,
-            );
-            if let Ok(Some(level)) = answer.map(|a| a.line()) {
-                self.interrupts.set_line(intid, level);
+            let rose_unseen = vmm_core::layout::virtio_transport_of(intid)
+                .is_some_and(|n| signalled & abi::vm::device_event_badge(n) != 0);
+            let ask = || {
+                ipc::call::<device_api::Mmio>(
+                    &mut userlib::Kernel,
+                    device.endpoint,
+                    &device_api::Request::Line,
+                )
+            };
+            let mut answer = ask();
+            if let Err(ipc::CallError::Restarted { generation }) = answer {
+                println!(
+                    "vmm: device `{}` restarted (generation {generation}); asking its line again",
+                    device.name
+                );
+                routes::refresh(self.vcpu, &self.devices, device.name);
+                answer = ask();
+            }
+            match answer.map(|a| a.line()) {
+                Ok(Some(true)) if rose_unseen => self.interrupts.pulse(intid),
+                Ok(Some(level)) => self.interrupts.set_line(intid, level),
+                _ => {}
             }
         }
     }
 
-    /// PSCI SYSTEM_RESET: the kernel rebuilds the VM from its image (RAM, VSpace, VCPU) and
-    /// starts it again; the exit that asked is cancelled with it, so nothing is replied.
+    /// PSCI SYSTEM_RESET: the kernel rebuilds the VM from its image (RAM, VSpace, VCPU), every
+    /// device is reset, and the VM starts again; the exit that asked is cancelled with it, so
+    /// nothing is replied. The order of the steps is `vmm_core::reset`'s.
     fn reset(&mut self) {
         self.boots += 1;
-        self.interrupts.reset();
         // The kernel rebuilds the VM a bounded piece per call (answering the bytes of RAM still
         // to do) with the VCPU left down, so a guest that resets in a loop never holds the CPU
         // for long; each call returns here, where interrupts and higher priorities get their
-        // turn. Then the VCPU is resumed at its entry point.
+        // turn. The first call stops the VCPU; the devices are reset right after it, before
+        // the new boot's RAM exists. Then the VCPU is resumed at its entry point.
         let mut steps = 0u64;
+        let mut devices_reset = 0usize;
         loop {
             let (info, words) = syscall::invoke(
                 self.guest_tcb,
@@ -300,10 +329,16 @@ impl Monitor {
                 return;
             }
             steps += 1;
+            if steps == 1 {
+                devices_reset = self.reset_devices();
+            }
             if words[0] == 0 {
                 break;
             }
         }
+        // Every device line is low now (their answers said so): the model starts over too.
+        self.interrupts.reset();
+        self.reset_memory_slot();
         let (info, _) = syscall::invoke(self.guest_tcb, abi::InvocationLabel::TcbResume, [0; 4]);
         if info.is_error() {
             println!(
@@ -313,9 +348,38 @@ impl Monitor {
             return;
         }
         defmt::info!("guest reset in {=u64} bounded steps", steps);
-        println!("vmm: guest reset (boot {})", self.boots + 1);
-        // The mmu-server's view of the VM starts over too: slot 0 (its RAM, as the mmu-server
-        // set it up from its boot info) is set again, which drops dirty-log state.
+        println!(
+            "vmm: guest reset (boot {}), {devices_reset} of {} device(s) reset",
+            self.boots + 1,
+            self.devices.len()
+        );
+    }
+
+    /// Sends `Request::Reset` to every device of the VM and waits for each answer; returns how
+    /// many confirmed it. One that did not is reported and keeps whatever state it has.
+    fn reset_devices(&mut self) -> usize {
+        let mut confirmed = 0;
+        for device in self.devices.iter() {
+            let answer = ipc::call::<device_api::Mmio>(
+                &mut userlib::Kernel,
+                device.endpoint,
+                &device_api::Request::Reset,
+            );
+            match vmm_core::reset::device_reset(answer) {
+                Ok(()) => confirmed += 1,
+                Err(error) => println!(
+                    "vmm: device `{}` did not reset: {error}; it keeps its state",
+                    device.name
+                ),
+            }
+        }
+        confirmed
+    }
+
+    /// The mmu-server's view of the VM starts over too: slot 0 (its RAM, as the mmu-server set
+    /// it up from its boot info) is set again, which drops dirty-log state, and the alias slot
+    /// (HV_RAM_ALIAS) is deleted.
+    fn reset_memory_slot(&self) {
         let mut ram = None;
         bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
             if vm.name == self.vm {
@@ -323,24 +387,35 @@ impl Monitor {
             }
             ram.is_none()
         });
-        if let (Some(mmu), Some((region, ipa, len))) = (self.mmu, ram) {
-            let spec = mmu_api::SlotSpec {
-                ipa,
-                len,
-                region,
-                offset: 0,
-                flags: mmu_api::SlotFlags {
-                    read_only: false,
-                    allow_blocks: true,
-                },
-            };
-            let request = mmu_api::Request::SetSlot { slot: 0, spec };
-            if !matches!(
-                ipc::call::<mmu_api::Mmu>(&mut userlib::Kernel, mmu, &request),
-                Ok(Ok(_))
-            ) {
-                println!("vmm: the mmu-server did not take the reset memory slot");
-            }
+        let (Some(mmu), Some((region, ipa, len))) = (self.mmu, ram) else {
+            return;
+        };
+        let spec = mmu_api::SlotSpec {
+            ipa,
+            len,
+            region,
+            offset: 0,
+            flags: mmu_api::SlotFlags {
+                read_only: false,
+                allow_blocks: true,
+            },
+        };
+        let request = mmu_api::Request::SetSlot { slot: 0, spec };
+        if !matches!(
+            ipc::call::<mmu_api::Mmu>(&mut userlib::Kernel, mmu, &request),
+            Ok(Ok(_))
+        ) {
+            println!("vmm: the mmu-server did not take the reset memory slot");
+        }
+        // An alias the guest left (HV_RAM_ALIAS) does not outlive its boot; none is `NoSlot`.
+        let alias = mmu_api::Request::DeleteSlot {
+            slot: vmm_core::mmu::ALIAS_SLOT,
+        };
+        if !matches!(
+            ipc::call::<mmu_api::Mmu>(&mut userlib::Kernel, mmu, &alias),
+            Ok(Ok(_) | Err(mmu_api::MmuError::NoSlot))
+        ) {
+            println!("vmm: the mmu-server did not drop the RAM alias of the last boot");
         }
     }
 
@@ -430,14 +505,15 @@ fn main() -> ! {
             device.window.size
         );
     }
-    let (_, mut info, mut registers) = syscall::recv(exits, REPLY_SLOT);
+    let (mut word, mut info, mut registers) = syscall::recv(exits, REPLY_SLOT);
     loop {
         // Read the exit before anything else touches the IPC buffer.
         let Some(exit) = read_exit(info, registers) else {
             if info.label() == abi::message::BOUND_NOTIFICATION_LABEL && !info.is_error() {
-                // A device signalled that its interrupt line may have changed on its own.
-                monitor.device_lines();
-                (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+                // A device signalled that its interrupt line may have changed on its own; the
+                // word is the OR of the signallers' badges.
+                monitor.device_lines(word);
+                (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
                 continue;
             }
             if info.is_error() {
@@ -451,18 +527,18 @@ fn main() -> ! {
                 info.label(),
                 info.length()
             );
-            (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+            (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
             continue;
         };
         let Some(resume) = monitor.handle(&exit) else {
-            (_, info, registers) = syscall::recv(exits, REPLY_SLOT);
+            (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
             continue;
         };
         // Last, after every log line and call: the two reply words that go in the buffer.
         let [word4, word5] = resume.buffer_words();
         ipc_buffer::write(REGISTER_MESSAGE_WORDS, word4);
         ipc_buffer::write(REGISTER_MESSAGE_WORDS + 1, word5);
-        (_, info, registers) =
+        (word, info, registers) =
             syscall::reply_recv(exits, REPLY_SLOT, resume.info(), resume.registers());
     }
 }

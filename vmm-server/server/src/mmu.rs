@@ -30,9 +30,25 @@ pub fn resolve(mmu: CPtr, fault: &Stage2Fault) -> Stage2Answer {
     resolved
 }
 
-/// Carries out a vendor hypercall.
+/// Carries out a vendor hypercall of the VM this vmm serves.
 pub fn carry_out(mmu: CPtr, request: &MmuCall) -> MmuAnswer {
-    vmm_core::mmu::call_answer(&call(mmu, &vmm_core::mmu::call_request(request)))
+    let Some(request) = vm_ram().and_then(|ram| vmm_core::mmu::call_request(request, ram)) else {
+        return MmuAnswer::Refused;
+    };
+    vmm_core::mmu::call_answer(&call(mmu, &request))
+}
+
+/// The RAM of the (one) VM this vmm serves, from its boot info.
+fn vm_ram() -> Option<vmm_core::mmu::VmRam> {
+    let mut ram = None;
+    bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |vm| {
+        ram = Some(vmm_core::mmu::VmRam {
+            region: vm.index,
+            size: vm.ram_size,
+        });
+        false
+    });
+    ram
 }
 
 /// A short name for an error in the defmt log (the Display text goes to the console).

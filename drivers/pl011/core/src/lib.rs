@@ -41,7 +41,9 @@
 //! the masked interrupts, for a server that raises a virtual interrupt from it.
 //!
 //! All state is plain data in this struct: a device server that restarts starts from
-//! [`Pl011::new`], the reset state, and bytes not yet flushed are lost.
+//! [`Pl011::new`], the reset state, and bytes not yet flushed are lost. A reset of the VM
+//! (`Request::Reset`, [`Pl011::reset`]) puts the model in the same state, after handing the
+//! partial line of output to the sink.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -57,7 +59,7 @@ use receive::ReceiveFifo;
 use registers::{Register, cr, fr, int, lcr_h, rsr};
 
 /// One emulated PL011.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pl011 {
     rsr: u32,
     ilpr: u32,
@@ -110,7 +112,22 @@ impl Pl011 {
             Request::Line => Response::DoneLine {
                 line: self.interrupt_line_level(),
             },
+            Request::Reset => {
+                self.reset(sink);
+                Response::DoneLine {
+                    line: self.interrupt_line_level(),
+                }
+            }
         }
+    }
+
+    /// The UART's reset (the VM's PSCI SYSTEM_RESET, through `Request::Reset`): every register
+    /// back to its reset value, the receive FIFO empty, no interrupt raised, as [`Pl011::new`]
+    /// makes it. A partial line of output goes to `sink` first: it was transmitted before the
+    /// reset, and kept, it would start the next boot's first line.
+    pub fn reset(&mut self, sink: &mut impl FnMut(&[u8])) {
+        self.flush(sink);
+        *self = Self::new();
     }
 
     /// A read of `width` bytes at `offset`; `None` is a bus error. Reading UARTDR pops the

@@ -11,7 +11,7 @@
 pub const LINE_CAPACITY: usize = 256;
 
 /// Collects transmitted bytes and hands whole lines to a sink.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineBuffer {
     bytes: [u8; LINE_CAPACITY],
     len: usize,

@@ -28,7 +28,7 @@ pub const RX_FIFO_DEPTH: usize = 32;
 const DR_OE: u16 = 1 << 11;
 
 /// The receive FIFO: a ring of 12-bit entries (data in 7..0, error flags in 11..8).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiveFifo {
     entries: [u16; RX_FIFO_DEPTH],
     head: usize,

@@ -1,10 +1,11 @@
 //! Host tests of the register model: reset values, read-back, flags, identification, and the
-//! accesses that must be bus errors. Interrupts and output have their own files.
+//! accesses that must be bus errors. Interrupts, output and the VM's reset have their own files.
 
 extern crate std;
 
 mod interrupts;
 mod output;
+mod reset;
 
 use super::*;
 use registers::*;

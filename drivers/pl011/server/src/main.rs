@@ -20,9 +20,17 @@
 //! UARTCR, UARTIMSC, baud divisors, interrupt status) reads as its reset value again, anything
 //! in the receive FIFO is gone, and transmitted bytes not yet flushed (the current partial
 //! line) are lost. The access that was in flight when the server died is answered
-//! `Restarted` to the vmm (device_api marks no request idempotent); a guest driver that
+//! `Restarted` to the vmm (device_api marks no access idempotent); a guest driver that
 //! programmed the UART will not notice the reset until it reads a register back. A polled
 //! transmitter, which needs no configuration, carries on unaffected.
+//!
+//! VM reset. The vmm sends `Request::Reset` when the guest asks PSCI SYSTEM_RESET, with the
+//! VCPU stopped: the partial line of output is printed, the model goes back to
+//! [`Pl011::new`] (registers at their reset values, receive FIFO empty) and the answer says
+//! the line is low, which is what the vmm's reset vGIC believes too. Console input the server
+//! holds back (below) is kept: it was typed for the VM, not for one boot of it, and enters the
+//! new boot's receive FIFO from the guest's first access on, as input that arrives while the
+//! guest boots does. (A server shared by two VMs, whose registers are shared, resets for both.)
 //!
 //! Input (when the manifest gives it `debug = ["input"]`, a notification `pl011-events` bound to
 //! it, and a signal capability `vmm-events` to its vmm's bound notification): the server asks
@@ -222,6 +230,11 @@ fn main() -> ! {
 /// One MMIO access (or line query) through the model, with the line level after it (held-back
 /// input fed in first, where the access made room).
 fn answer(uart: &mut Pl011, pending: &mut Pending, request: Request) -> Response {
+    if request == Request::Reset {
+        // Answered as the model answers it (the line, low): nothing is fed in, so until the
+        // guest's first access the UART reads exactly as a fresh one.
+        return uart.handle(request, &mut print_line);
+    }
     let response = uart.handle(request, &mut print_line);
     pending.feed(uart);
     if let Request::Write { offset, .. } = request

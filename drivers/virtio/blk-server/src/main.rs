@@ -19,25 +19,35 @@
 //! Every address the guest gives is checked against the RAM window before it is touched
 //! (`virtio_core::RamWindow::offset_of`); a bad descriptor fails its request (IOERR) and the
 //! device carries on; a malformed IPC message is answered as such by the harness. Requests are
-//! served synchronously, in order, inside the guest's QueueNotify write, so that write's
-//! answer already carries the raised line. Notifications before DRIVER_OK are ignored.
+//! served in order when the driver notifies the queue: inside its QueueNotify write when that
+//! comes through the vmm (the answer carries the raised line), or right after the doorbell on
+//! the kernel's fast path (`drv_virtio_server_core::doors`; the server then signals the vmm's
+//! `vmm-events` when its line changed). Notifications before DRIVER_OK are ignored.
 //!
-//! Restart. The device state lives in this server's memory, so a restarted server is a device
-//! in its reset state; the guest's driver is not told (virtio-core's `recover` would let a
-//! saved copy pick the queue up again; nothing saves one yet).
+//! Restart. The transport is kept in the server's state page after every change of its
+//! configuration (`drv_virtio_server_core::state`); a restarted server takes the device over
+//! from it: the queue position comes back from the used ring in guest memory (a request taken
+//! but not completed when the server crashed is served again, one completed is never completed
+//! twice), the used-buffer interrupt is raised again, and what the guest made available
+//! meanwhile is served (docs/VIRTIO.md, "Restart without losing I/O"). The guest's driver sees
+//! no reset and no error.
 #![no_std]
 #![no_main]
 
 use abi::CPtr;
 use block_api::{BlockError, Reply};
 use bootdesc::bootinfo::DeviceKind;
+use device_api::fast::LineReport;
 use device_api::{Mmio, Request, Response};
+use drv_virtio_server_core::doors::{self, Device};
 use drv_virtio_server_core::remote::{self, BlockClient, Disk, Remote};
-use drv_virtio_server_core::setup;
+use drv_virtio_server_core::{setup, state};
 use static_cell::StaticCell;
-use userlib::println;
-use userlib::server::{Caller, Reply as ServerReply};
-use virtio_core::{BackendError, BlockConfig, BlockDevice, GuestMemory, MemoryError, RamWindow};
+use userlib::server::{Caller, MmioAnswer, MmioMessage, Reply as ServerReply};
+use userlib::{println, syscall};
+use virtio_core::{
+    BackendError, BlockConfig, BlockDevice, GuestMemory, MemoryError, RamWindow, Transport,
+};
 
 userlib::entry!(main);
 
@@ -56,12 +66,18 @@ fn main() -> ! {
 /// then a bus error).
 struct VirtioBlk {
     serving: Option<Serving>,
+    /// What the vmm knows of the interrupt line.
+    report: LineReport,
+    /// `vmm-events`, signalled when the line changed behind the vmm's back.
+    vmm: Option<CPtr>,
 }
 
 struct Serving {
     device: &'static mut BlockDevice,
     ram: GuestRam,
     backend: Remote<Driver>,
+    /// The state page, where the transport is kept for the next instance.
+    page: Option<&'static mut [u8]>,
 }
 
 /// About 6.5 KiB: kept out of the stack.
@@ -82,7 +98,7 @@ impl userlib::server::Server for VirtioBlk {
                 println!(
                     "{name}: no virtio-blk device to serve: {error}; every access is a bus error"
                 );
-                return Self { serving: None };
+                return Self::without_device();
             }
         };
         let mut driver = Driver::find(setup.vm);
@@ -110,7 +126,7 @@ impl userlib::server::Server for VirtioBlk {
         let Ok(device) = BlockDevice::new(config, setup.ram) else {
             // Only a configured block size can be refused, and none is.
             println!("{name}: the block configuration was refused; every access is a bus error");
-            return Self { serving: None };
+            return Self::without_device();
         };
         println!(
             "{name}: virtio-blk of vm `{}` at {:#x} (INTID {}): {} sectors{}, through `blk`",
@@ -120,23 +136,110 @@ impl userlib::server::Server for VirtioBlk {
             disk.sectors,
             if disk.read_only { ", read-only" } else { "" }
         );
-        Self {
-            serving: Some(Serving {
-                device: DEVICE.init(device),
-                ram: GuestRam { window: setup.ram },
-                backend: Remote::new(driver, disk),
-            }),
+        let mut serving = Serving {
+            device: DEVICE.init(device),
+            ram: GuestRam { window: setup.ram },
+            backend: Remote::new(driver, disk),
+            // SAFETY: this is a device server (the boot info gave it its device above), for
+            // which the manifest compiler maps the state page.
+            page: unsafe { userlib::device_state_page() },
+        };
+        let saved = serving.page.as_deref().and_then(state::load);
+        let resumed = doors::resume(&mut serving, saved);
+        let mut server = Self {
+            serving: Some(serving),
+            report: LineReport::new(),
+            vmm: userlib::caps::try_cap("vmm-events"),
+        };
+        if resumed {
+            server.resumed();
         }
+        server
     }
 
     fn handle(&mut self, _caller: Caller, request: Request) -> ServerReply<Response> {
         let Some(serving) = &mut self.serving else {
             return Response::BusError.into();
         };
-        serving
-            .device
-            .handle(request, &mut serving.ram, &mut serving.backend)
-            .into()
+        doors::from_vmm(serving, &mut self.report, request).into()
+    }
+
+    fn mmio(&mut self, _caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        let Some(serving) = &mut self.serving else {
+            return MmioAnswer::BusError;
+        };
+        let (answer, signal) = doors::from_kernel(serving, &mut self.report, access);
+        self.tell_vmm(signal);
+        answer
+    }
+
+    /// The doorbell (the only notification bound to this server).
+    fn notified(&mut self, _word: u64) {
+        if let Some(serving) = &mut self.serving {
+            let signal = doors::doorbell(serving, &mut self.report);
+            self.tell_vmm(signal);
+        }
+    }
+}
+
+impl VirtioBlk {
+    /// The device was taken over from the previous instance: says so, and tells the vmm of
+    /// the interrupt the recovery raised.
+    fn resumed(&mut self) {
+        let Some(serving) = &self.serving else {
+            return;
+        };
+        let transport = serving.device.transport();
+        let next = transport.queue(0).map_or(0, |queue| queue.next_avail());
+        println!(
+            "{}: took the device over from its previous instance (status {:#x}, requests \
+             served up to {next})",
+            userlib::server_name(),
+            transport.status()
+        );
+        let signal = self
+            .report
+            .changed_behind_its_back(transport.interrupt_line());
+        self.tell_vmm(signal);
+    }
+
+    /// A server with no device: every access is a bus error.
+    const fn without_device() -> Self {
+        Self {
+            serving: None,
+            report: LineReport::new(),
+            vmm: None,
+        }
+    }
+
+    /// Signals the vmm that the line changed, when `signal` says so and it can be told.
+    fn tell_vmm(&self, signal: bool) {
+        if let (true, Some(vmm)) = (signal, self.vmm) {
+            syscall::signal(vmm);
+        }
+    }
+}
+
+impl Device for Serving {
+    fn access(&mut self, request: Request) -> Response {
+        self.device
+            .handle(request, &mut self.ram, &mut self.backend)
+    }
+
+    fn transport(&self) -> &Transport {
+        self.device.transport()
+    }
+
+    fn keep(&mut self) {
+        if let Some(page) = self.page.as_deref_mut() {
+            // A transport always fits half a page; a failure would only lose the copy.
+            let _ = state::save(page, self.device.transport());
+        }
+    }
+
+    fn take_over(&mut self, saved: Transport) {
+        *self.device.transport_mut() = saved;
+        self.device.recover(&mut self.ram, &mut self.backend);
     }
 }
 
@@ -221,8 +324,9 @@ impl GuestMemory for GuestRam {
         // SAFETY: `[address, address + len)` is guest RAM (checked just above), which the
         // manifest maps read-write at VA = its guest-physical address for the server's whole
         // life; no Rust reference to it exists, so the guest's writes alias nothing of ours.
-        // The guest's only VCPU waits for this MMIO access, so nothing changes it meanwhile
-        // (and a torn value would only be a bad value, which the device checks anyway).
+        // The guest may run meanwhile (after a doorbell it does not wait for us), so the bytes
+        // may change under the copy: a torn value is only a bad value, which the device
+        // checks like any other (it reads each ring field once, then validates it).
         unsafe {
             core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len())
         };

@@ -18,18 +18,27 @@
 //!
 //! Every address the guest gives is checked against the RAM window before it is touched; a bad
 //! chain is completed unsent and the device carries on; a malformed IPC message is answered as
-//! such by the harness. A restarted server is a console in its reset state.
+//! such by the harness.
+//!
+//! Restart. The transport is kept in the server's state page after every change of its
+//! configuration (`drv_virtio_server_core::state`); a restarted server takes the device over
+//! from it, picks the queue positions up from the used rings and sends what the guest made
+//! available meanwhile, so the guest's driver sees no reset (docs/VIRTIO.md, "Restart without
+//! losing I/O"). Output buffered in a partial line when the server crashed is lost.
 #![no_std]
 #![no_main]
 
+use abi::CPtr;
 use bootdesc::bootinfo::DeviceKind;
+use device_api::fast::LineReport;
 use device_api::{Mmio, Request, Response};
+use drv_virtio_server_core::doors::{self, Device};
 use drv_virtio_server_core::lines::{LineBuffer, Lossy};
-use drv_virtio_server_core::setup;
+use drv_virtio_server_core::{setup, state};
 use static_cell::StaticCell;
-use userlib::println;
-use userlib::server::{Caller, Reply};
-use virtio_core::{ConsoleDevice, GuestMemory, MemoryError, RamWindow};
+use userlib::server::{Caller, MmioAnswer, MmioMessage, Reply};
+use userlib::{println, syscall};
+use virtio_core::{ConsoleDevice, GuestMemory, MemoryError, RamWindow, Transport};
 
 userlib::entry!(main);
 
@@ -41,12 +50,18 @@ fn main() -> ! {
 /// then a bus error).
 struct VirtioConsole {
     serving: Option<Serving>,
+    /// What the vmm knows of the interrupt line.
+    report: LineReport,
+    /// `vmm-events`, signalled when the line changed behind the vmm's back.
+    vmm: Option<CPtr>,
 }
 
 struct Serving {
     device: &'static mut ConsoleDevice,
     ram: GuestRam,
     output: LineBuffer,
+    /// The state page, where the transport is kept for the next instance.
+    page: Option<&'static mut [u8]>,
 }
 
 /// A few KiB (a descriptor chain of up to 128 entries): kept out of the stack.
@@ -67,32 +82,118 @@ impl userlib::server::Server for VirtioConsole {
                     "{name}: no virtio-console device to serve: {error}; every access is a bus \
                      error"
                 );
-                return Self { serving: None };
+                return Self::without_device();
             }
         };
         println!(
             "{name}: virtio-console of vm `{}` at {:#x} (INTID {}): output only",
             setup.vm, setup.device.base, setup.device.intid
         );
-        Self {
-            serving: Some(Serving {
-                device: DEVICE.init(ConsoleDevice::new(setup.ram)),
-                ram: GuestRam { window: setup.ram },
-                output: LineBuffer::new(),
-            }),
+        let mut serving = Serving {
+            device: DEVICE.init(ConsoleDevice::new(setup.ram)),
+            ram: GuestRam { window: setup.ram },
+            output: LineBuffer::new(),
+            // SAFETY: this is a device server (the boot info gave it its device just above),
+            // for which the manifest compiler maps the state page.
+            page: unsafe { userlib::device_state_page() },
+        };
+        let saved = serving.page.as_deref().and_then(state::load);
+        let resumed = doors::resume(&mut serving, saved);
+        let mut server = Self {
+            serving: Some(serving),
+            report: LineReport::new(),
+            vmm: userlib::caps::try_cap("vmm-events"),
+        };
+        if resumed {
+            server.resumed();
         }
+        server
     }
 
     fn handle(&mut self, _caller: Caller, request: Request) -> Reply<Response> {
         let Some(serving) = &mut self.serving else {
             return Response::BusError.into();
         };
-        let output = &mut serving.output;
+        doors::from_vmm(serving, &mut self.report, request).into()
+    }
+
+    fn mmio(&mut self, _caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        let Some(serving) = &mut self.serving else {
+            return MmioAnswer::BusError;
+        };
+        let (answer, signal) = doors::from_kernel(serving, &mut self.report, access);
+        self.tell_vmm(signal);
+        answer
+    }
+
+    /// The doorbell (the only notification bound to this server).
+    fn notified(&mut self, _word: u64) {
+        if let Some(serving) = &mut self.serving {
+            let signal = doors::doorbell(serving, &mut self.report);
+            self.tell_vmm(signal);
+        }
+    }
+}
+
+impl VirtioConsole {
+    /// The device was taken over from the previous instance: says so, and tells the vmm of
+    /// the interrupt the recovery raised.
+    fn resumed(&mut self) {
+        let Some(serving) = &self.serving else {
+            return;
+        };
+        let transport = serving.device.transport();
+        println!(
+            "{}: took the device over from its previous instance (status {:#x})",
+            userlib::server_name(),
+            transport.status()
+        );
+        let signal = self
+            .report
+            .changed_behind_its_back(transport.interrupt_line());
+        self.tell_vmm(signal);
+    }
+
+    /// A server with no device: every access is a bus error.
+    const fn without_device() -> Self {
+        Self {
+            serving: None,
+            report: LineReport::new(),
+            vmm: None,
+        }
+    }
+
+    /// Signals the vmm that the line changed, when `signal` says so and it can be told.
+    fn tell_vmm(&self, signal: bool) {
+        if let (true, Some(vmm)) = (signal, self.vmm) {
+            syscall::signal(vmm);
+        }
+    }
+}
+
+impl Device for Serving {
+    fn access(&mut self, request: Request) -> Response {
+        let output = &mut self.output;
         let mut sink = |bytes: &[u8]| output.push(bytes, &mut print_line);
-        serving
-            .device
-            .handle(request, &mut serving.ram, &mut sink)
-            .into()
+        self.device.handle(request, &mut self.ram, &mut sink)
+    }
+
+    fn transport(&self) -> &Transport {
+        self.device.transport()
+    }
+
+    fn keep(&mut self) {
+        if let Some(page) = self.page.as_deref_mut() {
+            // A transport always fits half a page; a failure would only lose the copy.
+            let _ = state::save(page, self.device.transport());
+        }
+    }
+
+    fn take_over(&mut self, saved: Transport) {
+        *self.device.transport_mut() = saved;
+        let output = &mut self.output;
+        let mut sink = |bytes: &[u8]| output.push(bytes, &mut print_line);
+        self.device.recover(&mut self.ram, &mut sink);
     }
 }
 
@@ -117,8 +218,9 @@ impl GuestMemory for GuestRam {
         // SAFETY: `[address, address + len)` is guest RAM (checked just above), which the
         // manifest maps read-write at VA = its guest-physical address for the server's whole
         // life; no Rust reference to it exists, so the guest's writes alias nothing of ours.
-        // The guest's only VCPU waits for this MMIO access, so nothing changes it meanwhile
-        // (and a torn value would only be a bad value, which the device checks anyway).
+        // The guest may run meanwhile (after a doorbell it does not wait for us), so the bytes
+        // may change under the copy: a torn value is only a bad value, which the device
+        // checks like any other (it reads each ring field once, then validates it).
         unsafe {
             core::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), buffer.len())
         };

@@ -156,6 +156,11 @@ impl BlockDevice {
                 .map(|_| None),
             // `Request::Line` asks for the line's level alone.
             Request::Line => Some(None),
+            // Answered with the line, low after the reset.
+            Request::Reset => {
+                self.reset();
+                Some(None)
+            }
         };
         crate::mmio::respond(outcome, self.interrupt_line())
     }
@@ -163,6 +168,15 @@ impl BlockDevice {
     /// A register or configuration read; `None` is a bus error.
     pub fn read(&self, offset: u32, width: u8) -> Option<u64> {
         self.transport.read(offset, width, &self.config_space)
+    }
+
+    /// The VM's reset (`Request::Reset`): the transport and its queue go back to their reset
+    /// state, as a driver's write of 0 to Status puts them, so nothing of the old guest's
+    /// rings is touched again. The configuration (capacity, block size, serial) is what the
+    /// device is and stays. The backend is not involved: requests are served synchronously, so
+    /// every write the device completed was handed to it before its completion was published.
+    pub fn reset(&mut self) {
+        self.transport.reset();
     }
 
     /// A register write; a notification (or DRIVER_OK) serves the request queue at once.

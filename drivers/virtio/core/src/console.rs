@@ -65,6 +65,11 @@ impl ConsoleDevice {
                 .map(|_| None),
             // `Request::Line` asks for the line's level alone.
             Request::Line => Some(None),
+            // Answered with the line, low after the reset.
+            Request::Reset => {
+                self.reset();
+                Some(None)
+            }
         };
         crate::mmio::respond(outcome, self.interrupt_line())
     }
@@ -72,6 +77,13 @@ impl ConsoleDevice {
     /// A register or configuration read; `None` is a bus error.
     pub fn read(&self, offset: u32, width: u8) -> Option<u64> {
         self.transport.read(offset, width, &[0; CONFIG_BYTES])
+    }
+
+    /// The VM's reset (`Request::Reset`): the transport and both queues go back to their reset
+    /// state, as a driver's write of 0 to Status puts them; the device neither sends from nor
+    /// fills the old guest's rings again. Input the server holds back is the server's.
+    pub fn reset(&mut self) {
+        self.transport.reset();
     }
 
     /// A register write; a transmit notification (or DRIVER_OK) sends at once.

@@ -246,6 +246,22 @@ impl Transport {
         Ok(None)
     }
 
+    /// Whether `saved` is a state of this same device (type, offered features, queue count,
+    /// guest RAM window), so that a restarted server may take it over.
+    pub fn same_device(&self, saved: &Transport) -> bool {
+        (
+            self.device_id,
+            self.device_features,
+            self.queue_count,
+            self.ram,
+        ) == (
+            saved.device_id,
+            saved.device_features,
+            saved.queue_count,
+            saved.ram,
+        )
+    }
+
     /// The device's interrupt line: InterruptStatus is not zero (§4.2.2; the device tree
     /// declares it edge-rising, so the vmm signals each rise).
     pub const fn interrupt_line(&self) -> bool {
@@ -463,8 +479,11 @@ impl Transport {
             && self.driver_features & feature::VERSION_1 != 0
     }
 
-    /// The reset state (§2.4, §4.2.2.1), keeping what the device is.
-    fn reset(&mut self) {
+    /// The reset state (§2.4, §4.2.2.1), keeping what the device is (its type, features,
+    /// queue count and RAM window): status, features, selectors, every queue and
+    /// InterruptStatus as [`Transport::new`] makes them. A driver's write of 0 to Status does
+    /// this, and so does the VM's reset (`Request::Reset`, through the device's `reset`).
+    pub fn reset(&mut self) {
         *self = Self::new(
             self.device_id,
             self.device_features,

@@ -10,6 +10,7 @@ mod mmio;
 mod properties;
 mod queue;
 mod recovery;
+mod reset;
 
 use crate::blk::{BackendError, BlockBackend};
 use crate::memory::{GuestMemory, MemoryError, RamWindow, SliceMemory};

@@ -37,6 +37,7 @@ impl Protocol for Test {
 struct Recorder {
     handled: Vec<(u64, Request)>,
     notifications: Vec<u64>,
+    accesses: Vec<(u64, Option<MmioMessage>)>,
 }
 
 impl Handler for Recorder {
@@ -55,6 +56,15 @@ impl Handler for Recorder {
     }
     fn notified(&mut self, word: u64) {
         self.notifications.push(word);
+    }
+    /// Reads answer their offset + 1; writes are done; undecodable accesses are bus errors.
+    fn mmio(&mut self, caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
+        self.accesses.push((caller.badge, access));
+        match access {
+            Some(access) if !access.write => MmioAnswer::Done(access.offset + 1),
+            Some(_) => MmioAnswer::Done(0),
+            None => MmioAnswer::BusError,
+        }
     }
 }
 
@@ -321,4 +331,97 @@ fn serving_counts_requests_only() {
     assert_eq!(serving.requests(), 0);
     serving.answer(&mut script, &mut handler, message(1, &Request::Echo(0)));
     assert_eq!(serving.requests(), 1);
+}
+
+fn mmio_access(badge: u64, words: [u64; abi::mmio::MMIO_MESSAGE_WORDS]) -> Received {
+    let mut all = [0; MAX_MESSAGE_WORDS];
+    all[..words.len()].copy_from_slice(&words);
+    Received::Message {
+        badge,
+        info: MessageInfo::new(abi::FaultKind::Mmio as u64, 0, words.len() as u64),
+        words: all,
+    }
+}
+
+#[test]
+fn kernel_mmio_accesses_reach_the_handler_and_are_answered_in_the_kernels_format() {
+    let read = MmioMessage {
+        offset: 0x18,
+        width: 4,
+        value: 0,
+        write: false,
+    };
+    let write = MmioMessage {
+        offset: 0x50,
+        width: 4,
+        value: 1,
+        write: true,
+    };
+    let (script, handler) = run(
+        std::vec![
+            mmio_access(9, read.to_words()),
+            mmio_access(9, write.to_words()),
+            // Width 3: no message the kernel sends.
+            mmio_access(9, [0, 3, 0, 0]),
+            message(9, &Request::Echo(4)),
+        ],
+        FaultPlan::NONE,
+    );
+    assert_eq!(
+        handler.accesses,
+        [(9, Some(read)), (9, Some(write)), (9, None)]
+    );
+    let reply = |n: usize| {
+        let outgoing = script.replies[n].expect("a reply");
+        let info = outgoing.info();
+        (info.label(), info.length(), outgoing.message.words[0])
+    };
+    assert_eq!(reply(1), (abi::mmio::REPLY_DONE, 1, 0x19));
+    assert_eq!(reply(2), (abi::mmio::REPLY_DONE, 1, 0));
+    assert_eq!(reply(3), (abi::mmio::REPLY_BUS_ERROR, 1, 0));
+    assert_eq!(
+        response(&script.replies[4]),
+        Ok(Response::Echoed { badge: 9, n: 4 }),
+        "the protocol is served beside the accesses"
+    );
+}
+
+#[test]
+fn kernel_mmio_accesses_count_as_requests_for_the_fault_plan() {
+    let read = MmioMessage {
+        offset: 0,
+        width: 1,
+        value: 0,
+        write: false,
+    }
+    .to_words();
+    let (script, handler) = run(
+        std::vec![
+            message(1, &Request::Echo(1)),
+            mmio_access(1, read),
+            mmio_access(1, read)
+        ],
+        FaultPlan::from_manifest(3, 0),
+    );
+    assert_eq!(script.crash, Some((FaultPoint::BeforeHandling, 3)));
+    assert_eq!(
+        handler.accesses.len(),
+        1,
+        "the third request never reached the handler"
+    );
+    let (script, handler) = run(
+        std::vec![mmio_access(1, read), mmio_access(1, read)],
+        FaultPlan::from_manifest(0, 2),
+    );
+    assert_eq!(script.crash, Some((FaultPoint::BeforeReply, 2)));
+    assert_eq!(
+        handler.accesses.len(),
+        2,
+        "handled, then crashed before the reply"
+    );
+    assert_eq!(
+        script.replies.len(),
+        2,
+        "the second access was never answered"
+    );
 }
