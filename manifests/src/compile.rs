@@ -16,8 +16,8 @@
 //!    then, for a vmm, its VM's device endpoints (WRITE, badge index + 1), in transport order;
 //! 3. notifications it waits on (READ, badge 0);
 //! 4. notifications it signals (WRITE; badge default 1), then the compiler's for devices: a
-//!    vmm's `doorbell:<server>` per device of its VM, a device server's `vmm-events`
-//!    ([`device_notification_caps`]);
+//!    vmm's `doorbell:<server>` per device of its VM (WRITE), a device server's own
+//!    `doorbell:<server>` (READ) and `vmm-events` ([`device_notification_caps`]);
 //! 5. `irq:<name>` handlers for irqs delivered to notifications it waits on;
 //! 6. `tcb:<server>` for every other server (the supervisor only);
 //! 7. `system` (SystemControl) when `system_control = true`;
@@ -565,7 +565,8 @@ pub(crate) fn compile(
 
 /// The notifications the compiler adds for devices (group 4 of the slot order, after the
 /// manifest's): a vmm signals each device's doorbell (`doorbell:<server>`, WRITE, badge 1; it
-/// hands it to the kernel as the route's doorbell, docs/MMIO.md), and a device server signals
+/// hands it to the kernel as the route's doorbell, docs/MMIO.md), a device server holds its
+/// own doorbell (READ: where it may have console input signalled), and a device server signals
 /// its vmm's `vmm-events` (WRITE, badge 1) when that vmm waits on one and the manifest does not
 /// list the server there already: on the fast path the vmm sees none of the device's answers,
 /// so the device tells it when its interrupt line changed. The n-th device's badge is
@@ -595,6 +596,15 @@ fn device_notification_caps(
             if usize::from(device.server) != s {
                 continue;
             }
+            // Its own doorbell, READ: bound to it already, so it receives without this; the
+            // capability lets it have console input signalled there (`DebugInputBind`).
+            let own = format!("{DOORBELL_PREFIX}{}", def.servers[s].name.value);
+            let wait = CapObject::Notification {
+                index: crate::compile::index(usize::from(device.doorbell)),
+                badge: 0,
+                rights: Rights::READ,
+            };
+            caps.push((own, wait));
             let events = def
                 .notifications
                 .iter()

@@ -113,7 +113,12 @@ fn token_around(source: &str, at: usize) -> &str {
     while !source.is_char_boundary(at) {
         at -= 1;
     }
-    let start = source[..at].rfind(stop).map_or(0, |i| i + 1);
+    // After the stop character's last byte: whitespace may be several bytes (U+0085, U+2029).
+    let start = source[..at]
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| stop(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let end = source[at..].find(stop).map_or(source.len(), |i| at + i);
     &source[start..end]
 }
@@ -281,6 +286,15 @@ mod tests {
         assert!(!other.contains("TOML"), "{other}");
         assert_eq!(token_around("x = 12 # c", 5), "12");
         assert_eq!(token_around("é", 1), "é");
+    }
+
+    /// Found by the `manifest` fuzz target (fuzz/): a syntax error just after a whitespace
+    /// character of more than one byte sliced the source inside that character.
+    #[test]
+    fn a_token_after_multibyte_whitespace_starts_after_it() {
+        assert_eq!(token_around("#\u{85}x\0", 4), "x\0");
+        assert_eq!(token_around("a\u{2000}b", 4), "b");
+        assert!(parse("#\u{85}x\0").is_err());
     }
 
     #[test]

@@ -148,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 echo: true,
                 extra_args: Vec::new(),
                 disk: None,
+                input: Vec::new(),
             };
             let outcome = qemu::run(&image, &options)?;
             let code = match outcome.status {

@@ -47,6 +47,51 @@ pub struct Options {
     /// A raw disk image given to the hypervisor as a virtio-blk device on a virtio-mmio
     /// transport (the first `-device` takes transport 31, hw/arm/virt.c); none by default.
     pub disk: Option<PathBuf>,
+    /// Console input for a captured run: QEMU's stdin (the serial port) gets each entry's
+    /// text once its `after` text has appeared in the console.
+    pub input: Vec<Input>,
+}
+
+/// One piece of typed console input (a test's `input = [{ after, text }]`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// Typed once this text has appeared (after the previous entry's).
+    pub after: String,
+    /// What is typed (`\n` is Enter).
+    pub text: String,
+}
+
+/// Types the pending `input` entries whose `after` text `console` now holds; `from` is where
+/// the search for the next one starts, `next` the entry it waits for.
+fn type_input(
+    input: &[Input],
+    console: &[u8],
+    next: &mut usize,
+    from: &mut usize,
+    stdin: &mut impl Write,
+) -> std::io::Result<()> {
+    while let Some(entry) = input.get(*next) {
+        let rest = console.get(*from..).unwrap_or_default();
+        let Some(at) = find(rest, entry.after.as_bytes()) else {
+            return Ok(());
+        };
+        *from += at + entry.after.len();
+        stdin.write_all(entry.text.as_bytes())?;
+        stdin.flush()?;
+        *next += 1;
+    }
+    Ok(())
+}
+
+/// The first position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// How a run ended.
@@ -149,10 +194,15 @@ pub fn run(image: &Image, options: &Options) -> anyhow::Result<Outcome> {
 
 fn run_captured(mut qemu: Command, options: &Options) -> anyhow::Result<Outcome> {
     let interrupted = interrupt_flag()?;
-    qemu.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    let typing = !options.input.is_empty();
+    qemu.stdin(if typing {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
     let child = qemu.spawn().with_context(|| format!("starting {QEMU}"))?;
     let mut group = Group {
         child,
@@ -172,8 +222,24 @@ fn run_captured(mut qemu: Command, options: &Options) -> anyhow::Result<Outcome>
             .map(|err| copy_console(err, console.clone(), options.echo, true)),
     ];
 
+    let mut stdin = group.child.stdin.take();
+    let (mut next_input, mut searched_from) = (0, 0);
     let started = Instant::now();
     let status = loop {
+        if let Some(stdin) = stdin.as_mut() {
+            let seen = console
+                .lock()
+                .map(|bytes| bytes.clone())
+                .unwrap_or_default();
+            type_input(
+                &options.input,
+                &seen,
+                &mut next_input,
+                &mut searched_from,
+                stdin,
+            )
+            .context("typing console input into QEMU")?;
+        }
         if let Some(status) = group.child.try_wait().context("waiting for QEMU")? {
             group.reaped = true;
             break Status::Exited(exit_code(status));

@@ -52,6 +52,10 @@ pub struct QemuTest {
     /// What the disk image must hold after the run.
     #[serde(default)]
     pub disk_expect: Vec<DiskExpect>,
+    /// Console input, typed in order: each entry's `text` once its `after` text has appeared
+    /// in the console (after the previous entry's match).
+    #[serde(default)]
+    pub input: Vec<qemu::Input>,
 }
 
 fn default_timeout() -> u64 {
@@ -396,6 +400,7 @@ fn run_qemu_tests(workspace: &Workspace, filter: Option<&str>) -> anyhow::Result
                     timeout: Some(std::time::Duration::from_secs(test.timeout_s)),
                     icount: test.icount,
                     disk: disk.clone(),
+                    input: test.input.clone(),
                     ..qemu::Options::default()
                 };
                 let outcome = qemu::run(&image, &options)?;
@@ -569,6 +574,7 @@ mod tests {
             icount: false,
             disk: None,
             disk_expect: Vec::new(),
+            input: Vec::new(),
         }
     }
 

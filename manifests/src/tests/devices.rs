@@ -101,17 +101,27 @@ fn each_device_server_serves_an_endpoint_named_after_it_that_the_vmm_calls() {
     assert_eq!(names, ["blk", "faults", "exits:linux", "vblk", "vcon"]);
     assert_eq!(plan.endpoints[3].1, Some(3), "served by vblk");
     assert_eq!(plan.endpoints[4].1, Some(4), "served by vcon");
-    // vblk: its own endpoint first (served), then its client cap of the physical driver.
+    // vblk: its own endpoint first (served), then its client cap of the physical driver, then
+    // its own doorbell (READ).
+    let wait = |index| bootdesc::CapObject::Notification {
+        index,
+        badge: 0,
+        rights: Rights::READ,
+    };
     assert_eq!(
         caps(&plan, "vblk"),
         [
             ("vblk".to_string(), F, ep(3, 0, Rights::READ)),
             ("blk".to_string(), F + 1, ep(0, 4, Rights::WRITE)),
+            ("doorbell:vblk".to_string(), F + 2, wait(0)),
         ]
     );
     assert_eq!(
         caps(&plan, "vcon"),
-        [("vcon".to_string(), F, ep(4, 0, Rights::READ))]
+        [
+            ("vcon".to_string(), F, ep(4, 0, Rights::READ)),
+            ("doorbell:vcon".to_string(), F + 1, wait(1)),
+        ]
     );
     // The vmm (server 1): its exit endpoint, then a client cap of each device endpoint with
     // its own badge (index + 1), then its VM capabilities.
@@ -426,11 +436,22 @@ fn each_device_has_a_doorbell_bound_to_its_server_that_the_vmm_signals() {
             .map(|(name, ..)| name)
             .collect()
     };
-    assert!(
-        names("vblk")
-            .iter()
-            .all(|name| !name.starts_with("doorbell:")),
-        "a bound notification needs no capability to be received"
+    let own: Vec<_> = caps(&plan, "vblk")
+        .into_iter()
+        .filter(|(name, ..)| name.starts_with("doorbell:"))
+        .map(|(name, _, object)| (name, object))
+        .collect();
+    assert_eq!(
+        own,
+        [(
+            "doorbell:vblk".to_string(),
+            bootdesc::CapObject::Notification {
+                index: 0,
+                badge: 0,
+                rights: Rights::READ
+            }
+        )],
+        "its own doorbell, to wait on (and bind console input to), and no other"
     );
     assert!(
         !names("vblk").contains(&"vmm-events".to_string()),

@@ -62,6 +62,14 @@ pub fn signal(notification: CPtr) -> MessageInfo {
     svc(Syscall::Signal, notification, 0, [0; 4], 0).1
 }
 
+/// Signals `notification` when there is one and `condition` holds (a device server telling
+/// its vmm that a line changed).
+pub fn signal_if(notification: Option<CPtr>, condition: bool) {
+    if let (true, Some(notification)) = (condition, notification) {
+        signal(notification);
+    }
+}
+
 /// Wait on a notification: returns its word.
 pub fn wait(notification: CPtr) -> (u64, MessageInfo) {
     let (word, info, _) = svc(Syscall::Wait, notification, 0, [0; 4], 0);

@@ -97,3 +97,30 @@ fn command_line_has_the_fixed_platform_and_the_options() {
     );
     assert_eq!(qemu.get_current_dir(), Some(Path::new("/images/x")));
 }
+
+#[test]
+fn input_is_typed_in_order_each_after_its_text_and_once() {
+    let input = [
+        Input {
+            after: "login:".into(),
+            text: "root\n".into(),
+        },
+        Input {
+            after: "# ".into(),
+            text: "echo hi\n".into(),
+        },
+    ];
+    let (mut next, mut from, mut typed) = (0, 0, Vec::new());
+    type_input(&input, b"booting...", &mut next, &mut from, &mut typed).unwrap();
+    assert!(typed.is_empty(), "nothing asked yet");
+    // The second entry's text is already there but comes after the first's: only then.
+    let console = b"# early\nlogin:".to_vec();
+    type_input(&input, &console, &mut next, &mut from, &mut typed).unwrap();
+    assert_eq!(typed, b"root\n");
+    type_input(&input, &console, &mut next, &mut from, &mut typed).unwrap();
+    assert_eq!(typed, b"root\n", "typed once");
+    let console = [console, b" root\n# ".to_vec()].concat();
+    type_input(&input, &console, &mut next, &mut from, &mut typed).unwrap();
+    assert_eq!(typed, b"root\necho hi\n");
+    assert_eq!(next, 2);
+}

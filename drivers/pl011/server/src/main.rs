@@ -48,9 +48,10 @@
 #![no_main]
 
 use abi::message::{BOUND_NOTIFICATION_LABEL, CONSOLE_INPUT_BADGE, CONSOLE_INPUT_CHUNK};
-use abi::mmio::{MMIO_MESSAGE_WORDS, MmioMessage, REPLY_BUS_ERROR, REPLY_DONE};
+use abi::mmio::{MMIO_MESSAGE_WORDS, MmioAnswer, MmioMessage};
 use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
 use core::fmt;
+use device_api::fast;
 use device_api::{Request, Response};
 use drv_pl011_core::Pl011;
 use drv_pl011_core::registers::{CR, IMSC};
@@ -111,27 +112,6 @@ impl Pending {
     }
 }
 
-/// What the vmm knows of the interrupt line, and how to tell it more.
-struct LineReport {
-    /// `vmm-events`: the vmm's bound notification.
-    vmm: Option<CPtr>,
-    /// The level the vmm last learnt (from an answer to it, or asked after a signal).
-    known: bool,
-}
-
-impl LineReport {
-    /// The line is `level` after something the vmm did not see (input, a fast-path access):
-    /// signal it when that is news.
-    fn changed_behind_its_back(&mut self, level: bool) {
-        if level != self.known
-            && let Some(vmm) = self.vmm
-        {
-            syscall::signal(vmm);
-            self.known = level;
-        }
-    }
-}
-
 fn main() -> ! {
     // `pl011`, or the endpoint named after this server (`pl011-left`: one device server per
     // VM, as endpoint names are global).
@@ -142,10 +122,9 @@ fn main() -> ! {
     };
     let crash_at = userlib::caps::inject_fault_at_request();
     let input = bind_input();
-    let mut report = LineReport {
-        vmm: userlib::caps::try_cap("vmm-events"),
-        known: false,
-    };
+    // What the vmm knows of the interrupt line; `vmm-events` tells it more.
+    let mut report = fast::LineReport::new();
+    let vmm = userlib::caps::try_cap("vmm-events");
     let mut uart = Pl011::new();
     let mut pending = Pending::new();
     let mut served = 0u32;
@@ -158,7 +137,10 @@ fn main() -> ! {
             {
                 take_input(input, &mut pending);
                 pending.feed(&mut uart);
-                report.changed_behind_its_back(uart.interrupt_line_level());
+                syscall::signal_if(
+                    vmm,
+                    report.changed_behind_its_back(uart.interrupt_line_level()),
+                );
             }
             (badge, info, words) = syscall::recv(endpoint, REPLY_SLOT);
             continue;
@@ -174,7 +156,10 @@ fn main() -> ! {
                 userlib::crash_with_bad_access();
             }
             let (label, value) = fast_access(&mut uart, &mut pending, words);
-            report.changed_behind_its_back(uart.interrupt_line_level());
+            syscall::signal_if(
+                vmm,
+                report.changed_behind_its_back(uart.interrupt_line_level()),
+            );
             let reply = MessageInfo::new(label, 0, 1);
             (badge, info, words) =
                 syscall::reply_recv(endpoint, REPLY_SLOT, reply, [value, 0, 0, 0]);
@@ -208,9 +193,7 @@ fn main() -> ! {
             userlib::crash_with_bad_access();
         }
         let response = answer(&mut uart, &mut pending, request);
-        if let Some(level) = response.line() {
-            report.known = level;
-        }
+        report.told(&response);
         let Ok(encoded) = ipc::encode(&response) else {
             unreachable!("every Response fits a message (ipc::assert_fits!)");
         };
@@ -263,29 +246,12 @@ fn answer(uart: &mut Pl011, pending: &mut Pending, request: Request) -> Response
 fn fast_access(uart: &mut Pl011, pending: &mut Pending, words: [u64; 4]) -> (u64, u64) {
     let mut message = [0u64; MMIO_MESSAGE_WORDS];
     message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
-    let Some(access) = MmioMessage::from_words(message) else {
-        return (REPLY_BUS_ERROR, 0);
+    let request = MmioMessage::from_words(message).and_then(|access| fast::request_of(&access));
+    let answer = match request {
+        Some(request) => fast::answer_of(answer(uart, pending, request)),
+        None => MmioAnswer::BusError,
     };
-    let Ok(offset) = u32::try_from(access.offset) else {
-        return (REPLY_BUS_ERROR, 0);
-    };
-    let request = if access.write {
-        Request::Write {
-            offset,
-            width: access.width,
-            value: access.value,
-        }
-    } else {
-        Request::Read {
-            offset,
-            width: access.width,
-        }
-    };
-    match answer(uart, pending, request) {
-        Response::ValueLine { value, .. } | Response::Value(value) => (REPLY_DONE, value),
-        Response::DoneLine { .. } | Response::Done => (REPLY_DONE, 0),
-        Response::BusError => (REPLY_BUS_ERROR, 0),
-    }
+    answer.reply()
 }
 
 /// Asks the kernel for console input when the manifest gives this server the means.

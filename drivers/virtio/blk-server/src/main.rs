@@ -37,9 +37,8 @@
 use abi::CPtr;
 use block_api::{BlockError, Reply};
 use bootdesc::bootinfo::DeviceKind;
-use device_api::fast::LineReport;
 use device_api::{Mmio, Request, Response};
-use drv_virtio_server_core::doors::{self, Device};
+use drv_virtio_server_core::doors::{Device, Front};
 use drv_virtio_server_core::remote::{self, BlockClient, Disk, Remote};
 use drv_virtio_server_core::{setup, state};
 use static_cell::StaticCell;
@@ -62,13 +61,11 @@ fn main() -> ! {
     userlib::server::run::<VirtioBlk>()
 }
 
-/// The device, or nothing when the boot info gives this server no device (every access is
-/// then a bus error).
+/// The device behind its front (none when the boot info gives this server no device: every
+/// access is then a bus error), and the vmm's `vmm-events`, signalled when the line changed
+/// behind the vmm's back.
 struct VirtioBlk {
-    serving: Option<Serving>,
-    /// What the vmm knows of the interrupt line.
-    report: LineReport,
-    /// `vmm-events`, signalled when the line changed behind the vmm's back.
+    front: Front<Serving>,
     vmm: Option<CPtr>,
 }
 
@@ -136,7 +133,7 @@ impl userlib::server::Server for VirtioBlk {
             disk.sectors,
             if disk.read_only { ", read-only" } else { "" }
         );
-        let mut serving = Serving {
+        let serving = Serving {
             device: DEVICE.init(device),
             ram: GuestRam { window: setup.ram },
             backend: Remote::new(driver, disk),
@@ -145,77 +142,46 @@ impl userlib::server::Server for VirtioBlk {
             page: unsafe { userlib::device_state_page() },
         };
         let saved = serving.page.as_deref().and_then(state::load);
-        let resumed = doors::resume(&mut serving, saved);
-        let mut server = Self {
-            serving: Some(serving),
-            report: LineReport::new(),
-            vmm: userlib::caps::try_cap("vmm-events"),
-        };
-        if resumed {
-            server.resumed();
+        let (front, resumed) = Front::start(serving, saved);
+        let vmm = userlib::caps::try_cap("vmm-events");
+        if let Some(signal) = resumed {
+            let transport = front.transport();
+            let status = transport.map_or(0, Transport::status);
+            let next = transport
+                .and_then(|transport| transport.queue(0))
+                .map_or(0, |queue| queue.next_avail());
+            println!(
+                "{name}: took the device over from its previous instance (status {status:#x}, \
+                 requests served up to {next})"
+            );
+            syscall::signal_if(vmm, signal);
         }
-        server
+        Self { front, vmm }
     }
 
     fn handle(&mut self, _caller: Caller, request: Request) -> ServerReply<Response> {
-        let Some(serving) = &mut self.serving else {
-            return Response::BusError.into();
-        };
-        doors::from_vmm(serving, &mut self.report, request).into()
+        self.front.from_vmm(request).into()
     }
 
     fn mmio(&mut self, _caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
-        let Some(serving) = &mut self.serving else {
-            return MmioAnswer::BusError;
-        };
-        let (answer, signal) = doors::from_kernel(serving, &mut self.report, access);
-        self.tell_vmm(signal);
+        let (answer, signal) = self.front.from_kernel(access);
+        syscall::signal_if(self.vmm, signal);
         answer
     }
 
     /// The doorbell (the only notification bound to this server).
     fn notified(&mut self, _word: u64) {
-        if let Some(serving) = &mut self.serving {
-            let signal = doors::doorbell(serving, &mut self.report);
-            self.tell_vmm(signal);
-        }
+        let signal = self.front.doorbell();
+        syscall::signal_if(self.vmm, signal);
     }
 }
 
 impl VirtioBlk {
-    /// The device was taken over from the previous instance: says so, and tells the vmm of
-    /// the interrupt the recovery raised.
-    fn resumed(&mut self) {
-        let Some(serving) = &self.serving else {
-            return;
-        };
-        let transport = serving.device.transport();
-        let next = transport.queue(0).map_or(0, |queue| queue.next_avail());
-        println!(
-            "{}: took the device over from its previous instance (status {:#x}, requests \
-             served up to {next})",
-            userlib::server_name(),
-            transport.status()
-        );
-        let signal = self
-            .report
-            .changed_behind_its_back(transport.interrupt_line());
-        self.tell_vmm(signal);
-    }
-
     /// A server with no device: every access is a bus error.
-    const fn without_device() -> Self {
+    fn without_device() -> Self {
         Self {
-            serving: None,
-            report: LineReport::new(),
-            vmm: None,
-        }
-    }
-
-    /// Signals the vmm that the line changed, when `signal` says so and it can be told.
-    fn tell_vmm(&self, signal: bool) {
-        if let (true, Some(vmm)) = (signal, self.vmm) {
-            syscall::signal(vmm);
+            front: Front::without_device(),
+            vmm: userlib::caps::try_cap("vmm-events"),
         }
     }
 }

@@ -12,9 +12,12 @@
 //! a line at a time (`drv_virtio_server_core::lines`, as the PL011 server prints): at each `\n`,
 //! or when 256 bytes are waiting; a partial line waits for its end.
 //!
-//! Input is not implemented yet: the receive queue takes the driver's buffers and never fills
-//! them (virtio-core's `push_input` is ready for it; the server would take console input as
-//! the PL011 server does and signal the vmm through `vmm-events`).
+//! Input. With `debug = ["input"]` (and the PL011 server without it: console input has one
+//! reader) the server has the kernel signal console input to its own doorbell notification
+//! (`DebugInputBind`, badge `CONSOLE_INPUT_BADGE`), takes it (`DebugInputRead`) into an
+//! `InputQueue` and delivers it into the receive buffers the driver made available, raising
+//! the used-buffer interrupt (and telling the vmm); input with no buffer waits (1 KiB) until
+//! the driver adds some.
 //!
 //! Every address the guest gives is checked against the RAM window before it is touched; a bad
 //! chain is completed unsent and the device carries on; a malformed IPC message is answered as
@@ -29,10 +32,11 @@
 #![no_main]
 
 use abi::CPtr;
+use abi::message::{CONSOLE_INPUT_BADGE, CONSOLE_INPUT_CHUNK};
 use bootdesc::bootinfo::DeviceKind;
-use device_api::fast::LineReport;
 use device_api::{Mmio, Request, Response};
-use drv_virtio_server_core::doors::{self, Device};
+use drv_virtio_server_core::doors::{Device, Front};
+use drv_virtio_server_core::input::InputQueue;
 use drv_virtio_server_core::lines::{LineBuffer, Lossy};
 use drv_virtio_server_core::{setup, state};
 use static_cell::StaticCell;
@@ -46,14 +50,14 @@ fn main() -> ! {
     userlib::server::run::<VirtioConsole>()
 }
 
-/// The device, or nothing when the boot info gives this server no device (every access is
-/// then a bus error).
+/// The device behind its front (none when the boot info gives this server no device: every
+/// access is then a bus error), and the vmm's `vmm-events`, signalled when the line changed
+/// behind the vmm's back.
 struct VirtioConsole {
-    serving: Option<Serving>,
-    /// What the vmm knows of the interrupt line.
-    report: LineReport,
-    /// `vmm-events`, signalled when the line changed behind the vmm's back.
+    front: Front<Serving>,
     vmm: Option<CPtr>,
+    /// `debug:input`, when console input is this server's (`bind_input`).
+    input: Option<CPtr>,
 }
 
 struct Serving {
@@ -62,6 +66,8 @@ struct Serving {
     output: LineBuffer,
     /// The state page, where the transport is kept for the next instance.
     page: Option<&'static mut [u8]>,
+    /// Console input waiting for receive buffers.
+    input: InputQueue,
 }
 
 /// A few KiB (a descriptor chain of up to 128 entries): kept out of the stack.
@@ -75,6 +81,7 @@ impl userlib::server::Server for VirtioConsole {
 
     fn start() -> Self {
         let name = userlib::server_name();
+        let vmm = userlib::caps::try_cap("vmm-events");
         let setup = match setup::find(userlib::caps::bootinfo(), DeviceKind::VirtioConsole) {
             Ok(setup) => setup,
             Err(error) => {
@@ -82,92 +89,125 @@ impl userlib::server::Server for VirtioConsole {
                     "{name}: no virtio-console device to serve: {error}; every access is a bus \
                      error"
                 );
-                return Self::without_device();
+                let front = Front::without_device();
+                return Self {
+                    front,
+                    vmm,
+                    input: None,
+                };
             }
         };
+        let input = bind_input(name);
         println!(
-            "{name}: virtio-console of vm `{}` at {:#x} (INTID {}): output only",
-            setup.vm, setup.device.base, setup.device.intid
+            "{name}: virtio-console of vm `{}` at {:#x} (INTID {}): {}",
+            setup.vm,
+            setup.device.base,
+            setup.device.intid,
+            if input.is_some() {
+                "output, and console input"
+            } else {
+                "output only"
+            }
         );
-        let mut serving = Serving {
+        let serving = Serving {
             device: DEVICE.init(ConsoleDevice::new(setup.ram)),
             ram: GuestRam { window: setup.ram },
             output: LineBuffer::new(),
             // SAFETY: this is a device server (the boot info gave it its device just above),
             // for which the manifest compiler maps the state page.
             page: unsafe { userlib::device_state_page() },
+            input: InputQueue::new(),
         };
         let saved = serving.page.as_deref().and_then(state::load);
-        let resumed = doors::resume(&mut serving, saved);
-        let mut server = Self {
-            serving: Some(serving),
-            report: LineReport::new(),
-            vmm: userlib::caps::try_cap("vmm-events"),
-        };
-        if resumed {
-            server.resumed();
+        let (front, resumed) = Front::start(serving, saved);
+        if let Some(signal) = resumed {
+            let status = front.transport().map_or(0, Transport::status);
+            println!(
+                "{name}: took the device over from its previous instance (status {status:#x})"
+            );
+            syscall::signal_if(vmm, signal);
         }
-        server
+        Self { front, vmm, input }
     }
 
     fn handle(&mut self, _caller: Caller, request: Request) -> Reply<Response> {
-        let Some(serving) = &mut self.serving else {
-            return Response::BusError.into();
-        };
-        doors::from_vmm(serving, &mut self.report, request).into()
+        self.front.from_vmm(request).into()
     }
 
     fn mmio(&mut self, _caller: Caller, access: Option<MmioMessage>) -> MmioAnswer {
-        let Some(serving) = &mut self.serving else {
-            return MmioAnswer::BusError;
-        };
-        let (answer, signal) = doors::from_kernel(serving, &mut self.report, access);
-        self.tell_vmm(signal);
+        let (answer, signal) = self.front.from_kernel(access);
+        syscall::signal_if(self.vmm, signal);
         answer
     }
 
-    /// The doorbell (the only notification bound to this server).
-    fn notified(&mut self, _word: u64) {
-        if let Some(serving) = &mut self.serving {
-            let signal = doors::doorbell(serving, &mut self.report);
-            self.tell_vmm(signal);
+    /// The doorbell, or console input (the kernel signals the same notification with
+    /// `CONSOLE_INPUT_BADGE`).
+    fn notified(&mut self, word: u64) {
+        if word & CONSOLE_INPUT_BADGE != 0
+            && let Some(console) = self.input
+        {
+            let signal = self.front.act(|serving| {
+                take_input(console, &mut serving.input);
+                serving.feed_input();
+            });
+            syscall::signal_if(self.vmm, signal);
+        }
+        if word & !CONSOLE_INPUT_BADGE != 0 {
+            let signal = self.front.doorbell();
+            syscall::signal_if(self.vmm, signal);
         }
     }
 }
 
-impl VirtioConsole {
-    /// The device was taken over from the previous instance: says so, and tells the vmm of
-    /// the interrupt the recovery raised.
-    fn resumed(&mut self) {
-        let Some(serving) = &self.serving else {
-            return;
-        };
-        let transport = serving.device.transport();
+/// Has the kernel's console input signalled to this server's doorbell notification, when the
+/// manifest gives it `debug:input` (instead of the PL011 server): Linux's `hvc0` then takes
+/// what is typed. Returns the capability to read it with.
+fn bind_input(name: &str) -> Option<CPtr> {
+    let console = userlib::caps::try_cap("debug:input")?;
+    let Some(doorbell) = userlib::caps::try_cap_named("doorbell:", name) else {
+        println!("{name}: `debug:input` but no doorbell of its own to bind it to: no input");
+        return None;
+    };
+    let (info, _) = syscall::invoke(
+        console,
+        abi::InvocationLabel::DebugInputBind,
+        [doorbell, 0, 0, 0],
+    );
+    if info.is_error() {
         println!(
-            "{}: took the device over from its previous instance (status {:#x})",
-            userlib::server_name(),
-            transport.status()
+            "{name}: console input refused (kernel error {})",
+            info.label()
         );
-        let signal = self
-            .report
-            .changed_behind_its_back(transport.interrupt_line());
-        self.tell_vmm(signal);
+        return None;
     }
+    Some(console)
+}
 
-    /// A server with no device: every access is a bus error.
-    const fn without_device() -> Self {
-        Self {
-            serving: None,
-            report: LineReport::new(),
-            vmm: None,
+/// Takes everything the kernel has buffered into `queue`.
+fn take_input(console: CPtr, queue: &mut InputQueue) {
+    loop {
+        let (info, words) = syscall::invoke(console, abi::InvocationLabel::DebugInputRead, [0; 4]);
+        let count = if info.is_error() {
+            0
+        } else {
+            words[0] as usize
+        };
+        if count == 0 {
+            break;
         }
+        let mut bytes = [0u8; CONSOLE_INPUT_CHUNK];
+        for (chunk, word) in bytes.chunks_mut(8).zip(&words[1..]) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        queue.push(&bytes[..count.min(CONSOLE_INPUT_CHUNK)]);
     }
+}
 
-    /// Signals the vmm that the line changed, when `signal` says so and it can be told.
-    fn tell_vmm(&self, signal: bool) {
-        if let (true, Some(vmm)) = (signal, self.vmm) {
-            syscall::signal(vmm);
-        }
+impl Serving {
+    /// Delivers waiting input into the receive buffers the driver has made available.
+    fn feed_input(&mut self) {
+        let (device, ram) = (&mut *self.device, &mut self.ram);
+        self.input.feed(|bytes| device.push_input(ram, bytes));
     }
 }
 
@@ -175,7 +215,23 @@ impl Device for Serving {
     fn access(&mut self, request: Request) -> Response {
         let output = &mut self.output;
         let mut sink = |bytes: &[u8]| output.push(bytes, &mut print_line);
-        self.device.handle(request, &mut self.ram, &mut sink)
+        let response = self.device.handle(request, &mut self.ram, &mut sink);
+        if self.input.is_empty() {
+            return response;
+        }
+        // The access may have made receive buffers available (a receiveq notify, DRIVER_OK):
+        // input that waited for them goes in now, with the line as it then is.
+        self.feed_input();
+        match response {
+            Response::DoneLine { .. } => Response::DoneLine {
+                line: self.device.interrupt_line(),
+            },
+            Response::ValueLine { value, .. } => Response::ValueLine {
+                value,
+                line: self.device.interrupt_line(),
+            },
+            other => other,
+        }
     }
 
     fn transport(&self) -> &Transport {

@@ -46,6 +46,80 @@ pub fn resume(device: &mut impl Device, saved: Option<Transport>) -> bool {
     }
 }
 
+/// A virtio device server around its device: the device (none when the boot info gave the
+/// server nothing to serve: every access is then a bus error) and what the vmm knows of its
+/// line. The server's `userlib::server::Server` methods delegate here and signal the vmm when
+/// an answer says so.
+pub struct Front<D> {
+    device: Option<D>,
+    report: LineReport,
+}
+
+impl<D: Device> Front<D> {
+    /// A server with nothing to serve.
+    pub const fn without_device() -> Self {
+        Self {
+            device: None,
+            report: LineReport::new(),
+        }
+    }
+
+    /// A server of `device`, taken over from the previous instance when `saved` is a state of
+    /// the same device ([`resume`]). The second value says whether it was, and then whether
+    /// to signal the vmm (the recovery raised the line).
+    pub fn start(mut device: D, saved: Option<Transport>) -> (Self, Option<bool>) {
+        let resumed = resume(&mut device, saved);
+        let mut front = Self {
+            device: Some(device),
+            report: LineReport::new(),
+        };
+        let signal = resumed.then(|| {
+            let line = front.transport().is_some_and(Transport::interrupt_line);
+            front.report.changed_behind_its_back(line)
+        });
+        (front, signal)
+    }
+
+    /// The device's transport, if there is a device.
+    pub fn transport(&self) -> Option<&Transport> {
+        self.device.as_ref().map(Device::transport)
+    }
+
+    /// [`from_vmm`], or a bus error without a device.
+    pub fn from_vmm(&mut self, request: Request) -> Response {
+        match &mut self.device {
+            Some(device) => from_vmm(device, &mut self.report, request),
+            None => Response::BusError,
+        }
+    }
+
+    /// [`from_kernel`], or a bus error without a device.
+    pub fn from_kernel(&mut self, access: Option<MmioMessage>) -> (MmioAnswer, bool) {
+        match &mut self.device {
+            Some(device) => from_kernel(device, &mut self.report, access),
+            None => (MmioAnswer::BusError, false),
+        }
+    }
+
+    /// Runs `act` on the device (console input arriving, say) and answers whether the vmm
+    /// must be told that the line changed.
+    pub fn act(&mut self, act: impl FnOnce(&mut D)) -> bool {
+        let Some(device) = &mut self.device else {
+            return false;
+        };
+        act(device);
+        let line = device.transport().interrupt_line();
+        self.report.changed_behind_its_back(line)
+    }
+
+    /// [`doorbell`], or nothing without a device.
+    pub fn doorbell(&mut self) -> bool {
+        self.device
+            .as_mut()
+            .is_some_and(|device| doorbell(device, &mut self.report))
+    }
+}
+
 /// Whether `request` may change what a restarted server must take over: any register write
 /// but the two the device's running makes routine (QueueNotify, InterruptACK: queue positions
 /// come back from guest memory and the interrupt is raised again on recovery, `state`), and a
@@ -347,5 +421,60 @@ mod tests {
         let mut device = Stopping(Fake::default());
         doorbell(&mut device, &mut LineReport::default());
         assert_eq!(device.0.kept, 1, "kept once, when the status changed");
+    }
+
+    #[test]
+    fn a_front_without_a_device_answers_bus_errors_and_one_resumed_signals_its_line() {
+        let mut empty: Front<Fake> = Front::without_device();
+        assert_eq!(empty.from_vmm(Request::Line), Response::BusError);
+        assert_eq!(
+            empty.from_kernel(access(0, false)),
+            (MmioAnswer::BusError, false)
+        );
+        assert!(!empty.doorbell());
+        assert!(empty.transport().is_none());
+        let (_, fresh) = Front::start(Fake::default(), None);
+        assert_eq!(fresh, None, "nothing to take over");
+        let mut running = Fake::default();
+        running.transport.write(register::STATUS, 4, 1).unwrap();
+        running.transport.set_needs_reset();
+        let saved = Some(running.transport.clone());
+        let (front, resumed) = Front::start(Fake::default(), saved);
+        assert_eq!(front.transport(), Some(&running.transport));
+        assert_eq!(
+            resumed,
+            Some(false),
+            "taken over; its line is low (no DRIVER_OK), so nothing to tell the vmm"
+        );
+    }
+
+    #[test]
+    fn an_action_that_raises_the_line_tells_the_vmm_once() {
+        let mut running = Fake::default();
+        running
+            .transport
+            .write(register::DRIVER_FEATURES_SEL, 4, 1)
+            .unwrap();
+        running
+            .transport
+            .write(register::DRIVER_FEATURES, 4, 1)
+            .unwrap();
+        for status in [1, 3, 11, 15] {
+            running
+                .transport
+                .write(register::STATUS, 4, status)
+                .unwrap();
+        }
+        assert_eq!(running.transport.status() & 4, 4, "DRIVER_OK");
+        let (mut front, _) = Front::start(Fake::default(), None);
+        assert!(!front.act(|_| {}), "nothing changed");
+        // A running device that raises its configuration-change interrupt.
+        assert!(front.act(|device| {
+            device.transport = running.transport.clone();
+            device.transport.set_needs_reset();
+        }));
+        assert!(!front.act(|_| {}), "the vmm was told already");
+        let mut empty: Front<Fake> = Front::without_device();
+        assert!(!empty.act(|_| panic!("no device")));
     }
 }

@@ -4,7 +4,7 @@
 //! - [`setup`]: the device a server serves and the guest's RAM window, from its boot info;
 //! - [`remote`]: `virtio_core::BlockBackend` over the physical driver's `block_api::Block`,
 //!   the data copied through the window the two servers share;
-//! - [`lines`]: the console's output, line by line;
+//! - [`lines`]: the console's output, line by line; [`input`]: its input, waiting for buffers;
 //! - [`state`]: the device's transport state in the server's state page, which outlives a
 //!   restart (docs/VIRTIO.md, "Restart without losing I/O");
 //! - [`doors`]: the three ways an access arrives (vmm, kernel fast path, doorbell) and when the
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod doors;
+pub mod input;
 pub mod lines;
 pub mod remote;
 pub mod setup;
