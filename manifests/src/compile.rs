@@ -144,6 +144,8 @@ pub(crate) struct VmPlan {
     pub devices: Vec<DevicePlan>,
     /// `mmio_markers`: whether the kernel keeps MMIO markers for it.
     pub mmio_markers: bool,
+    /// `dirty_log_windows`, or its default.
+    pub dirty_log_windows: u16,
 }
 
 /// A virtio-mmio device of a VM (`devices.rs`).
@@ -243,6 +245,7 @@ pub(crate) fn compile(
             resets: vm.resets.as_ref().map_or(0, |r| r.value),
             devices: Vec::new(),
             mmio_markers: vm.mmio_markers,
+            dirty_log_windows: vm.dirty_log_windows,
         });
     }
     // The devices' endpoints, after every exit endpoint: VM order, then transport order; their

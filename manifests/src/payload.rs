@@ -77,6 +77,7 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                     ram_size: plan.regions[usize::from(vm.ram_region)].size,
                     mmu_badge: mmu_badge(plan, id, &vm.name),
                     resets: vm.resets,
+                    dirty_log_windows: vm.dirty_log_windows,
                 })
                 .collect();
             // Every device of the VM a vmm serves (it receives the VM's exits); a device

@@ -15,6 +15,9 @@
 //! `devices` (virtio-mmio devices and their servers) is read and checked by `devices.rs`.
 //! `mmio_markers` (default `true`) says whether the kernel caches the VM's MMIO pages as stage-2
 //! markers (docs/MMIO.md); `false` keeps every access on the slow path, for its benchmark.
+//! `dirty_log_windows` (default [`DEFAULT_DIRTY_LOG_WINDOWS`]) bounds the dirty-log windows the
+//! guest may have enabled at once (docs/MMU-STAGE2.md), at most what an mmu-server holds
+//! ([`MAX_DIRTY_LOG_WINDOWS`]).
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
@@ -22,6 +25,7 @@ use crate::linux::{DEFAULT_CMDLINE, KeyAt};
 use crate::schema::{ManifestDef, fields, section};
 use crate::span::Entry;
 use crate::validate::Names;
+pub use mmu_core::stage2::{DEFAULT_DIRTY_LOG_WINDOWS, MAX_DIRTY_LOG_WINDOWS};
 
 /// Guest-physical base of a VM's RAM when the manifest gives none (docs/GUEST-ABI.md).
 pub const DEFAULT_RAM_BASE: u64 = 0x4000_0000;
@@ -46,6 +50,7 @@ const VM_KEYS: &[&str] = &[
     "resets",
     "devices",
     "mmio_markers",
+    "dirty_log_windows",
 ];
 
 /// The most resets a test may ask of a guest (`resets`).
@@ -103,6 +108,9 @@ pub(crate) struct VmDef {
     pub devices: Vec<crate::devices::DeviceDef>,
     /// `mmio_markers`: whether the kernel keeps MMIO markers for it (default `true`).
     pub mmio_markers: bool,
+    /// `dirty_log_windows`: how many dirty-log windows it may have at once (default
+    /// [`DEFAULT_DIRTY_LOG_WINDOWS`]).
+    pub dirty_log_windows: u16,
 }
 
 /// Reads every VM, in file order.
@@ -144,6 +152,7 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
     let resets = f.integer::<u32>("resets", 1..=i64::from(MAX_RESETS), Radix::Decimal)?;
     let devices = crate::devices::read_devices(&f)?;
     let mmio_markers = f.boolean("mmio_markers")?.is_none_or(|flag| flag.value);
+    let dirty_log_windows = read_dirty_log_windows(&f)?;
     let ram_base_value = match &ram_base {
         Some(base) if base.value % RAM_GRANULE != 0 => {
             return Err(f.error(
@@ -199,8 +208,29 @@ fn read_vm(rep: &Reporter<'_>, entry: &Entry, name: Sp<String>) -> Result<VmDef,
         resets,
         devices,
         mmio_markers,
+        dirty_log_windows,
         name,
     })
+}
+
+/// `dirty_log_windows`: 0 (no dirty logging) up to what an mmu-server holds, which is the one
+/// bound the guest cannot lift; more is refused here rather than cut down there.
+fn read_dirty_log_windows(f: &Fields<'_>) -> Result<u16, ManifestError> {
+    let Some(windows) = f.integer::<u64>("dirty_log_windows", 0..=i64::MAX, Radix::Decimal)? else {
+        return Ok(DEFAULT_DIRTY_LOG_WINDOWS);
+    };
+    match u16::try_from(windows.value) {
+        Ok(value) if usize::from(value) <= MAX_DIRTY_LOG_WINDOWS => Ok(value),
+        _ => Err(f.error(
+            &windows.span,
+            "dirty_log_windows",
+            format!(
+                "dirty_log_windows {} is more than an mmu-server holds for its VM \
+                 ({MAX_DIRTY_LOG_WINDOWS})",
+                windows.value
+            ),
+        )),
+    }
 }
 
 /// What [`read_guest`] found, before the positions are kept.

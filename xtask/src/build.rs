@@ -234,7 +234,7 @@ fn build_packages(
 }
 
 /// Builds the kernel around `payload` (an absolute path); returns the path of its ELF.
-fn build_kernel(workspace: &Workspace, payload: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_kernel(workspace: &Workspace, payload: &Path) -> anyhow::Result<PathBuf> {
     let mut cargo = target_build(workspace, TARGET);
     cargo.args(["-p", "kernel"]).env(PAYLOAD_ENV, payload);
     run_cargo(cargo, "the kernel")?;

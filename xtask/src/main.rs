@@ -1,8 +1,9 @@
 //! `cargo xtask`: the host-side driver of the project.
 //!
 //! Turns a capability manifest into a bootable image (`build`), runs an image in QEMU (`run`),
-//! runs the host and QEMU test suites (`test`) and the deterministic `-icount` benchmarks
-//! (`bench`). Every subcommand first makes sure the machine has what it needs (see [`install`]).
+//! runs the host and QEMU test suites (`test`), the deterministic `-icount` benchmarks
+//! (`bench`) and the fuzz targets (`fuzz`). Every subcommand first makes sure the machine has
+//! what it needs (see [`install`]).
 //!
 //! Paths are resolved against the workspace root (the parent of this crate's directory), never
 //! the current directory, so `cargo xtask` behaves the same from anywhere in the checkout.
@@ -11,6 +12,7 @@ mod bench;
 mod build;
 mod check;
 mod defmt_log;
+mod fuzz;
 mod guest_image;
 mod install;
 mod mutants;
@@ -20,7 +22,7 @@ mod test;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 /// Command line of `cargo xtask`.
 #[derive(Parser)]
@@ -88,6 +90,22 @@ enum Command {
         /// One package (default: kernel-core and mmu-core).
         package: Option<String>,
     },
+    /// Run a libFuzzer target of fuzz/ (cargo-fuzz, nightly Rust; both installed when
+    /// missing) for a bounded time; fails with the failing input's path when it finds one.
+    #[command(group(ArgGroup::new("which").required(true).args(["target", "all", "list"])))]
+    Fuzz {
+        /// The target (`--list` names them).
+        target: Option<String>,
+        /// Every target in turn, each for `--seconds`.
+        #[arg(long)]
+        all: bool,
+        /// List the targets and what each exercises.
+        #[arg(long)]
+        list: bool,
+        /// How long each target runs (libFuzzer's -max_total_time).
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::locate();
     match cli.command {
         Command::Check | Command::Build { .. } => install::ensure_rust()?,
-        Command::Mutants { .. } | Command::FetchGuest => {}
+        Command::Mutants { .. } | Command::FetchGuest | Command::Fuzz { .. } => {}
         Command::Run { .. } | Command::Test { .. } | Command::Bench { .. } => {
             install::ensure_tools(&workspace)?
         }
@@ -179,6 +197,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mutants { package } => Ok(status(mutants::run(&workspace, package.as_deref())?)),
+        Command::Fuzz { list: true, .. } => {
+            fuzz::list(&workspace)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        // The argument group leaves `target` empty only with `--all`.
+        Command::Fuzz {
+            target, seconds, ..
+        } => Ok(status(fuzz::run(&workspace, target.as_deref(), seconds)?)),
         Command::Bench { name, trace } => {
             let passed = if trace {
                 bench::trace(&workspace, name.as_deref())?

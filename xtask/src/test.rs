@@ -17,6 +17,8 @@ use crate::Workspace;
 use crate::build::ImageCache;
 use crate::qemu::{self, Outcome, Status};
 
+mod patch;
+
 /// The QEMU test table, relative to the workspace root.
 pub const TABLE: &str = "tests/qemu-tests.toml";
 
@@ -56,6 +58,10 @@ pub struct QemuTest {
     /// in the console (after the previous entry's match).
     #[serde(default)]
     pub input: Vec<qemu::Input>,
+    /// A hand-made payload: one field of one record of the manifest's payload set to another
+    /// value before the kernel is built around it (`test/patch.rs`).
+    #[serde(default)]
+    pub patch: Option<patch::PayloadPatch>,
 }
 
 fn default_timeout() -> u64 {
@@ -387,7 +393,11 @@ fn run_qemu_tests(workspace: &Workspace, filter: Option<&str>) -> anyhow::Result
     let mut images = ImageCache::default();
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
     for test in selected {
-        let image = images.get(workspace, &test.manifest);
+        let mut image = images.get(workspace, &test.manifest);
+        if let (Some(patch), Ok(built)) = (&test.patch, &image) {
+            image = patch::patched_image(workspace, built, patch, &test.name)
+                .map_err(|error| format!("error: {error:#}"));
+        }
         qemu::exit_if_interrupted();
         let (failures, outcome) = match image {
             Err(diagnostic) => (vec![format!("image did not build:\n{diagnostic}")], None),
@@ -575,6 +585,7 @@ mod tests {
             disk: None,
             disk_expect: Vec::new(),
             input: Vec::new(),
+            patch: None,
         }
     }
 

@@ -209,6 +209,7 @@ fn vm_records_name_their_ram_region_exit_endpoint_and_badge() {
             resets: 0,
             devices: Vec::new(),
             mmio_markers: true,
+            dirty_log_windows: 4,
         };
     assert_eq!(
         plan.vms,
@@ -268,6 +269,45 @@ fn a_test_systems_reset_loop_reaches_the_vms_servers_boot_info() {
         .replace("name = \"virt\"", "name = \"virt\"\ntest = true")
         .replace("priority = 80\n", "priority = 80\nresets = 8\n");
     assert_eq!(resets_of(&looping), [("guest".to_string(), 8)]);
+}
+
+#[test]
+fn the_dirty_log_window_count_reaches_the_mmu_servers_boot_info() {
+    let windows_of = |text: &str| {
+        let plan = plan(text);
+        let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
+        let mut windows = Vec::new();
+        // Servers in order: boss, vmm, mmu, memory, vmm2.
+        bootinfo::for_each_vm(&blobs[2], |vm| {
+            windows.push((vm.name.to_string(), vm.dirty_log_windows));
+            true
+        });
+        windows
+    };
+    assert_eq!(windows_of(VIRT)[0], ("guest".to_string(), 4), "the default");
+    for n in [0, 1, 16] {
+        let text = VIRT.replace(
+            "priority = 80\n",
+            &format!("priority = 80\ndirty_log_windows = {n}\n"),
+        );
+        assert_eq!(windows_of(&text)[0], ("guest".to_string(), n));
+    }
+    for n in [17, 65536] {
+        let text = VIRT.replace(
+            "priority = 80\n",
+            &format!("priority = 80\ndirty_log_windows = {n}\n"),
+        );
+        let error = Manifest::from_str(&text, "virt.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "vms.guest.dirty_log_windows: dirty_log_windows {n} is more than an mmu-server \
+                 holds for its VM (16)"
+            )),
+            "{error}"
+        );
+    }
 }
 
 #[test]

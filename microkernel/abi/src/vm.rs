@@ -193,6 +193,9 @@ pub mod hypercall {
     pub const HV_DIRTY_LOG_ENABLE: u64 = 0xC600_0010;
     /// Vendor hypervisor service: read and clear the dirty bitmap over x1 .. x1 + x2.
     pub const HV_DIRTY_LOG_GET_AND_CLEAR: u64 = 0xC600_0011;
+    /// Vendor hypervisor service: stop dirty logging over x1 .. x1 + x2 (the range an enable
+    /// gave), freeing its window.
+    pub const HV_DIRTY_LOG_DISABLE: u64 = 0xC600_0017;
     /// Vendor hypervisor service: stage-2 fault counters.
     pub const HV_STAGE2_FAULTS: u64 = 0xC600_0012;
     /// Vendor hypervisor service: how many times this VM was reset (0 on its first boot).

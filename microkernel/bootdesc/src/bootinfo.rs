@@ -53,6 +53,9 @@ pub struct VmInfo<'a> {
     /// How many resets the manifest asks the guest to go through (`[vms.<name>] resets`, test
     /// systems only; 0 = none): the vmm answers HV_RESET_LOOP with it.
     pub resets: u32,
+    /// How many dirty-log windows the VM may have enabled at once (`[vms.<name>]
+    /// dirty_log_windows`, default 4): its mmu-server refuses an enable past it.
+    pub dirty_log_windows: u16,
 }
 
 /// What a [`DeviceInfo`] is: the kinds of `[vms.<name>] devices`.

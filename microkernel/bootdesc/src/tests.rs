@@ -231,6 +231,7 @@ fn bootinfo_finds_caps_by_name() {
             ram_size: 0x400_0000,
             mmu_badge: Some(4),
             resets: 8,
+            dirty_log_windows: 16,
         }],
     )
     .unwrap();
@@ -247,11 +248,19 @@ fn bootinfo_finds_caps_by_name() {
     assert_eq!(seen, vec![("ping".to_string(), 2, 6)]);
     let mut vms = Vec::new();
     bootinfo::for_each_vm(&blob, |vm| {
-        vms.push((vm.name.to_string(), vm.ram_base, vm.ram_size));
+        vms.push((
+            vm.name.to_string(),
+            vm.ram_base,
+            vm.ram_size,
+            vm.dirty_log_windows,
+        ));
         true
     })
     .unwrap();
-    assert_eq!(vms, vec![("guest".to_string(), 0x4000_0000, 0x400_0000)]);
+    assert_eq!(
+        vms,
+        vec![("guest".to_string(), 0x4000_0000, 0x400_0000, 16)]
+    );
 }
 
 #[test]
@@ -274,6 +283,7 @@ fn bootinfo_lists_devices_after_the_vms() {
         ram_size: 0x1000_0000,
         mmu_badge: None,
         resets: 0,
+        dirty_log_windows: 4,
     };
     let devices = [
         bootinfo::DeviceInfo {

@@ -13,6 +13,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod boot_check;
 pub mod cap;
 pub mod cnode;
 pub mod elf;

@@ -16,7 +16,8 @@
 //! A device server also takes guest accesses the kernel sends it straight from a stage-2 MMIO
 //! marker (label `abi::FaultKind::Mmio`, docs/MMIO.md): the loop hands them to
 //! [`Handler::mmio`] and replies in the kernel's format. They count as requests, so a fault
-//! planned at the N-th request hits the N-th guest access whichever path it took.
+//! planned at the N-th request hits the N-th guest access whichever path it took; so do a
+//! device server's doorbells ([`Handler::NOTIFICATIONS_ARE_REQUESTS`]).
 
 use crate::{Encoded, LABEL_MALFORMED, Malformed, Protocol, decode, encode};
 use abi::message::MAX_MESSAGE_WORDS;
@@ -138,7 +139,8 @@ pub enum FaultPoint {
 
 /// Which request, if any, crashes the server at each [`FaultPoint`] (the manifest's
 /// `inject_fault_at_request` and `inject_fault_after_request`; test systems only). Requests
-/// count from 1; messages that did not decode and notifications are not requests.
+/// count from 1; messages that did not decode are not requests, nor are notifications unless
+/// the handler says they are ([`Handler::NOTIFICATIONS_ARE_REQUESTS`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
     /// Crash on taking this request, before handling it.
@@ -184,6 +186,11 @@ pub trait Handler {
         caller: Caller,
         request: <Self::Protocol as Protocol>::Request,
     ) -> Reply<<Self::Protocol as Protocol>::Response>;
+    /// Whether a notification counts as a request for the fault plan: a device server's
+    /// doorbell is a guest's request like an MMIO access (so a test can crash the server on
+    /// taking one, or after serving it but before telling anyone), other servers' signals are
+    /// not.
+    const NOTIFICATIONS_ARE_REQUESTS: bool = false;
     /// A notification arrived on the endpoint ([`Received::Notification`]); nothing is
     /// replied. The default ignores it.
     fn notified(&mut self, word: u64) {
@@ -256,7 +263,13 @@ impl Serving {
         let (badge, info, words) = match received {
             Received::Message { badge, info, words } => (badge, info, words),
             Received::Notification { word } => {
-                handler.notified(word);
+                if H::NOTIFICATIONS_ARE_REQUESTS {
+                    self.count(link, FaultPoint::BeforeHandling);
+                    handler.notified(word);
+                    self.check(link, FaultPoint::BeforeReply);
+                } else {
+                    handler.notified(word);
+                }
                 return None;
             }
         };

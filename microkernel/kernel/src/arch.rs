@@ -67,6 +67,9 @@ pub trait Arch {
     fn switch_vspace(root: u64);
     /// Drops cached translations and instructions after a server's memory was reloaded.
     fn invalidate_after_reload();
+    /// Zeroes RAM the kernel owns, `[start, start + len)` in its map, the fastest way the CPU
+    /// has.
+    fn zero(start: u64, len: u64);
     /// Makes memory the kernel wrote visible to a guest that reads it with caches off, and
     /// drops any line of it (guest RAM after loading or rebuilding it).
     fn clean_for_guest(start: u64, len: u64);

@@ -1,21 +1,28 @@
 //! Instantiating the system from the boot description: every thread, CNode, endpoint,
 //! notification, region, interrupt and capability the manifest named.
 //!
-//! Two passes over the record stream: the first checks the order and counts and sizes the
-//! pools, the second builds. Every index in a record is checked; a payload the kernel cannot
-//! fully validate stops the boot with the reason (nothing half-valid runs).
+//! Validate first, then build (docs/ARCHITECTURE.md, "Boot errors"): `kernel_core::boot_check`
+//! reads the whole description twice, with no side effect but scratch memory it gives back, and
+//! refuses it naming the record; only then is anything built, in a pass whose one remaining
+//! refusal is running out of RAM. A refusal prints `kernel: boot error: <record> <n>: <what>`
+//! and stops the machine with [`STATUS_BOOT_ERROR`]: nothing half-valid runs, and nothing in a
+//! payload makes the kernel panic.
 
 use crate::arch::{Arch, Current};
 use crate::boot_alloc::BootAllocator;
 use crate::loader::{self, ServerImage};
 use crate::state::Kernel;
 use crate::vspace::GuestVSpace;
-use abi::layout::{PAGE_SIZE, REGION_WINDOW_BASE, STACK_TOP};
+use abi::layout::{PAGE_SIZE, STACK_TOP};
 use abi::{CNODE_SLOT, REPLY_SLOT};
-use bootdesc::{CapObject, Header, PayloadHeader, Record, RecordReader, RegionKind};
+use bootdesc::{CapObject, Record, RecordReader, RegionKind};
+use kernel_core::boot_check::{
+    self, At, BootError, Census, Kind, MappedRange, RegionFacts, Scratch, ServerFacts, VmFacts,
+    Why, reference,
+};
 use kernel_core::cap::{Cap, FrameCap};
 use kernel_core::endpoint::{Endpoint, Reply};
-use kernel_core::guest_load::{LoadSegment, RamWindow};
+use kernel_core::guest_load::LoadSegment;
 use kernel_core::notification::{IrqLine, Notification};
 use kernel_core::stage2::{Attributes, MemoryKind};
 use kernel_core::system::System;
@@ -24,98 +31,13 @@ use kernel_core::tcb::{SlotRange, Tcb, UserContext};
 /// The boot payload, produced by `cargo xtask build` from a manifest.
 static PAYLOAD: &[u8] = include_bytes!(env!("HV_BOOT_PAYLOAD"));
 
-fn fail(what: core::fmt::Arguments<'_>) -> ! {
-    panic!("boot description: {what}")
-}
+/// The exit status when the kernel refuses its boot description (0xB0: "boot"); a test of a
+/// hand-made payload expects it (tests/qemu-tests.toml, `boot-error-kernel-irq`).
+pub const STATUS_BOOT_ERROR: u64 = 0xB0;
 
-/// Sizes every pool: the header's counts, checked against the records actually present.
-struct Census<'a> {
-    header: Header<'a>,
-    slots: u64,
-}
-
-fn census(description: &'static [u8]) -> Census<'static> {
-    let mut reader = RecordReader::new(description);
-    let header = match reader.next_record() {
-        Ok(Some(Record::Header(header))) => header,
-        other => fail(format_args!(
-            "expected a header record first, found {other:?}"
-        )),
-    };
-    if header.version != bootdesc::FORMAT_VERSION {
-        fail(format_args!(
-            "format version {} (this kernel reads {})",
-            header.version,
-            bootdesc::FORMAT_VERSION
-        ));
-    }
-    let expected = [
-        u64::from(header.servers),
-        u64::from(header.endpoints),
-        u64::from(header.notifications),
-        u64::from(header.regions),
-        u64::from(header.irqs),
-        u64::from(header.caps),
-        u64::from(header.mappings),
-        u64::from(header.vms),
-        u64::from(header.vm_segments),
-    ];
-    let mut seen = [0u64; 9];
-    let mut kind_so_far = 0;
-    let mut slots = 0u64;
-    loop {
-        let record = match reader.next_record() {
-            Ok(Some(record)) => record,
-            Ok(None) => break,
-            Err(error) => fail(format_args!("undecodable record: {error:?}")),
-        };
-        let kind = match &record {
-            Record::Header(_) => fail(format_args!("a second header")),
-            Record::Server(server) => {
-                slots += u64::from(server.cnode_slots);
-                0
-            }
-            Record::Endpoint(_) => 1,
-            Record::Notification(_) => 2,
-            Record::Region(_) => 3,
-            Record::Irq(_) => 4,
-            Record::Cap(_) => 5,
-            Record::Mapping(_) => 6,
-            Record::Vm(_) => 7,
-            Record::VmSegment(_) => 8,
-        };
-        if kind < kind_so_far {
-            fail(format_args!("records out of order: {record:?}"));
-        }
-        kind_so_far = kind;
-        seen[kind] += 1;
-    }
-    if seen != expected {
-        fail(format_args!(
-            "record counts {seen:?} differ from the header's {expected:?}"
-        ));
-    }
-    if header.servers == 0 || header.servers > 127 || header.vms > 128 {
-        fail(format_args!(
-            "{} servers and {} VMs (VMIDs: 1..=127 for servers, 128..=255 for guests)",
-            header.servers, header.vms
-        ));
-    }
-    Census { header, slots }
-}
-
-fn index(value: u16, count: usize, what: &str) -> usize {
-    let value = usize::from(value);
-    if value >= count {
-        fail(format_args!(
-            "{what} index {value} out of range (there are {count})"
-        ));
-    }
-    value
-}
-
-// The kernel drives the GIC and the UART at these addresses; `abi::platform`, which the
-// manifest compiler checks device regions against, must name the same windows.
+// The kernel drives the GIC and the UART at these addresses, and takes these interrupts;
+// `abi::platform` and `kernel_core::boot_check`, which the boot checks and the manifest compiler
+// read, must name the same.
 const _: () = {
     use crate::plat::layout;
     use abi::platform::{GIC_DISTRIBUTOR, GIC_REDISTRIBUTORS, KERNEL_UART, RAM};
@@ -123,128 +45,157 @@ const _: () = {
     assert!(GIC_REDISTRIBUTORS.base == layout::GICR_BASE as u64);
     assert!(KERNEL_UART.base == layout::UART_BASE as u64);
     assert!(RAM.base == layout::RAM_BASE && RAM.size == layout::RAM_SIZE);
+    assert!(layout::HYP_TIMER_INTID == boot_check::HYP_TIMER_INTID);
+    assert!(layout::UART_INTID == boot_check::CONSOLE_UART_INTID);
+    assert!(layout::GUEST_TIMER_INTID == kernel_core::vgic::VTIMER_INTID);
 };
 
-/// A device region's record, checked before anything is built from it, as the manifest compiler
-/// checks it: page aligned, over none of the devices the kernel drives itself (the GIC
-/// distributor and redistributors, its UART: a server that could map those could route, mask or
-/// forge any interrupt, or write the console under the kernel) nor RAM, and below RAM.
-fn check_device_region(name: &str, base: u64, size: u64) {
-    let end = base.saturating_add(size);
-    if !base.is_multiple_of(PAGE_SIZE) {
-        fail(format_args!(
-            "region `{name}`: device base {base:#x} is not page aligned"
-        ));
-    }
-    if let Some(window) = abi::platform::kernel_owned(base, end) {
-        fail(format_args!(
-            "region `{name}`: device region {base:#x}..{end:#x} overlaps {} ({:#x}..{:#x}), \
-             which the kernel owns",
-            window.name,
-            window.base,
-            window.end()
-        ));
-    }
-    if end > abi::platform::RAM.base {
-        fail(format_args!(
-            "region `{name}`: device region {base:#x}..{end:#x} lies above RAM; the kernel \
-             maps devices only from below {:#x}",
-            abi::platform::RAM.base
-        ));
+/// Builds the whole system. Returns the kernel state, every server ready to run; on a boot
+/// error, says which record was refused and why, and stops the machine.
+pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
+    match validate(memory).and_then(|census| build(memory, &census)) {
+        Ok(kernel) => kernel,
+        Err(error) => {
+            crate::kprintln!("kernel: boot error: {error}");
+            Current::system_off(STATUS_BOOT_ERROR)
+        }
     }
 }
 
-/// Builds the whole system. Returns the kernel state, every server ready to run.
-pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
-    let payload_header = PayloadHeader::parse(PAYLOAD).unwrap_or_else(|error| {
-        fail(format_args!(
-            "payload rejected ({error:?}); was this kernel built by `cargo xtask build`?"
-        ))
-    });
-    let description = payload_header.description(PAYLOAD);
-    let Census { header, slots } = census(description);
+/// Both boot checks, in scratch memory taken back afterwards.
+fn validate(memory: &mut BootAllocator) -> Result<Census<'static>, BootError> {
+    let census = boot_check::census(PAYLOAD)?;
+    let lengths = census.scratch_lengths();
+    memory.with_scratch(|arena| {
+        // The scratch is sized by the header's counts: the header asked for it.
+        let header = |why| BootError::new(At::HEADER, why);
+        let scratch = Scratch {
+            servers: arena
+                .array(lengths.servers, ServerFacts::default())
+                .map_err(header)?,
+            regions: arena
+                .array(lengths.regions, RegionFacts::default())
+                .map_err(header)?,
+            vms: arena
+                .array(lengths.vms, VmFacts::default())
+                .map_err(header)?,
+            slots: arena.array(lengths.slot_words, 0u64).map_err(header)?,
+            mappings: arena
+                .array(lengths.mappings, MappedRange::default())
+                .map_err(header)?,
+        };
+        boot_check::check(&census, PAYLOAD, scratch)
+    })?;
+    Ok(census)
+}
+
+/// What refuses record `index` of `kind`.
+fn at(kind: Kind, index: usize) -> impl Fn(Why) -> BootError {
+    move |why| BootError::new(At::of(kind, index as u32), why)
+}
+
+/// Builds everything the checked description names. The checks accepted every field and index,
+/// so what can refuse a record here is the allocator (and, kept typed rather than trusted, an
+/// index or image the checks would have refused).
+fn build(memory: &mut BootAllocator, census: &Census<'static>) -> Result<Kernel, BootError> {
+    let Census {
+        payload: payload_header,
+        description,
+        ref header,
+        slots,
+    } = *census;
     let servers = usize::from(header.servers);
+    // The pools are sized by the header's counts.
+    let pool = at(Kind::Header, 0);
 
     let vms = usize::from(header.vms);
-    let tcbs = memory.array(servers + vms, |_| Tcb::new(1));
-    let replies = memory.array(servers + vms, |_| Reply::default());
-    let vcpus = memory.array(vms, |_| Current::new_vcpu_state());
+    let tcbs = memory
+        .array(servers + vms, |_| Tcb::new(1))
+        .map_err(&pool)?;
+    let replies = memory
+        .array(servers + vms, |_| Reply::default())
+        .map_err(&pool)?;
+    let vcpus = memory
+        .array(vms, |_| Current::new_vcpu_state())
+        .map_err(&pool)?;
     // Each VCPU's virtual counter starts at the physical count of its creation, just now
     // (CNTVOFF_EL2, `Arch::new_vcpu_state`); `cargo xtask bench boot` adds it back to what a
     // guest reads to learn how far from reset the guest got.
     let vm_counter_start = Current::counter_now();
-    let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>);
-    let vm_names = memory.array(vms, |_| "");
+    let guest_spaces = memory.array(vms, |_| None::<GuestVSpace>).map_err(&pool)?;
+    let vm_names = memory.array(vms, |_| "").map_err(&pool)?;
     // Each VM's `mmio_markers` (its manifest's), for its MMIO state below.
-    let vm_mmio_markers = memory.array(vms, |_| true);
-    let vm_images = memory.array(vms, |_| crate::guest::VmImage {
-        segments: &[],
-        entry: 0,
-        x0: 0,
-        ram_base: 0,
-        ram: (0, 0),
-        region: 0,
-        reset_done: 0,
-    });
-    let endpoints = memory.array(usize::from(header.endpoints), |_| Endpoint::new(None));
-    let notifications = memory.array(usize::from(header.notifications), |_| {
-        Notification::default()
-    });
-    let irqs = memory.array(usize::from(header.irqs), |_| IrqLine {
-        intid: 0,
-        notification: 0,
-        badge: 0,
-    });
-    let slot_pool = memory.array(slots as usize, |_| Cap::Null);
-    let server_images = memory.array(servers, |_| None::<ServerImage>);
-    let regions = memory.array(usize::from(header.regions), |_| {
-        (0u64, 0u64, MemoryKind::Normal)
-    });
-    let segments = memory.array(header.vm_segments as usize, |_| LoadSegment {
-        bytes: &[],
-        ipa: 0,
-    });
+    let vm_mmio_markers = memory.array(vms, |_| true).map_err(&pool)?;
+    let vm_images = memory
+        .array(vms, |_| crate::guest::VmImage {
+            segments: &[],
+            entry: 0,
+            x0: 0,
+            ram_base: 0,
+            ram: (0, 0),
+            region: 0,
+            reset_done: 0,
+        })
+        .map_err(&pool)?;
+    let endpoints = memory
+        .array(usize::from(header.endpoints), |_| Endpoint::new(None))
+        .map_err(&pool)?;
+    let notifications = memory
+        .array(usize::from(header.notifications), |_| {
+            Notification::default()
+        })
+        .map_err(&pool)?;
+    let irqs = memory
+        .array(usize::from(header.irqs), |_| IrqLine {
+            intid: 0,
+            notification: 0,
+            badge: 0,
+        })
+        .map_err(&pool)?;
+    let slot_pool = memory.array(slots as usize, |_| Cap::Null).map_err(&pool)?;
+    let server_images = memory
+        .array(servers, |_| None::<ServerImage>)
+        .map_err(&pool)?;
+    let regions = memory
+        .array(usize::from(header.regions), |_| {
+            (0u64, 0u64, MemoryKind::Normal)
+        })
+        .map_err(&pool)?;
+    let segments = memory
+        .array(header.vm_segments as usize, |_| LoadSegment {
+            bytes: &[],
+            ipa: 0,
+        })
+        .map_err(&pool)?;
     // Each VM's segments: (first, count) in `segments`.
-    let vm_segments = memory.array(vms, |_| (0usize, 0usize));
+    let vm_segments = memory.array(vms, |_| (0usize, 0usize)).map_err(&pool)?;
 
     let mut reader = RecordReader::new(description);
     let _ = reader.next_record();
     let (mut server_index, mut endpoint_index, mut ntfn_index, mut region_index, mut irq_index) =
         (0, 0, 0, 0, 0);
+    let (mut cap_index, mut mapping_index) = (0, 0);
     let mut slot_base = 0u32;
     let mut vm_index = 0usize;
     let mut segment_index = 0usize;
-    // The VM of the previous segment record and where that segment ended.
-    let mut previous_segment: Option<(usize, u64)> = None;
+    // The census counted every record, so each kind's counter stays below its pool's length.
     while let Ok(Some(record)) = reader.next_record() {
         match record {
             Record::Header(_) => {}
             Record::Vm(vm) => {
+                let refuse = at(Kind::Vm, vm_index);
                 let id = servers + vm_index;
-                let (ram, ram_size, kind) =
-                    regions[index(vm.ram_region, regions.len(), "vm ram region")];
-                if kind != MemoryKind::Normal {
-                    fail(format_args!(
-                        "vm `{}`: RAM region {} is a device region",
-                        vm.name, vm.ram_region
-                    ));
-                }
-                let window = RamWindow::new(vm.ram_base, ram_size)
-                    .and_then(|window| window.check_entry(vm.entry, vm.x0).map(|()| window))
-                    .unwrap_or_else(|error| fail(format_args!("vm `{}`: {error:?}", vm.name)));
-                let exit_endpoint = index(
-                    vm.exit_endpoint,
-                    usize::from(header.endpoints),
-                    "vm exit endpoint",
-                ) as u16;
-                if !(1..=254).contains(&vm.priority) {
-                    fail(format_args!("vm `{}`: priority {}", vm.name, vm.priority));
-                }
+                let region =
+                    reference(Kind::Region, vm.ram_region, regions.len()).map_err(&refuse)?;
+                let (ram, ram_size, _) = regions[region];
                 let space = GuestVSpace::new(
                     memory,
                     crate::vspace::FIRST_GUEST_VMID + vm_index as u16,
                     crate::guest::tables_for(ram_size),
-                );
+                )
+                .map_err(&refuse)?;
+                let exit_endpoint = reference(Kind::Endpoint, vm.exit_endpoint, endpoints.len())
+                    .map_err(&refuse)? as u16;
                 let tcb = &mut tcbs[id];
                 tcb.priority = vm.priority;
                 tcb.vspace_root = space.vttbr;
@@ -257,7 +208,7 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     segments: &[],
                     entry: vm.entry,
                     x0: vm.x0,
-                    ram_base: window.base,
+                    ram_base: vm.ram_base,
                     ram: (ram, ram_size),
                     region: vm.ram_region,
                     reset_done: 0,
@@ -265,35 +216,16 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 vm_index += 1;
             }
             Record::VmSegment(segment) => {
-                // Every `Vm` record came before (the census checked the order).
-                let vm = index(segment.vm, vm_index, "vm segment vm");
-                let name = vm_names[vm];
-                let previous_end = match previous_segment {
-                    Some((previous, _)) if previous > vm => fail(format_args!(
-                        "vm `{name}`: segment record {segment_index} follows one of a later VM"
-                    )),
-                    Some((previous, end)) if previous == vm => Some(end),
-                    _ => None,
-                };
+                // Each lies inside its VM's RAM, grouped by VM and ascending (the checks).
+                let refuse = at(Kind::VmSegment, segment_index);
+                let vm = reference(Kind::Vm, segment.vm, vm_index).map_err(&refuse)?;
                 let bytes = payload_header
                     .image(PAYLOAD, segment.image)
-                    .unwrap_or_else(|| {
-                        fail(format_args!(
-                            "vm `{name}`: segment record {segment_index} ({:?}) outside the \
-                             payload",
-                            segment.image
-                        ))
-                    });
-                let image = &vm_images[vm];
-                let end = RamWindow::new(image.ram_base, image.ram.1)
-                    .and_then(|window| {
-                        window.check_segment(segment.ipa, bytes.len() as u64, previous_end)
+                    .ok_or(Why::ImageOutsidePayload {
+                        offset: segment.image.offset,
+                        len: segment.image.len,
                     })
-                    .unwrap_or_else(|error| {
-                        fail(format_args!(
-                            "vm `{name}`: segment record {segment_index}: {error:?}"
-                        ))
-                    });
+                    .map_err(&refuse)?;
                 segments[segment_index] = LoadSegment {
                     bytes,
                     ipa: segment.ipa,
@@ -303,42 +235,20 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     *first = segment_index;
                 }
                 *count += 1;
-                previous_segment = Some((vm, end));
                 segment_index += 1;
             }
             Record::Server(server) => {
                 let id = server_index;
                 server_index += 1;
+                let refuse = at(Kind::Server, id);
                 let file = payload_header
                     .image(PAYLOAD, server.image)
-                    .unwrap_or_else(|| {
-                        fail(format_args!(
-                            "server `{}`: image outside the payload",
-                            server.name
-                        ))
-                    });
-                if !(1..=254).contains(&server.priority) {
-                    fail(format_args!(
-                        "server `{}`: priority {} outside 1..=254",
-                        server.name, server.priority
-                    ));
-                }
+                    .ok_or(Why::ImageOutsidePayload {
+                        offset: server.image.offset,
+                        len: server.image.len,
+                    })
+                    .map_err(&refuse)?;
                 let stack = u64::from(server.stack_bytes);
-                if stack == 0
-                    || stack % PAGE_SIZE != 0
-                    || stack > STACK_TOP - abi::layout::STACK_LIMIT
-                {
-                    fail(format_args!(
-                        "server `{}`: stack size {stack:#x}",
-                        server.name
-                    ));
-                }
-                if u64::from(server.cnode_slots) <= abi::FIRST_FREE_SLOT {
-                    fail(format_args!(
-                        "server `{}`: CNode of {} slots",
-                        server.name, server.cnode_slots
-                    ));
-                }
                 let image = loader::load(
                     memory,
                     server.name,
@@ -347,7 +257,16 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     stack,
                     u64::from(server.heap_bytes),
                     server.bootinfo,
-                );
+                )
+                .map_err(&refuse)?;
+                let fault_handler = match server.fault_endpoint {
+                    Some(endpoint) => Some((
+                        reference(Kind::Endpoint, endpoint, usize::from(header.endpoints))
+                            .map_err(&refuse)? as u16,
+                        server.fault_badge,
+                    )),
+                    None => None,
+                };
                 let tcb = &mut tcbs[id];
                 tcb.priority = server.priority;
                 tcb.context = UserContext::new(image.entry(), STACK_TOP);
@@ -357,12 +276,8 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                     base: slot_base,
                     len: u32::from(server.cnode_slots),
                 };
-                tcb.fault_handler = server.fault_endpoint.map(|ep| {
-                    (
-                        index(ep, usize::from(header.endpoints), "fault endpoint") as u16,
-                        server.fault_badge,
-                    )
-                });
+                tcb.fault_handler = fault_handler;
+                // The CNode has more slots than the fixed ones (the checks).
                 slot_pool[slot_base as usize + REPLY_SLOT as usize] =
                     Cap::Reply { reply: id as u16 };
                 slot_pool[slot_base as usize + CNODE_SLOT as usize] =
@@ -371,40 +286,36 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 server_images[id] = Some(image);
             }
             Record::Endpoint(endpoint) => {
-                let server = endpoint
-                    .server
-                    .map(|s| index(s, servers, "endpoint server") as u16);
+                let server = match endpoint.server {
+                    Some(server) => Some(
+                        reference(Kind::Server, server, servers)
+                            .map_err(at(Kind::Endpoint, endpoint_index))?
+                            as u16,
+                    ),
+                    None => None,
+                };
                 endpoints[endpoint_index] = Endpoint::new(server);
                 endpoint_index += 1;
             }
             Record::Notification(notification) => {
                 if let Some(server) = notification.bound {
-                    let server = index(server, servers, "notification bound server");
-                    if tcbs[server].bound_notification.is_some() {
-                        fail(format_args!(
-                            "notification `{}`: its server is already bound to another",
-                            notification.name
-                        ));
-                    }
+                    // The checks refused a server bound twice.
+                    let server = reference(Kind::Server, server, servers)
+                        .map_err(at(Kind::Notification, ntfn_index))?;
                     tcbs[server].bound_notification = Some(ntfn_index as u16);
                     notifications[ntfn_index].bound = Some(server as u16);
                 }
                 ntfn_index += 1;
             }
             Record::Region(region) => {
-                if region.size == 0 || region.size % PAGE_SIZE != 0 {
-                    fail(format_args!(
-                        "region `{}`: size {:#x}",
-                        region.name, region.size
-                    ));
-                }
                 regions[region_index] = match region.kind {
                     RegionKind::Device { phys_base } => {
-                        check_device_region(region.name, phys_base, region.size);
                         (phys_base, region.size, MemoryKind::Device)
                     }
                     RegionKind::Ram => (
-                        memory.pages_aligned(region.size / PAGE_SIZE, 2 << 20),
+                        memory
+                            .pages_aligned(region.size / PAGE_SIZE, 2 << 20)
+                            .map_err(at(Kind::Region, region_index))?,
                         region.size,
                         MemoryKind::Normal,
                     ),
@@ -412,16 +323,9 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 region_index += 1;
             }
             Record::Irq(irq) => {
-                if !(16..1020).contains(&irq.intid)
-                    || irq.intid == crate::plat::layout::HYP_TIMER_INTID
-                {
-                    fail(format_args!("irq `{}`: intid {}", irq.name, irq.intid));
-                }
-                let notification = index(
-                    irq.notification,
-                    usize::from(header.notifications),
-                    "irq notification",
-                ) as u16;
+                let notification =
+                    reference(Kind::Notification, irq.notification, notifications.len())
+                        .map_err(at(Kind::Irq, irq_index))? as u16;
                 irqs[irq_index] = IrqLine {
                     intid: irq.intid,
                     notification,
@@ -430,99 +334,49 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
                 irq_index += 1;
             }
             Record::Cap(cap) => {
-                let owner = index(cap.server, servers, "cap server");
+                let refuse = at(Kind::Cap, cap_index);
+                cap_index += 1;
+                let object = cap_object(
+                    cap.object,
+                    &Pools {
+                        servers,
+                        vms,
+                        endpoints: endpoints.len(),
+                        notifications: notifications.len(),
+                        irqs: irqs.len(),
+                        regions,
+                    },
+                )
+                .map_err(&refuse)?;
+                // The slot is a free one of the server's CNode, given once (the checks).
+                let owner = reference(Kind::Server, cap.server, servers).map_err(&refuse)?;
                 let cnode = tcbs[owner].cnode;
-                if u64::from(cap.slot) < abi::FIRST_FREE_SLOT || u32::from(cap.slot) >= cnode.len {
-                    fail(format_args!(
-                        "cap slot {} outside server {owner}'s CNode",
-                        cap.slot
-                    ));
-                }
-                let slot = &mut slot_pool[(cnode.base + u32::from(cap.slot)) as usize];
-                if !slot.is_null() {
-                    fail(format_args!(
-                        "cap slot {} of server {owner} given twice",
-                        cap.slot
-                    ));
-                }
-                *slot = match cap.object {
-                    CapObject::Endpoint {
-                        index: ep,
-                        badge,
-                        rights,
-                    } => Cap::Endpoint {
-                        ep: index(ep, endpoints.len(), "endpoint") as u16,
-                        badge,
-                        rights,
-                        generation: 0,
-                    },
-                    CapObject::Notification {
-                        index: n,
-                        badge,
-                        rights,
-                    } => Cap::Notification {
-                        ntfn: index(n, notifications.len(), "notification") as u16,
-                        badge,
-                        rights,
-                    },
-                    CapObject::Tcb { server } => Cap::Tcb {
-                        tcb: index(server, servers, "tcb") as u16,
-                    },
-                    CapObject::IrqHandler { irq } => Cap::IrqHandler {
-                        irq: index(irq, irqs.len(), "irq") as u16,
-                    },
-                    CapObject::SystemControl => Cap::SystemControl,
-                    CapObject::DebugConsole => Cap::DebugConsole,
-                    CapObject::DebugLog => Cap::DebugLog,
-                    CapObject::DebugInput => Cap::DebugInput,
-                    CapObject::GuestTcb { vm } => Cap::Tcb {
-                        tcb: (servers + index(vm, vms, "vm")) as u16,
-                    },
-                    CapObject::Vcpu { vm } => Cap::Vcpu {
-                        vcpu: index(vm, vms, "vm") as u16,
-                    },
-                    CapObject::GuestVSpace { vm } => Cap::VSpace {
-                        vspace: index(vm, vms, "vm") as u16,
-                    },
-                    CapObject::Frame { region, rights } => {
-                        let (base, size, kind) =
-                            regions[index(region, regions.len(), "frame region")];
-                        if kind != MemoryKind::Normal {
-                            fail(format_args!("frame capability to device region {region}"));
-                        }
-                        let pages = ((base >> 12) as u32, (size >> 12) as u32);
-                        Cap::Frame(
-                            FrameCap::new(region, pages.0, pages.1, false).with_rights(rights),
-                        )
-                    }
-                };
+                let slot = slot_pool
+                    .get_mut((cnode.base + u32::from(cap.slot)) as usize)
+                    .ok_or(Why::CapSlot {
+                        slot: cap.slot,
+                        slots: cnode.len as u16,
+                    })
+                    .map_err(&refuse)?;
+                *slot = object;
             }
             Record::Mapping(mapping) => {
-                let owner = index(mapping.server, servers, "mapping server");
-                let (base, size, kind) =
-                    regions[index(mapping.region, regions.len(), "mapping region")];
-                if mapping.va % PAGE_SIZE != 0
-                    || mapping.va < REGION_WINDOW_BASE
-                    || mapping.va + size > abi::layout::ADDRESS_SPACE_END
-                {
-                    fail(format_args!(
-                        "mapping at {:#x} outside the region window",
-                        mapping.va
-                    ));
-                }
+                let refuse = at(Kind::Mapping, mapping_index);
+                mapping_index += 1;
+                let owner = reference(Kind::Server, mapping.server, servers).map_err(&refuse)?;
+                let region =
+                    reference(Kind::Region, mapping.region, regions.len()).map_err(&refuse)?;
+                let (base, size, kind) = regions[region];
                 let attributes = Attributes {
                     writable: mapping.writable,
                     executable: mapping.executable && kind == MemoryKind::Normal,
                     kind,
                 };
                 let root = tcbs[owner].vspace_root & 0x0000_FFFF_FFFF_F000;
-                loader::map_range(memory, root, mapping.va, base, size / PAGE_SIZE, attributes);
+                loader::map_range(memory, root, mapping.va, base, size / PAGE_SIZE, attributes)
+                    .map_err(&refuse)?;
             }
         }
-    }
-    let _ = ntfn_index;
-    if vm_index != vms {
-        fail(format_args!("{vm_index} VM records for {vms} VMs"));
     }
     for name in vm_names.iter() {
         crate::kprintln!(
@@ -538,21 +392,30 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         tcbs[servers + vm].context = crate::guest::entry_context(image);
     }
 
-    let vspaces = memory.array(vms, |vm| {
-        guest_spaces[vm]
-            .take()
-            .unwrap_or_else(|| fail(format_args!("vm {vm} missing")))
-    });
-    let vspace_info = memory.array(vms, |vm| kernel_core::memory::VSpaceInfo {
-        free_tables: vspaces[vm].free_tables,
-    });
+    // The census counted one record of each VM and server, so each was built above.
+    let vspaces = memory
+        .try_array(vms, |vm| {
+            guest_spaces[vm].take().ok_or(Why::Count {
+                kind: Kind::Vm,
+                header: vms as u64,
+                found: vm as u64,
+            })
+        })
+        .map_err(&pool)?;
+    let vspace_info = memory
+        .array(vms, |vm| kernel_core::memory::VSpaceInfo {
+            free_tables: vspaces[vm].free_tables,
+        })
+        .map_err(&pool)?;
     let mut system = System::new(tcbs, endpoints, notifications, replies, slot_pool, irqs);
     system.vspaces = vspace_info;
     // Each VM's MMIO routes and generation (docs/MMIO.md); markers on unless its manifest turns
     // them off (`mmio_markers = false`, the slow-path benchmark).
-    system.mmio = memory.array(vms, |vm| {
-        kernel_core::mmio::MmioState::new(vm_mmio_markers[vm])
-    });
+    system.mmio = memory
+        .array(vms, |vm| {
+            kernel_core::mmio::MmioState::new(vm_mmio_markers[vm])
+        })
+        .map_err(&pool)?;
     for (name, &markers) in vm_names.iter().zip(vm_mmio_markers.iter()) {
         if !markers {
             crate::kprintln!(
@@ -564,15 +427,80 @@ pub fn instantiate(memory: &mut BootAllocator) -> Kernel {
         system.tcb_mut(id).timeslice_left = 1;
         system.make_runnable(id);
     }
-    let images = memory.array(servers, |id| {
-        server_images[id]
-            .take()
-            .unwrap_or_else(|| fail(format_args!("server {id} missing")))
-    });
+    let images = memory
+        .try_array(servers, |id| {
+            server_images[id].take().ok_or(Why::Count {
+                kind: Kind::Server,
+                header: servers as u64,
+                found: id as u64,
+            })
+        })
+        .map_err(&pool)?;
     let mut kernel = Kernel::new(system, images, header.name, u64::from(header.timeslice_us));
     kernel.vcpus = vcpus;
     kernel.vspaces = vspaces;
     kernel.vm_names = vm_names;
     kernel.vm_images = vm_images;
-    kernel
+    Ok(kernel)
+}
+
+/// How many objects of each kind the system has, for a capability's object.
+struct Pools<'r> {
+    servers: usize,
+    vms: usize,
+    endpoints: usize,
+    notifications: usize,
+    irqs: usize,
+    regions: &'r [(u64, u64, MemoryKind)],
+}
+
+/// The capability a cap record's object becomes.
+fn cap_object(object: CapObject, pools: &Pools<'_>) -> Result<Cap, Why> {
+    Ok(match object {
+        CapObject::Endpoint {
+            index,
+            badge,
+            rights,
+        } => Cap::Endpoint {
+            ep: reference(Kind::Endpoint, index, pools.endpoints)? as u16,
+            badge,
+            rights,
+            generation: 0,
+        },
+        CapObject::Notification {
+            index,
+            badge,
+            rights,
+        } => Cap::Notification {
+            ntfn: reference(Kind::Notification, index, pools.notifications)? as u16,
+            badge,
+            rights,
+        },
+        CapObject::Tcb { server } => Cap::Tcb {
+            tcb: reference(Kind::Server, server, pools.servers)? as u16,
+        },
+        CapObject::IrqHandler { irq } => Cap::IrqHandler {
+            irq: reference(Kind::Irq, irq, pools.irqs)? as u16,
+        },
+        CapObject::SystemControl => Cap::SystemControl,
+        CapObject::DebugConsole => Cap::DebugConsole,
+        CapObject::DebugLog => Cap::DebugLog,
+        CapObject::DebugInput => Cap::DebugInput,
+        CapObject::GuestTcb { vm } => Cap::Tcb {
+            tcb: (pools.servers + reference(Kind::Vm, vm, pools.vms)?) as u16,
+        },
+        CapObject::Vcpu { vm } => Cap::Vcpu {
+            vcpu: reference(Kind::Vm, vm, pools.vms)? as u16,
+        },
+        CapObject::GuestVSpace { vm } => Cap::VSpace {
+            vspace: reference(Kind::Vm, vm, pools.vms)? as u16,
+        },
+        CapObject::Frame { region, rights } => {
+            // A RAM region (the checks refused a device region's frames).
+            let (base, size, _) =
+                pools.regions[reference(Kind::Region, region, pools.regions.len())?];
+            let pages = ((base >> 12) as u32, (size >> 12) as u32);
+            Cap::Frame(FrameCap::new(region, pages.0, pages.1, false).with_rights(rights))
+        }
+    })
 }

@@ -1,8 +1,12 @@
 //! The boot allocator: hands out zeroed physical pages from the free RAM after the kernel
 //! image, for kernel objects, page tables and server memory. Nothing is freed: the system is
-//! static once booted (untyped memory and retype come later).
+//! static once booted (untyped memory and retype come later). Running out is a boot error
+//! naming the record being built ([`Why::OutOfMemory`]), never a panic; scratch memory for the
+//! boot checks is taken back whole once they are done ([`BootAllocator::with_scratch`]).
 
 use crate::plat::layout::RAM_END;
+use core::marker::PhantomData;
+use kernel_core::boot_check::Why;
 use kernel_core::stage2::TableMemory;
 
 const PAGE: u64 = 4096;
@@ -18,63 +22,139 @@ unsafe extern "C" {
 }
 
 impl BootAllocator {
-    /// All RAM after the kernel image.
+    /// All RAM after the kernel image (none, for an image that would not even fit: every
+    /// allocation is then a boot error).
     pub fn new() -> Self {
         let start = core::ptr::addr_of!(__kernel_end) as u64;
         Self {
-            next: start.next_multiple_of(PAGE),
+            next: start.next_multiple_of(PAGE).min(RAM_END),
             end: RAM_END,
         }
     }
 
-    /// `count` zeroed, contiguous pages; the boot stops with a message when RAM runs out.
-    pub fn pages(&mut self, count: u64) -> u64 {
-        let bytes = count * PAGE;
-        let base = self.next;
-        assert!(
-            self.end - base >= bytes,
-            "boot: out of memory allocating {count} pages"
-        );
+    /// `count` zeroed, contiguous pages, or how many were asked for and how many are free.
+    pub fn pages(&mut self, count: u64) -> Result<u64, Why> {
+        let free = self.free_pages();
+        if count > free {
+            return Err(Why::OutOfMemory {
+                needed: count,
+                free,
+            });
+        }
+        let (base, bytes) = (self.next, count * PAGE);
         self.next += bytes;
         zero(base, bytes);
-        base
+        Ok(base)
     }
 
     /// `count` zeroed, contiguous pages starting at a multiple of `align` bytes (a power of two):
     /// RAM regions are 2 MiB aligned so they can be lent and mapped as 2 MiB blocks. The pages
-    /// skipped to align are lost (boot-time only, at most `align` bytes per region).
-    pub fn pages_aligned(&mut self, count: u64, align: u64) -> u64 {
-        self.next = self.next.next_multiple_of(align);
-        self.pages(count)
+    /// skipped to align are lost (boot-time only, at most `align` bytes per region), and count
+    /// as needed when there is not room for both.
+    pub fn pages_aligned(&mut self, count: u64, align: u64) -> Result<u64, Why> {
+        let free = self.free_pages();
+        let skipped = self
+            .next
+            .checked_next_multiple_of(align)
+            .map(|aligned| aligned.saturating_sub(self.next) / PAGE);
+        match skipped {
+            Some(skipped) if skipped.saturating_add(count) <= free => {
+                self.next += skipped * PAGE;
+                self.pages(count)
+            }
+            _ => Err(Why::OutOfMemory {
+                needed: count.saturating_add(skipped.unwrap_or(0)),
+                free,
+            }),
+        }
     }
 
     /// A zeroed, page-aligned array of `count` values made by `make`, living forever.
-    pub fn array<T>(&mut self, count: usize, mut make: impl FnMut(usize) -> T) -> &'static mut [T] {
-        assert!(core::mem::align_of::<T>() <= PAGE as usize);
-        let bytes = (core::mem::size_of::<T>() * count) as u64;
-        let base = self.pages(bytes.div_ceil(PAGE).max(1)) as *mut T;
-        for index in 0..count {
-            let value = make(index);
-            // SAFETY: `base` is a fresh, page-aligned allocation of at least `count` values of
-            // T inside RAM that the kernel's identity map covers; index < count.
-            unsafe { base.wrapping_add(index).write(value) };
-        }
-        // SAFETY: the `count` values were just initialised; the memory is never handed out
-        // again, so the slice is the only reference to it.
-        unsafe { core::slice::from_raw_parts_mut(base, count) }
+    pub fn array<T>(
+        &mut self,
+        count: usize,
+        mut make: impl FnMut(usize) -> T,
+    ) -> Result<&'static mut [T], Why> {
+        self.try_array(count, |index| Ok(make(index)))
+    }
+
+    /// [`Self::array`] of values `make` may refuse to make; its error is the array's.
+    pub fn try_array<T>(
+        &mut self,
+        count: usize,
+        make: impl FnMut(usize) -> Result<T, Why>,
+    ) -> Result<&'static mut [T], Why> {
+        // SAFETY: the pages are fresh and never handed out again, so the array is the only
+        // reference to them, for the rest of the kernel's life.
+        unsafe { self.fill(count, make) }
     }
 
     /// Pages still free.
     pub fn free_pages(&self) -> u64 {
         (self.end - self.next) / PAGE
     }
+
+    /// Runs `work` with scratch memory carved from the free RAM, then takes all of it back: the
+    /// boot checks work in it, and the pages are free again for what the system is built from
+    /// (so the boot's allocations are exactly what they would be without the checks). What
+    /// `work` allocated cannot outlive it: the arena's lifetime is `work`'s own.
+    pub fn with_scratch<R>(&mut self, work: impl for<'a> FnOnce(&mut Arena<'a>) -> R) -> R {
+        let mark = self.next;
+        let result = work(&mut Arena {
+            memory: self,
+            _scratch: PhantomData,
+        });
+        self.next = mark;
+        result
+    }
+
+    /// `count` values made by `make` in fresh pages; the first refusal ends it.
+    ///
+    /// # Safety
+    /// 1. The caller gives the returned slice a lifetime no longer than the pages stay
+    ///    allocated (forever, or the scratch arena's).
+    unsafe fn fill<'a, T>(
+        &mut self,
+        count: usize,
+        mut make: impl FnMut(usize) -> Result<T, Why>,
+    ) -> Result<&'a mut [T], Why> {
+        const { assert!(core::mem::align_of::<T>() <= PAGE as usize) };
+        let bytes = (core::mem::size_of::<T>() as u64).saturating_mul(count as u64);
+        let base = self.pages(bytes.div_ceil(PAGE).max(1))? as *mut T;
+        for index in 0..count {
+            let value = make(index)?;
+            // SAFETY: `base` is a fresh, page-aligned allocation of at least `count` values of
+            // T inside RAM that the kernel's identity map covers; index < count. A refusal
+            // leaves the pages allocated and unreferenced.
+            unsafe { base.wrapping_add(index).write(value) };
+        }
+        // SAFETY: the `count` values were just initialised, in pages nobody else was given;
+        // how long they stay so is the caller's (obligation 1).
+        Ok(unsafe { core::slice::from_raw_parts_mut(base, count) })
+    }
 }
 
-/// Zeroes `bytes` bytes of physical memory at `base`.
+/// Scratch memory that lives for one [`BootAllocator::with_scratch`] call.
+pub struct Arena<'a> {
+    memory: &'a mut BootAllocator,
+    _scratch: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Arena<'a> {
+    /// `count` copies of `value`, in scratch pages.
+    pub fn array<T: Copy>(&mut self, count: usize, value: T) -> Result<&'a mut [T], Why> {
+        // SAFETY: the pages stay allocated until `with_scratch` returns, and `'a` ends with
+        // it: `work` is generic over `'a`, so nothing it returns or writes outside holds it.
+        unsafe { self.memory.fill(count, |_| Ok(value)) }
+    }
+}
+
+/// Zeroes `bytes` bytes of physical memory at `base`: RAM owned by the kernel (fresh
+/// allocations or a server's own frames being reset), which the identity map covers as
+/// Normal memory.
 pub fn zero(base: u64, bytes: u64) {
-    // SAFETY: callers pass RAM owned by the kernel (fresh allocations or a server's own frames
-    // being reset), which the identity map covers as Normal memory.
-    unsafe { core::ptr::write_bytes(base as *mut u8, 0, bytes as usize) };
+    use crate::arch::{Arch, Current};
+    Current::zero(base, bytes);
 }
 
 /// Copies bytes into physical memory at `target`, eight at a time once `target` is aligned:
@@ -148,6 +228,6 @@ impl TableMemory for BootAllocator {
     }
 
     fn allocate_table(&mut self) -> Option<u64> {
-        (self.end - self.next >= PAGE).then(|| self.pages(1))
+        self.pages(1).ok()
     }
 }

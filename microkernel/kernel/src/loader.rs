@@ -6,8 +6,9 @@ use crate::boot_alloc::{self, BootAllocator};
 use abi::layout::{
     BOOTINFO_VA, HEAP_BASE, IMAGE_BASE, IMAGE_END, IPC_BUFFER_VA, PAGE_SIZE, STACK_TOP,
 };
+use kernel_core::boot_check::Why;
 use kernel_core::elf::{self, ElfImage, MAX_SEGMENTS};
-use kernel_core::stage2::{self, Attributes, MemoryKind};
+use kernel_core::stage2::{self, Attributes, MapError, MemoryKind};
 
 /// Where a server's memory lives, and the pristine image to rebuild it from.
 pub struct ServerImage {
@@ -46,8 +47,9 @@ fn pages(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE)
 }
 
-/// Maps `count` contiguous frames from `pa` at `va`. Boot-time mapping of fresh, disjoint
-/// ranges into a fresh table cannot conflict; a failure means the payload is inconsistent.
+/// Maps `count` contiguous frames from `pa` at `va`. Boot-time mapping of fresh ranges the
+/// boot checks found disjoint cannot conflict; what can still fail is a table allocation, when
+/// RAM runs out.
 pub fn map_range(
     memory: &mut BootAllocator,
     root: u64,
@@ -55,21 +57,26 @@ pub fn map_range(
     pa: u64,
     count: u64,
     attributes: Attributes,
-) {
+) -> Result<(), Why> {
     for page in 0..count {
         let offset = page * PAGE_SIZE;
-        if let Err(error) = stage2::map_page(memory, root, va + offset, pa + offset, attributes) {
-            panic!(
-                "boot: cannot map {:#x} -> {:#x}: {:?}",
-                va + offset,
-                pa + offset,
-                error
-            );
-        }
+        let at = va + offset;
+        stage2::map_page(memory, root, at, pa + offset, attributes).map_err(
+            |error| match error {
+                MapError::OutOfTables => Why::OutOfMemory {
+                    needed: 1,
+                    free: memory.free_pages(),
+                },
+                error => Why::CannotMap { va: at, error },
+            },
+        )?;
     }
+    Ok(())
 }
 
-/// Loads a server: allocates its VSpace and every frame, fills them, maps them.
+/// Loads a server: allocates its VSpace and every frame, fills them, maps them. The boot checks
+/// (`kernel_core::boot_check`) already accepted its image and boot info; running out of RAM is
+/// what can still refuse it.
 pub fn load(
     memory: &mut BootAllocator,
     name: &'static str,
@@ -78,37 +85,35 @@ pub fn load(
     stack_bytes: u64,
     heap_bytes: u64,
     bootinfo: &'static [u8],
-) -> ServerImage {
-    let elf = match elf::parse(file, IMAGE_BASE, IMAGE_END) {
-        Ok(elf) => elf,
-        Err(error) => panic!("boot: server `{name}`: bad image: {error:?}"),
-    };
-    assert!(
-        bootinfo.len() + 4 <= PAGE_SIZE as usize,
-        "boot: server `{name}`: boot info exceeds a page"
-    );
-    let root = memory.pages(1);
+) -> Result<ServerImage, Why> {
+    let elf = elf::parse(file, IMAGE_BASE, IMAGE_END).map_err(Why::BadImage)?;
+    if bootinfo.len() > kernel_core::boot_check::MAX_BOOTINFO {
+        return Err(Why::BootInfo {
+            bytes: bootinfo.len(),
+        });
+    }
+    let root = memory.pages(1)?;
     let mut image = ServerImage {
         name,
         file,
         elf,
         segment_frames: [0; MAX_SEGMENTS],
-        stack: (memory.pages(pages(stack_bytes)), stack_bytes),
+        stack: (memory.pages(pages(stack_bytes))?, stack_bytes),
         heap: (
             if heap_bytes > 0 {
-                memory.pages(pages(heap_bytes))
+                memory.pages(pages(heap_bytes))?
             } else {
                 0
             },
             heap_bytes,
         ),
-        ipc_buffer: memory.pages(1),
-        bootinfo: (memory.pages(1), bootinfo),
+        ipc_buffer: memory.pages(1)?,
+        bootinfo: (memory.pages(1)?, bootinfo),
         vttbr: (u64::from(vmid) << 48) | root,
     };
     for (index, segment) in elf.segments().iter().enumerate() {
         let count = pages(segment.page_end() - segment.page_start());
-        let frames = memory.pages(count);
+        let frames = memory.pages(count)?;
         image.segment_frames[index] = frames;
         let attributes = Attributes {
             writable: segment.writable,
@@ -122,7 +127,7 @@ pub fn load(
             frames,
             count,
             attributes,
-        );
+        )?;
     }
     map_range(
         memory,
@@ -131,7 +136,7 @@ pub fn load(
         image.stack.0,
         pages(stack_bytes),
         NORMAL_RW,
-    );
+    )?;
     if heap_bytes > 0 {
         map_range(
             memory,
@@ -140,12 +145,12 @@ pub fn load(
             image.heap.0,
             pages(heap_bytes),
             NORMAL_RW,
-        );
+        )?;
     }
-    map_range(memory, root, IPC_BUFFER_VA, image.ipc_buffer, 1, NORMAL_RW);
-    map_range(memory, root, BOOTINFO_VA, image.bootinfo.0, 1, NORMAL_RO);
+    map_range(memory, root, IPC_BUFFER_VA, image.ipc_buffer, 1, NORMAL_RW)?;
+    map_range(memory, root, BOOTINFO_VA, image.bootinfo.0, 1, NORMAL_RO)?;
     image.fill();
-    image
+    Ok(image)
 }
 
 impl ServerImage {

@@ -21,18 +21,23 @@ pub struct GuestVSpace {
 }
 
 impl GuestVSpace {
-    /// A VSpace with VMID `vmid` and `tables` spare table pages.
-    pub fn new(memory: &mut BootAllocator, vmid: u16, tables: u32) -> Self {
-        let root = memory.pages(1);
+    /// A VSpace with VMID `vmid` and `tables` spare table pages, or the boot error of running
+    /// out of RAM for them.
+    pub fn new(
+        memory: &mut BootAllocator,
+        vmid: u16,
+        tables: u32,
+    ) -> Result<Self, kernel_core::boot_check::Why> {
+        let root = memory.pages(1)?;
         let mut space = Self {
             vttbr: (u64::from(vmid) << 48) | root,
             free: 0,
             free_tables: 0,
         };
         for _ in 0..tables {
-            space.release(memory.pages(1));
+            space.release(memory.pages(1)?);
         }
-        space
+        Ok(space)
     }
 
     /// The root table's physical address.

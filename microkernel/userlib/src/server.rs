@@ -16,7 +16,8 @@
 //!    the handler runs; `inject_fault_after_request = N` prints `<server>: injected fault after
 //!    request N, before its reply` and crashes once the handler handled it, before the reply
 //!    (the caller sees `Restarted` for a request whose effects happened). Only well-formed
-//!    requests count, from 1, afresh after every restart.
+//!    requests count (the kernel's MMIO messages and, for a device server, its doorbells
+//!    among them), from 1, afresh after every restart.
 //!
 //! # What survives a restart
 //!
@@ -74,6 +75,9 @@ pub trait Server: Sized {
     /// Answers one well-formed request from `caller`. Values the protocol allows but the server
     /// refuses get the protocol's error response, never a panic.
     fn handle(&mut self, caller: Caller, request: Request<Self>) -> Reply<Response<Self>>;
+    /// Whether notifications count as requests for the fault plan (device servers: a doorbell
+    /// is a guest's request); `false` by default.
+    const NOTIFICATIONS_ARE_REQUESTS: bool = false;
     /// A notification arrived (no reply is sent). The default ignores it.
     fn notified(&mut self, word: u64) {
         let _ = word;
@@ -122,6 +126,7 @@ struct Serving<S>(S);
 
 impl<S: Server> Handler for Serving<S> {
     type Protocol = S::Protocol;
+    const NOTIFICATIONS_ARE_REQUESTS: bool = S::NOTIFICATIONS_ARE_REQUESTS;
     fn handle(&mut self, caller: Caller, request: Request<S>) -> Reply<Response<S>> {
         self.0.handle(caller, request)
     }

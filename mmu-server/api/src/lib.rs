@@ -72,7 +72,9 @@ pub enum Request {
         permission: bool,
     },
     /// Start dirty logging on `[ipa, ipa + len)` (page aligned, at most 1 MiB, inside one slot):
-    /// the range is write-protected and starts clean.
+    /// the range is write-protected and starts clean, a window of its own (the same range again
+    /// reuses its window). A new range while the VM has all its windows (its boot info's
+    /// `dirty_log_windows`) is `DirtyLogWindowsExhausted`.
     EnableDirtyLog {
         /// First IPA.
         ipa: u64,
@@ -101,6 +103,17 @@ pub enum Request {
         /// The slot number.
         slot: u8,
     },
+    /// Stop dirty logging on `[ipa, ipa + len)` (the range rules of `EnableDirtyLog`): the
+    /// window enabled with exactly this range is forgotten, its slot again, and the 2 MiB
+    /// blocks it touched are unmapped so the next fault there maps a block again. A range no
+    /// window overlaps is already not logged (`Done`: a repeat after a restart answers the
+    /// same); one that overlaps a window without being it is `BadRange`.
+    DisableDirtyLog {
+        /// First IPA.
+        ipa: u64,
+        /// Length in bytes.
+        len: u64,
+    },
 }
 
 /// Faults resolved since the mmu-server started, by kind.
@@ -125,7 +138,7 @@ pub enum Reply {
     /// Not memory: no slot covers the IPA (MMIO or a hole), or a write hit a read-only slot.
     /// The vmm decides (device route, or an abort injected into the guest).
     NotMemory,
-    /// Done (dirty log enabled, slot set or deleted).
+    /// Done (dirty log enabled or disabled, slot set or deleted).
     Done,
     /// The dirty bitmap: bit `n` of word `w` is page `64 w + n` from the requested IPA.
     DirtyBitmap {
@@ -151,10 +164,17 @@ pub enum MmuError {
     /// The memory-backing server refused or failed (no such region, populate failed, offset
     /// beyond the region).
     BackingFailed,
-    /// Out of memory: frames, page tables, or dirty-log capacity.
+    /// Out of memory: frames or page tables.
     OutOfMemory,
     /// The kernel refused the mapping (a revoked frame, a bad capability).
     MappingRefused,
+    /// `EnableDirtyLog` of a new range while the VM already has `limit` windows (its manifest's
+    /// `dirty_log_windows`): disable one first. Nothing changed; the VM's faults are resolved
+    /// as before.
+    DirtyLogWindowsExhausted {
+        /// The VM's number of windows.
+        limit: u16,
+    },
 }
 
 impl core::fmt::Display for MmuError {
@@ -169,6 +189,11 @@ impl core::fmt::Display for MmuError {
             Self::BackingFailed => f.write_str("memory-backing server failed"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::MappingRefused => f.write_str("kernel refused the stage-2 mapping"),
+            Self::DirtyLogWindowsExhausted { limit } => write!(
+                f,
+                "every dirty-log window of the VM is in use ({limit}, its manifest's \
+                 dirty_log_windows)"
+            ),
         }
     }
 }

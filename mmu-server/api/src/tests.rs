@@ -35,6 +35,10 @@ fn requests() -> Vec<Request> {
         Request::Counters,
         Request::SetSlot { slot: 3, spec },
         Request::DeleteSlot { slot: u8::MAX },
+        Request::DisableDirtyLog {
+            ipa: u64::MAX,
+            len: u64::MAX,
+        },
     ]
 }
 
@@ -64,6 +68,7 @@ fn responses() -> Vec<Response> {
         MmuError::BackingFailed,
         MmuError::OutOfMemory,
         MmuError::MappingRefused,
+        MmuError::DirtyLogWindowsExhausted { limit: u16::MAX },
     ] {
         all.push(Err(error));
     }
@@ -118,4 +123,27 @@ fn a_fault_fits_the_four_message_registers() {
 fn errors_say_what_went_wrong() {
     let text = std::format!("{}", MmuError::BackingRetriesExhausted { attempts: 8 });
     assert!(text.contains("after 8 attempts"), "{text}");
+    let text = std::format!("{}", MmuError::DirtyLogWindowsExhausted { limit: 4 });
+    assert!(
+        text.contains("(4, its manifest's dirty_log_windows)"),
+        "{text}"
+    );
+}
+
+/// Variant order is wire ABI: the variants added later sit at the end, so what older peers
+/// send keeps its meaning (postcard writes a variant as its index).
+#[test]
+fn later_variants_are_appended() {
+    fn first_bytes<T: serde::Serialize>(value: &T) -> [u8; 2] {
+        let mut buffer = [0u8; 64];
+        let bytes = postcard::to_slice(value, &mut buffer).unwrap();
+        [bytes[0], bytes.get(1).copied().unwrap_or(0)]
+    }
+    assert_eq!(first_bytes(&Request::DeleteSlot { slot: 0 })[0], 5);
+    assert_eq!(
+        first_bytes(&Request::DisableDirtyLog { ipa: 0, len: 0 })[0],
+        6
+    );
+    let exhausted: Response = Err(MmuError::DirtyLogWindowsExhausted { limit: 4 });
+    assert_eq!(first_bytes(&exhausted), [1, 6]);
 }

@@ -13,7 +13,8 @@
 //! * [`fault`]: the planner (not memory / page / block, permissions, dirty marking) and its
 //!   execution, with the dirty bit and the counter set only after the mapping succeeded.
 //! * [`retry`]: bounded retry of the backing's `Retry` answer.
-//! * [`dirty`]: dirty-log windows, enable and get-and-clear.
+//! * [`dirty`]: dirty-log windows (a bounded resource of the VM), enable, get-and-clear and
+//!   disable.
 //!
 //! Invariants: no heap, no unsafe; a page inside a dirty-log window is writable in stage 2 only
 //! if its dirty bit is set; the backing is asked at most `retry::MAX_ATTEMPTS` times per fault.
@@ -23,7 +24,9 @@ pub mod fault;
 pub mod retry;
 pub mod slots;
 
-pub use dirty::DirtyLog;
+pub use dirty::{
+    DEFAULT_WINDOWS as DEFAULT_DIRTY_LOG_WINDOWS, DirtyLog, MAX_WINDOWS as MAX_DIRTY_LOG_WINDOWS,
+};
 pub use fault::{
     Backing, BackingError, Decision, Fault, Frame, MapPlan, Resolution, Stage2Mapper, plan_fault,
 };
@@ -103,6 +106,23 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
         mapper: &mut impl Stage2Mapper,
     ) -> Result<(), MmuError> {
         self.dirty.enable(&mut self.slots, ipa, len, mapper)
+    }
+
+    /// Lets the VM use at most `limit` dirty-log windows (its manifest's `dirty_log_windows`,
+    /// at most `W`); returns the limit in force.
+    pub fn set_dirty_log_limit(&mut self, limit: u16) -> u16 {
+        self.dirty.set_limit(limit)
+    }
+
+    /// Stops dirty logging on `[ipa, ipa + len)` and frees its window; its blocks are mapped as
+    /// blocks again from the next fault on.
+    pub fn disable_dirty_log(
+        &mut self,
+        ipa: u64,
+        len: u64,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
+        self.dirty.disable(&mut self.slots, ipa, len, mapper)
     }
 
     /// The pages written in `[ipa, ipa + len)` since the last call; clears and re-protects them.
@@ -204,6 +224,9 @@ impl<const S: usize, const W: usize> Stage2<S, W> {
                 self.set_slot(slot, spec, mapper).map(|()| Reply::Done)
             }
             Request::DeleteSlot { slot } => self.delete_slot(slot, mapper).map(|()| Reply::Done),
+            Request::DisableDirtyLog { ipa, len } => self
+                .disable_dirty_log(ipa, len, mapper)
+                .map(|()| Reply::Done),
         }
     }
 }

@@ -34,8 +34,9 @@ userlib::entry!(main);
 
 /// Memory slots one mmu-server keeps.
 const SLOTS: usize = 8;
-/// Dirty-log windows one mmu-server keeps.
-const WINDOWS: usize = 4;
+/// Dirty-log windows one mmu-server keeps: the most a manifest may give its VM
+/// (`dirty_log_windows`); the boot info says how many of them the VM may use.
+const WINDOWS: usize = mmu_core::stage2::MAX_DIRTY_LOG_WINDOWS;
 /// CNode slots used to receive lent frames (the manifest gives the server enough).
 const FRAME_SLOTS: u64 = 768;
 
@@ -213,7 +214,8 @@ impl Stage2Mapper for Kernel {
 
 /// The server's state, rebuilt on every start from the boot info: the RAM slot is set up again
 /// and the ring of lent-frame slots is emptied, which unmaps what a previous life still mapped
-/// (the guest faults its pages in again). Dirty-log windows do not survive.
+/// (the guest faults its pages in again). Dirty-log windows do not survive; the VM's limit on
+/// them (`VmInfo::dirty_log_windows`) is read again.
 struct Mmu {
     engine: Stage2<SLOTS, WINDOWS>,
     backing: MemoryServer,
@@ -252,6 +254,13 @@ impl userlib::server::Server for Mmu {
         };
         let mut kernel = Kernel { vspace };
         let mut engine: Stage2<SLOTS, WINDOWS> = Stage2::new();
+        let windows = engine.set_dirty_log_limit(vm.dirty_log_windows);
+        if windows != vm.dirty_log_windows {
+            println!(
+                "mmu: `{}` asks for {} dirty-log windows, this server holds {windows}",
+                vm.name, vm.dirty_log_windows
+            );
+        }
         let ram = SlotSpec {
             ipa: vm.ram_base,
             len: vm.ram_size,

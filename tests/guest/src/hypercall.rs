@@ -28,6 +28,11 @@ pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 pub const HV_DIRTY_LOG_ENABLE: u32 = 0xC600_0010;
 /// Returns and clears the dirty bitmap of `[x1, x1 + x2)` in `x1..x4`.
 pub const HV_DIRTY_LOG_GET_AND_CLEAR: u32 = 0xC600_0011;
+/// Stops dirty logging over `[x1, x1 + x2)` (the range an enable gave) and frees its window.
+pub const HV_DIRTY_LOG_DISABLE: u32 = 0xC600_0017;
+/// Our vendor status NO_WINDOW: HV_DIRTY_LOG_ENABLE of a new range while every dirty-log
+/// window the VM has is in use (docs/GUEST-ABI.md).
+pub const NO_WINDOW: i64 = -4;
 /// Returns the stage-2 fault counters in `x1..x3`.
 pub const HV_STAGE2_FAULTS: u32 = 0xC600_0012;
 /// Vendor hypervisor service: how many times this VM was reset.
@@ -172,6 +177,12 @@ pub fn dirty_log_enable(ipa: u64, len: u64) -> Result<(), HvcError> {
 /// enable or the last get (bit *n* of word *w* = page `64w + n`), then cleared.
 pub fn dirty_log_get_and_clear(ipa: u64, len: u64) -> Result<[u64; 4], HvcError> {
     vendor_call(HV_DIRTY_LOG_GET_AND_CLEAR, [ipa, len, 0])
+}
+
+/// HV_DIRTY_LOG_DISABLE over `[ipa, ipa + len)`: logging stops there and its window is free
+/// again; a range that is not logged is already done.
+pub fn dirty_log_disable(ipa: u64, len: u64) -> Result<(), HvcError> {
+    vendor_call(HV_DIRTY_LOG_DISABLE, [ipa, len, 0]).map(|_| ())
 }
 
 /// The stage-2 fault counters of HV_STAGE2_FAULTS.

@@ -268,7 +268,7 @@ pub struct MmuPlan {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MmuAnswer {
-    /// Done (HV_DIRTY_LOG_ENABLE).
+    /// Done (HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_DISABLE, HV_RAM_ALIAS).
     Done,
     /// The dirty bitmap (HV_DIRTY_LOG_GET_AND_CLEAR): bit n of word w = page 64w + n.
     Bitmap([u64; 4]),
@@ -280,6 +280,8 @@ pub enum MmuAnswer {
     },
     /// The arguments do not name guest memory (or another refusal about the request itself).
     Refused,
+    /// HV_DIRTY_LOG_ENABLE of a new range while every dirty-log window of the VM is in use.
+    NoWindow,
     /// The mmu-server could not answer.
     Failed,
 }
@@ -508,9 +510,15 @@ pub const fn after_mmu(plan: &MmuPlan, answer: MmuAnswer) -> Resume {
     let conduit = plan.conduit;
     match (plan.call, answer) {
         (
-            MmuCall::DirtyLogEnable { .. } | MmuCall::RamAlias { .. } | MmuCall::RamAliasRemove,
+            MmuCall::DirtyLogEnable { .. }
+            | MmuCall::DirtyLogDisable { .. }
+            | MmuCall::RamAlias { .. }
+            | MmuCall::RamAliasRemove,
             MmuAnswer::Done,
         ) => Resume::results([0; 4], conduit),
+        (MmuCall::DirtyLogEnable { .. }, MmuAnswer::NoWindow) => {
+            Resume::results([hypercall::NO_WINDOW, 0, 0, 0], conduit)
+        }
         (MmuCall::DirtyLogGetAndClear { .. }, MmuAnswer::Bitmap(bitmap)) => {
             let results = Resume::results([0, bitmap[0], bitmap[1], bitmap[2]], conduit);
             Resume {

@@ -25,8 +25,8 @@
 use crate::psci::{self, PsciAction};
 use crate::syndrome::{self, ec};
 use abi::vm::hypercall::{
-    HV_BOOT_COUNT, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR, HV_INJECT_SERROR, HV_RAM_ALIAS,
-    HV_RESET_LOOP, HV_STAGE2_FAULTS,
+    HV_BOOT_COUNT, HV_DIRTY_LOG_DISABLE, HV_DIRTY_LOG_ENABLE, HV_DIRTY_LOG_GET_AND_CLEAR,
+    HV_INJECT_SERROR, HV_RAM_ALIAS, HV_RESET_LOOP, HV_STAGE2_FAULTS,
 };
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 
@@ -36,6 +36,10 @@ pub const NOT_SUPPORTED: u64 = status(smccc::arch::error::NOT_SUPPORTED);
 pub const INVALID_PARAMETER: u64 = status(smccc::arch::error::INVALID_PARAMETER);
 /// PSCI INTERNAL_FAILURE (DEN 0022 §5.2.2), borrowed for "the mmu-server could not answer".
 pub const INTERNAL_FAILURE: u64 = status(smccc::psci::error::INTERNAL_FAILURE);
+/// NO_WINDOW, our vendor status (docs/GUEST-ABI.md): HV_DIRTY_LOG_ENABLE of a new range while
+/// the VM has every dirty-log window its manifest gives it (`dirty_log_windows`). SMCCC has no
+/// "busy"; -4 is none of SMCCC's own codes (-1..=-3) and no other vendor call answers it.
+pub const NO_WINDOW: u64 = status(-4);
 /// SMCCC 1.1, the version SMCCC_VERSION answers: major in bits [30:16], minor in [15:0].
 /// 1.1 is the version that has SMCCC_ARCH_FEATURES, which Linux's Spectre code needs.
 pub const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
@@ -126,6 +130,8 @@ pub enum MmuCall {
     DirtyLogEnable { ipa: u64, len: u64 },
     /// HV_DIRTY_LOG_GET_AND_CLEAR over `[ipa, ipa + len)`.
     DirtyLogGetAndClear { ipa: u64, len: u64 },
+    /// HV_DIRTY_LOG_DISABLE over `[ipa, ipa + len)`.
+    DirtyLogDisable { ipa: u64, len: u64 },
     /// HV_STAGE2_FAULTS.
     Stage2Faults,
     /// HV_RAM_ALIAS with `ipa` != 0: the RAM page at `offset` also at `ipa` (slot
@@ -222,7 +228,12 @@ const fn vendor_call(function: u32, x: [u64; 3]) -> HypercallAction {
         HV_DIRTY_LOG_GET_AND_CLEAR if dirty_range_is_valid(ipa, len) => {
             HypercallAction::Mmu(MmuCall::DirtyLogGetAndClear { ipa, len })
         }
-        HV_DIRTY_LOG_ENABLE | HV_DIRTY_LOG_GET_AND_CLEAR => only(INVALID_PARAMETER),
+        HV_DIRTY_LOG_DISABLE if dirty_range_is_valid(ipa, len) => {
+            HypercallAction::Mmu(MmuCall::DirtyLogDisable { ipa, len })
+        }
+        HV_DIRTY_LOG_ENABLE | HV_DIRTY_LOG_GET_AND_CLEAR | HV_DIRTY_LOG_DISABLE => {
+            only(INVALID_PARAMETER)
+        }
         HV_STAGE2_FAULTS => HypercallAction::Mmu(MmuCall::Stage2Faults),
         HV_BOOT_COUNT => HypercallAction::BootCount,
         HV_INJECT_SERROR => HypercallAction::InjectSError,
@@ -379,6 +390,26 @@ mod tests {
             dispatch(HVC0, with_x0(0xC600_0012)),
             HypercallAction::Mmu(MmuCall::Stage2Faults)
         );
+        for esr in [HVC0, SMC0] {
+            assert_eq!(
+                dispatch(esr, [0xC600_0017, 0x4030_0000, 0x1000, 9, 9, 9]),
+                HypercallAction::Mmu(MmuCall::DirtyLogDisable {
+                    ipa: 0x4030_0000,
+                    len: 0x1000
+                })
+            );
+        }
+        // Only w0 names the call; the arguments are whole (SMC64).
+        assert_eq!(
+            dispatch(
+                HVC0,
+                [0xFFFF_FFFF_C600_0017, 0x1_4030_0000, 0x10_0000, 0, 0, 0]
+            ),
+            HypercallAction::Mmu(MmuCall::DirtyLogDisable {
+                ipa: 0x1_4030_0000,
+                len: 0x10_0000
+            })
+        );
     }
 
     #[test]
@@ -419,7 +450,7 @@ mod tests {
             (0x4020_0000, 0x10_1000), // more than 1 MiB
             (!0xFFF, 0x2000),         // wraps
         ] {
-            for function in [0xC600_0010, 0xC600_0011] {
+            for function in [0xC600_0010, 0xC600_0011, 0xC600_0017] {
                 assert_eq!(
                     dispatch(HVC0, [function, ipa, len, 0, 0, 0]),
                     invalid,
@@ -626,6 +657,7 @@ mod tests {
         assert_eq!(NOT_SUPPORTED, u64::MAX);
         assert_eq!(INVALID_PARAMETER as i64, -3);
         assert_eq!(INTERNAL_FAILURE as i64, -6);
+        assert_eq!(NO_WINDOW as i64, -4);
         assert_eq!(status(0), 0);
     }
 

@@ -23,6 +23,7 @@ pub mod hypercall;
 pub mod layout;
 pub mod mmu;
 pub mod psci;
+pub mod ratelimit;
 pub mod reset;
 pub mod syndrome;
 pub mod sysreg;

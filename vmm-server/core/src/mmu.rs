@@ -8,8 +8,9 @@
 //! `-EAGAIN`); any other error injects an abort. `ipc::call` has already retried idempotent
 //! requests after a restart (`mmu_api::Mmu::is_idempotent`), so `Restarted` here means the
 //! server kept restarting. For the vendor hypercalls, a refusal about the range (`NoSlot`,
-//! `BadRange`) is the guest's mistake and answers INVALID_PARAMETER; anything else is
-//! INTERNAL_FAILURE.
+//! `BadRange`) is the guest's mistake and answers INVALID_PARAMETER; an enable past the VM's
+//! dirty-log windows (`DirtyLogWindowsExhausted`) answers NO_WINDOW, so the guest can tell "disable
+//! one first" from a bad range; anything else is INTERNAL_FAILURE.
 
 use crate::exit::{MmuAnswer, Stage2Answer, Stage2Fault};
 use crate::hypercall::MmuCall;
@@ -58,6 +59,7 @@ pub const fn call_request(call: &MmuCall, ram: VmRam) -> Option<Request> {
     Some(match *call {
         MmuCall::DirtyLogEnable { ipa, len } => Request::EnableDirtyLog { ipa, len },
         MmuCall::DirtyLogGetAndClear { ipa, len } => Request::GetAndClearDirtyLog { ipa, len },
+        MmuCall::DirtyLogDisable { ipa, len } => Request::DisableDirtyLog { ipa, len },
         MmuCall::Stage2Faults => Request::Counters,
         MmuCall::RamAlias { ipa, offset } => {
             if offset >= ram.size {
@@ -93,6 +95,7 @@ pub const fn call_answer(answer: &Result<mmu_api::Response, CallError>) -> MmuAn
             permission: counters.permission,
         },
         Ok(Err(MmuError::NoSlot | MmuError::BadRange)) => MmuAnswer::Refused,
+        Ok(Err(MmuError::DirtyLogWindowsExhausted { .. })) => MmuAnswer::NoWindow,
         _ => MmuAnswer::Failed,
     }
 }
@@ -208,6 +211,73 @@ mod tests {
         assert_eq!(
             call_request(&MmuCall::Stage2Faults, RAM),
             Some(Request::Counters)
+        );
+        assert_eq!(
+            call_request(
+                &MmuCall::DirtyLogDisable {
+                    ipa: 0x4030_0000,
+                    len: 0x1000
+                },
+                RAM
+            ),
+            Some(Request::DisableDirtyLog {
+                ipa: 0x4030_0000,
+                len: 0x1000
+            })
+        );
+    }
+
+    /// Disable answers `x0 = 0` when done; an enable past the VM's windows answers NO_WINDOW
+    /// (not INVALID_PARAMETER, not INTERNAL_FAILURE); a range refusal INVALID_PARAMETER.
+    #[test]
+    fn dirty_log_windows_answers() {
+        let plan = |call| MmuPlan {
+            call,
+            conduit: Conduit::Hvc,
+        };
+        let enable = plan(MmuCall::DirtyLogEnable {
+            ipa: 0x4030_0000,
+            len: 0x1000,
+        });
+        let disable = plan(MmuCall::DirtyLogDisable {
+            ipa: 0x4030_0000,
+            len: 0x1000,
+        });
+        let exhausted = Ok(Err(MmuError::DirtyLogWindowsExhausted { limit: 4 }));
+        assert_eq!(call_answer(&exhausted), MmuAnswer::NoWindow);
+        let refused = after_mmu(&enable, call_answer(&exhausted));
+        assert_eq!(refused.words[2] as i64, -4);
+        assert_eq!(refused.words[2], crate::hypercall::NO_WINDOW);
+        assert_eq!(refused.words[3..], [0, 0, 0]);
+        let done = after_mmu(&disable, call_answer(&Ok(Ok(Reply::Done))));
+        assert_eq!(done.words[2..], [0, 0, 0, 0]);
+        assert_eq!(
+            done.reply,
+            after_mmu(&enable, MmuAnswer::Done).reply,
+            "answered as an enable is"
+        );
+        let bad = after_mmu(&disable, call_answer(&Ok(Err(MmuError::BadRange))));
+        assert_eq!(bad.words[2], crate::hypercall::INVALID_PARAMETER);
+        // NO_WINDOW is an enable's answer only; for any other call it is a confused server.
+        for call in [
+            disable.call,
+            MmuCall::Stage2Faults,
+            MmuCall::RamAliasRemove,
+            MmuCall::DirtyLogGetAndClear {
+                ipa: 0x4030_0000,
+                len: 0x1000,
+            },
+        ] {
+            assert_eq!(
+                after_mmu(&plan(call), MmuAnswer::NoWindow).words[2],
+                crate::hypercall::INTERNAL_FAILURE,
+                "{call:?}"
+            );
+        }
+        // A disable that was answered with a bitmap: INTERNAL_FAILURE too.
+        assert_eq!(
+            after_mmu(&disable, MmuAnswer::Bitmap([1, 0, 0, 0])).words[2],
+            crate::hypercall::INTERNAL_FAILURE
         );
     }
 

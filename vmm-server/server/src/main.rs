@@ -29,6 +29,7 @@ use abi::vm::{VM_EXIT_WORDS, VmExit};
 use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
 use userlib::{ipc_buffer, println, syscall};
 use vmm_core::exit::{ExitPlan, Resume, Stage2Answer};
+use vmm_core::ratelimit::RateLimit;
 use vmm_core::trace::{TraceRecord, TraceRing};
 use vmm_core::{DeviceTable, ExitCounters};
 
@@ -143,6 +144,11 @@ struct Monitor {
     interrupts: interrupts::Interrupts,
     /// `vcpu:<vm>`: interrupts and MMIO routes.
     vcpu: Option<CPtr>,
+    /// Guest-triggered records, rate-limited: exceptions injected, device calls failed, and
+    /// the mmu-server's refusals and failures.
+    injections: RateLimit,
+    device_failures: RateLimit,
+    mmu_log: mmu::Log,
 }
 
 impl Monitor {
@@ -166,7 +172,7 @@ impl Monitor {
                 ExitPlan::Reply(resume) => break resume,
                 ExitPlan::ResolveStage2(fault) => {
                     let answer = match self.mmu {
-                        Some(mmu) => mmu::resolve(mmu, &fault),
+                        Some(mmu) => mmu::resolve(mmu, &fault, &mut self.mmu_log),
                         None => Stage2Answer::NotMemory,
                     };
                     stage2 = Some(answer);
@@ -191,17 +197,21 @@ impl Monitor {
                             );
                             routes::refresh(self.vcpu, &self.devices, mmio.device.name);
                         }
-                        Err(error) => println!(
-                            "vmm: device `{}` failed at {:#x}: {}; abort injected",
-                            mmio.device.name, mmio.access.ipa, error
-                        ),
+                        Err(error) => {
+                            if let Some(n) = self.device_failures.note() {
+                                println!(
+                                    "vmm: device `{}` failed at {:#x}: {}; abort injected (failure {n})",
+                                    mmio.device.name, mmio.access.ipa, error
+                                );
+                            }
+                        }
                         Ok(_) => {}
                     }
                     ExitPlan::Reply(vmm_core::after_mmio(&mmio, answer))
                 }
                 ExitPlan::Mmu(call) => {
                     let answer = match self.mmu {
-                        Some(mmu) => mmu::carry_out(mmu, &call.call),
+                        Some(mmu) => mmu::carry_out(mmu, &call.call, &mut self.mmu_log),
                         None => vmm_core::MmuAnswer::Failed,
                     };
                     ExitPlan::Reply(vmm_core::after_mmu(&call, answer))
@@ -245,13 +255,18 @@ impl Monitor {
             reply: resume.reply.0,
             cause: resume.cause,
         });
-        if resume.injects() {
+        // One record per injection would let a guest that touches a hole in a loop flood the
+        // log and slow the vmm down: rate-limited.
+        if resume.injects()
+            && let Some(n) = self.injections.note()
+        {
             defmt::info!(
-                "exit {=u64}: injecting into the guest at pc {=u64:#x} (address {=u64:#x}): {}",
+                "exit {=u64}: injecting into the guest at pc {=u64:#x} (address {=u64:#x}): {} (injection {=u64})",
                 self.sequence,
                 exit.pc,
                 exit.words[0],
-                resume.cause
+                resume.cause,
+                n
             );
         }
         defmt::debug!("resume {}", resume);
@@ -480,6 +495,9 @@ fn main() -> ! {
         resets: 0,
         interrupts: interrupts::Interrupts::new(userlib::caps::try_cap_named("vcpu:", vm)),
         vcpu: userlib::caps::try_cap_named("vcpu:", vm),
+        injections: RateLimit::new(),
+        device_failures: RateLimit::new(),
+        mmu_log: mmu::Log::default(),
     };
     routes::install(monitor.vcpu, &monitor.devices);
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {

@@ -103,6 +103,7 @@ mod tests {
             ram_size: 0x1000_0000,
             mmu_badge: None,
             resets: 0,
+            dirty_log_windows: 4,
         }
     }
 

@@ -425,3 +425,54 @@ fn kernel_mmio_accesses_count_as_requests_for_the_fault_plan() {
         "the second access was never answered"
     );
 }
+
+/// A device server's handler: its notifications (doorbells) are requests.
+#[derive(Default)]
+struct Doorbells(Recorder);
+
+impl Handler for Doorbells {
+    type Protocol = Test;
+    const NOTIFICATIONS_ARE_REQUESTS: bool = true;
+    fn handle(&mut self, caller: Caller, request: Request) -> Reply<Response> {
+        self.0.handle(caller, request)
+    }
+    fn notified(&mut self, word: u64) {
+        self.0.notified(word);
+    }
+}
+
+fn run_doorbells(incoming: Vec<Received>, faults: FaultPlan) -> (Script, Doorbells) {
+    let mut script = Script {
+        incoming,
+        ..Script::default()
+    };
+    let mut handler = Doorbells::default();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve(&mut script, &mut handler, faults)
+    }));
+    assert!(outcome.is_err(), "serve never returns");
+    (script, handler)
+}
+
+#[test]
+fn a_device_servers_doorbells_count_as_requests_at_both_crash_points() {
+    let ring = || Received::Notification { word: 1 };
+    // On taking the second doorbell: it never reaches the handler.
+    let (script, handler) = run_doorbells(
+        std::vec![message(1, &Request::Echo(1)), ring(), ring()],
+        FaultPlan::from_manifest(3, 0),
+    );
+    assert_eq!(script.crash, Some((FaultPoint::BeforeHandling, 3)));
+    assert_eq!(handler.0.notifications, [1]);
+    // After serving the first doorbell, before anything else happens.
+    let (script, handler) =
+        run_doorbells(std::vec![ring(), ring()], FaultPlan::from_manifest(0, 1));
+    assert_eq!(script.crash, Some((FaultPoint::BeforeReply, 1)));
+    assert_eq!(handler.0.notifications, [1], "served, then crashed");
+    // Other servers' notifications are not requests (the default).
+    let (script, _) = run(
+        std::vec![ring(), ring(), ring()],
+        FaultPlan::from_manifest(1, 0),
+    );
+    assert_eq!(script.crash, None);
+}

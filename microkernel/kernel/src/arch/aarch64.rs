@@ -131,6 +131,10 @@ impl super::Arch for Aarch64 {
         cpu::invalidate_after_reload();
     }
 
+    fn zero(start: u64, len: u64) {
+        cache::zero(start, len);
+    }
+
     fn clean_for_guest(start: u64, len: u64) {
         cache::clean_invalidate_to_poc(start, len);
     }

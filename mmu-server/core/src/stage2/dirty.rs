@@ -13,15 +13,33 @@
 //! To keep it when write-protecting fails, get-and-clear puts the bits back and reports the
 //! error: a page is then reported twice rather than never.
 //!
-//! Windows live in a fixed array of `W`; no heap.
+//! Windows are a resource of the VM, bounded twice: the array of `W` holds at most
+//! [`MAX_WINDOWS`] in the server (no heap), and each VM may use only its manifest's
+//! `dirty_log_windows` of them ([`DirtyLog::set_limit`]). An enable past the limit is refused
+//! with `DirtyLogWindowsExhausted` and changes nothing; [`DirtyLog::disable`] gives a window
+//! back. Logging degrades only the 2 MiB blocks a window touches: elsewhere faults map blocks
+//! ([`DirtyLog::overlaps`], used by the planner), and a disabled window's blocks are unmapped so
+//! the next touch maps a block again (x86 KVM's `kvm_mmu_zap_collapsible_sptes` after logging
+//! stops, done eagerly here: at most two blocks per window).
 
 use super::fault::{Stage2Mapper, refused};
-use super::slots::Slots;
-use kernel_core::stage2::PAGE_SIZE;
+use super::slots::{Slot, Slots};
+use kernel_core::stage2::{PAGE_SIZE, PageSize};
 use mmu_api::{DIRTY_LOG_PAGES, DIRTY_LOG_WORDS, MmuError};
 
 /// The largest range of one window or one get-and-clear, in bytes.
 pub const MAX_LOG_BYTES: u64 = DIRTY_LOG_PAGES as u64 * PAGE_SIZE;
+
+/// The most dirty-log windows an mmu-server holds for its VM: the largest
+/// `[vms.<name>] dirty_log_windows` the manifest compiler accepts. Each costs 64 bytes of the
+/// server's state and two comparisons per fault.
+pub const MAX_WINDOWS: usize = 16;
+
+/// A VM's windows when its manifest does not say (the capacity before the key existed).
+pub const DEFAULT_WINDOWS: u16 = 4;
+
+/// The bytes of a 2 MiB block.
+const BLOCK: u64 = PageSize::Size2M.bytes();
 
 /// A bitmap of up to 256 pages: bit `n` of word `w` is page `64 w + n`.
 pub type Bitmap = [u64; DIRTY_LOG_WORDS];
@@ -50,10 +68,11 @@ impl Window {
     }
 }
 
-/// The dirty logs of all slots: at most `W` windows.
+/// The dirty logs of all slots: at most `W` windows, of which the VM may use `limit`.
 #[derive(Clone, Debug)]
 pub struct DirtyLog<const W: usize> {
     windows: [Option<Window>; W],
+    limit: u16,
 }
 
 impl<const W: usize> Default for DirtyLog<W> {
@@ -71,13 +90,47 @@ fn check(ipa: u64, len: u64) -> Result<(), MmuError> {
 }
 
 impl<const W: usize> DirtyLog<W> {
-    /// No logging.
+    /// No logging; every one of the `W` windows may be used.
     pub const fn new() -> Self {
-        Self { windows: [None; W] }
+        Self {
+            windows: [None; W],
+            limit: if W > u16::MAX as usize {
+                u16::MAX
+            } else {
+                W as u16
+            },
+        }
+    }
+
+    /// Lets the VM use at most `limit` windows (its manifest's `dirty_log_windows`), no more
+    /// than the `W` there are; returns the limit now in force. Windows already enabled stay.
+    pub fn set_limit(&mut self, limit: u16) -> u16 {
+        self.limit = limit.min(Self::new().limit);
+        self.limit
+    }
+
+    /// How many windows the VM may use.
+    pub const fn limit(&self) -> u16 {
+        self.limit
+    }
+
+    /// How many windows are enabled.
+    pub fn in_use(&self) -> usize {
+        self.windows.iter().flatten().count()
     }
 
     fn window(&self, ipa: u64, len: u64) -> Option<&Window> {
         self.windows.iter().flatten().find(|w| w.contains(ipa, len))
+    }
+
+    /// Whether any window overlaps `[ipa, ipa + len)`: the planner maps no 2 MiB block there,
+    /// since a writable block would let the guest write a logged page unseen.
+    pub fn overlaps(&self, ipa: u64, len: u64) -> bool {
+        let end = ipa.saturating_add(len);
+        self.windows
+            .iter()
+            .flatten()
+            .any(|w| w.ipa < end && ipa < w.end())
     }
 
     /// Whether the page at `ipa` is being logged.
@@ -107,8 +160,9 @@ impl<const W: usize> DirtyLog<W> {
     }
 
     /// Starts logging `[ipa, ipa + len)`: write-protects it (through `mapper`), then records it
-    /// clean and turns the slot's dirty-logging flag on (4 KiB mappings only from now on).
-    /// Enabling the same range again starts it clean again.
+    /// clean and turns the slot's dirty-logging flag on (from now on the 2 MiB blocks the window
+    /// touches are mapped as 4 KiB pages). Enabling the same range again starts it clean again
+    /// and takes no new window; a new range past the limit is `DirtyLogWindowsExhausted`.
     pub fn enable<const S: usize>(
         &mut self,
         slots: &mut Slots<S>,
@@ -126,12 +180,20 @@ impl<const W: usize> DirtyLog<W> {
         if self.windows.iter().flatten().any(overlaps) {
             return Err(MmuError::BadRange);
         }
-        let index = self
+        let exhausted = MmuError::DirtyLogWindowsExhausted { limit: self.limit };
+        let index = match self
             .windows
             .iter()
             .position(|w| w.as_ref().is_some_and(same))
-            .or_else(|| self.windows.iter().position(Option::is_none))
-            .ok_or(MmuError::OutOfMemory)?;
+        {
+            Some(index) => index,
+            None if self.in_use() >= usize::from(self.limit) => return Err(exhausted),
+            None => self
+                .windows
+                .iter()
+                .position(Option::is_none)
+                .ok_or(exhausted)?,
+        };
         mapper.write_protect(ipa, len).map_err(refused)?;
         if let Some(entry) = self.windows.get_mut(index) {
             *entry = Some(Window {
@@ -190,6 +252,65 @@ impl<const W: usize> DirtyLog<W> {
             return Err(refused(error));
         }
         Ok(taken)
+    }
+
+    /// Stops logging `[ipa, ipa + len)` (the range rules of [`DirtyLog::enable`]): the window
+    /// enabled with exactly this range is forgotten and its place freed. First the 2 MiB blocks
+    /// it touches that could be blocks again (the slot allows blocks there, no other window
+    /// overlaps them) are unmapped, so the next fault there maps a block instead of leaving the
+    /// window's 4 KiB pages for good; if unmapping fails the window stays and the error is
+    /// returned (unmapped pages of a logged window are harmless: they refault). A range no
+    /// window overlaps is not logged: `Ok` and nothing changes, so a repeat (after an
+    /// mmu-server restart lost its windows) answers the same. A range overlapping a window
+    /// without being it is `BadRange`.
+    pub fn disable<const S: usize>(
+        &mut self,
+        slots: &mut Slots<S>,
+        ipa: u64,
+        len: u64,
+        mapper: &mut impl Stage2Mapper,
+    ) -> Result<(), MmuError> {
+        check(ipa, len)?;
+        let (number, slot) = slots.lookup(ipa).ok_or(MmuError::NoSlot)?;
+        if !slot.contains_range(ipa, len) {
+            return Err(MmuError::BadRange);
+        }
+        let Some(index) = self
+            .windows
+            .iter()
+            .position(|w| w.is_some_and(|w| w.ipa == ipa && w.len == len))
+        else {
+            return if self.overlaps(ipa, len) {
+                Err(MmuError::BadRange)
+            } else {
+                Ok(())
+            };
+        };
+        let first = ipa & !(BLOCK - 1);
+        let last = (ipa + len - 1) & !(BLOCK - 1);
+        let blocks = core::iter::successors(Some(first), |&block| {
+            (block < last).then_some(block + BLOCK)
+        });
+        for block in blocks {
+            if self.block_frees_up(index, &slot, block) {
+                mapper.unmap(block, BLOCK).map_err(refused)?;
+            }
+        }
+        if let Some(entry) = self.windows.get_mut(index) {
+            *entry = None;
+        }
+        if !self.windows.iter().flatten().any(|w| w.slot == number) {
+            slots.set_dirty_logging(number, false);
+        }
+        Ok(())
+    }
+
+    /// Whether the 2 MiB block at `block` can be mapped as a block once window `index` is gone.
+    fn block_frees_up(&self, index: usize, slot: &Slot, block: u64) -> bool {
+        let others = (0..).zip(&self.windows).any(|(other, w)| {
+            other != index && w.is_some_and(|w| w.ipa < block + BLOCK && block < w.end())
+        });
+        slot.allow_blocks && slot.fits_leaf(block, PageSize::Size2M) && !others
     }
 
     /// Drops every window of slot `number` (the slot was removed or replaced).

@@ -6,9 +6,10 @@
 //! * a page inside a dirty-logged range is mapped writable only by a write fault, which marks it
 //!   dirty, so every first write after enable or get-and-clear is seen;
 //! * otherwise the largest size that fits: a 2 MiB block when the slot allows blocks, the aligned
-//!   block lies wholly inside the slot (with congruent region offset), and dirty logging is off
-//!   for the slot; else 4 KiB. The backing server has the last word: it lends a 2 MiB frame only
-//!   where it holds 2 MiB contiguous, else a 4 KiB one, and the mapping follows the frame.
+//!   block lies wholly inside the slot (with congruent region offset), and no dirty-log window
+//!   overlaps the block (the rest of the slot keeps its blocks while a window is logged); else
+//!   4 KiB. The backing server has the last word: it lends a 2 MiB frame only where it holds
+//!   2 MiB contiguous, else a 4 KiB one, and the mapping follows the frame.
 //!
 //! Execution ([`resolve`]) asks the backing (bounded retry), maps through the kernel, and only
 //! after the mapping call succeeded marks the page dirty and counts the fault (dirty-on-success:
@@ -148,7 +149,10 @@ pub fn plan_fault<const S: usize, const W: usize>(
     }
     let page = fault.ipa & !(PAGE_SIZE - 1);
     let logged = dirty.covers(page);
-    let blocks = slot.allow_blocks && !slot.dirty_logging && slot.fits_leaf(page, PageSize::Size2M);
+    let block = PageSize::Size2M.bytes();
+    let blocks = slot.allow_blocks
+        && slot.fits_leaf(page, PageSize::Size2M)
+        && !dirty.overlaps(page & !(block - 1), block);
     Decision::Map(MapPlan {
         page,
         region: slot.region,

@@ -10,6 +10,7 @@ mod property;
 mod retry_yields;
 mod slot_edges;
 mod window_edges;
+mod window_limit;
 
 use super::*;
 use fakes::{Call, FakeBacking, FakeMapper, region_base};
@@ -165,12 +166,17 @@ fn the_size_is_a_block_only_where_slot_alignment_and_backing_all_allow() {
         Ok(page)
     );
     assert_eq!(mapper.translate(RAM), Some((region_base(3) + 0x1000, RWX)));
-    // Dirty logging on for the slot: pages only, even outside the logged range.
+    // A dirty-log window: pages in the 2 MiB block it touches, even outside the window; the
+    // slot's other blocks stay blocks.
     let (mut vm, mut backing, mut mapper) = vm_with(ram(4 * MIB, true, false));
     vm.enable_dirty_log(RAM, MIB, &mut mapper).unwrap();
     assert_eq!(
-        vm.handle_fault(read(RAM + 0x30_0000), &mut backing, &mut mapper),
+        vm.handle_fault(read(RAM + 0x18_0000), &mut backing, &mut mapper),
         Ok(page)
+    );
+    assert_eq!(
+        vm.handle_fault(read(RAM + 0x30_0000), &mut backing, &mut mapper),
+        Ok(block)
     );
 }
 
@@ -380,6 +386,28 @@ fn requests_are_dispatched() {
     assert_eq!(
         ask(&mut vm, Request::Counters),
         Ok(Reply::Counters(counters))
+    );
+    assert_eq!(
+        ask(&mut vm, Request::DisableDirtyLog { ipa: RAM, len: MIB }),
+        Ok(Reply::Done)
+    );
+    assert!(!vm.dirty().covers(RAM));
+    assert_eq!(
+        ask(&mut vm, fault(RAM + 4096, false, false)),
+        Ok(Reply::Mapped {
+            size: MappedSize::Size2M
+        }),
+        "logging stopped: the block is mapped as a block again"
+    );
+    assert_eq!(
+        ask(
+            &mut vm,
+            Request::DisableDirtyLog {
+                ipa: RAM + 1,
+                len: MIB
+            }
+        ),
+        Err(MmuError::BadRange)
     );
     assert_eq!(
         ask(&mut vm, Request::DeleteSlot { slot: 0 }),

@@ -216,6 +216,26 @@ fn vendor_calls_plan_an_mmu_call_and_shape_its_answers() {
     assert_eq!(bitmap.reply.0, RESULTS | WRITE_REG | ADVANCE);
     assert_eq!(bitmap.words, [4, 1 << 63, 0, 0x9, 0x1, 0]);
 
+    let disable = hypercall(
+        SMC0,
+        [id::HV_DIRTY_LOG_DISABLE, 0x4020_0000, 0x10_0000, 0, 0, 0],
+    );
+    let ExitPlan::Mmu(call) = plan(&disable) else {
+        panic!("expected an mmu call")
+    };
+    assert_eq!(
+        call,
+        MmuPlan {
+            call: MmuCall::DirtyLogDisable {
+                ipa: 0x4020_0000,
+                len: 0x10_0000
+            },
+            conduit: Conduit::Smc
+        }
+    );
+    let done = after_mmu(&call, MmuAnswer::Done);
+    assert_eq!((done.reply.0, done.words), (RESULTS | ADVANCE, [0; 6]));
+
     let faults = hypercall(HVC0, [id::HV_STAGE2_FAULTS, 0, 0, 0, 0, 0]);
     let ExitPlan::Mmu(call) = plan(&faults) else {
         panic!("expected an mmu call")
@@ -245,6 +265,11 @@ fn vendor_call_failures_are_error_codes_not_faults() {
     };
     let refused = after_mmu(&call, MmuAnswer::Refused);
     assert_eq!((refused.reply.0, refused.words[2] as i64), (RESULTS, -3));
+    let no_window = after_mmu(&call, MmuAnswer::NoWindow);
+    assert_eq!(
+        (no_window.reply.0, no_window.words[2] as i64),
+        (RESULTS, -4)
+    );
     let failed = after_mmu(&call, MmuAnswer::Failed);
     assert_eq!((failed.reply.0, failed.words[2] as i64), (RESULTS, -6));
     let confused = after_mmu(&call, MmuAnswer::Bitmap([1; 4]));
@@ -258,6 +283,11 @@ fn vendor_call_failures_are_error_codes_not_faults() {
         [id::HV_DIRTY_LOG_ENABLE, 0x4020_0001, 0x1000, 0, 0, 0],
     )));
     assert_eq!(bad_range.words[2] as i64, -3);
+    let bad_disable = reply(plan(&hypercall(
+        HVC0,
+        [id::HV_DIRTY_LOG_DISABLE, 0x4020_0000, 0x10_1000, 0, 0, 0],
+    )));
+    assert_eq!(bad_disable.words[2] as i64, -3, "more than 1 MiB");
 }
 
 #[test]
@@ -566,7 +596,7 @@ proptest! {
                 prop_assert_eq!(kind, VmExitKind::Hypercall)
             }
             ExitPlan::Mmu(call) => {
-                for answer in [MmuAnswer::Done, MmuAnswer::Bitmap([raw; 4]), MmuAnswer::Refused, MmuAnswer::Failed] {
+                for answer in [MmuAnswer::Done, MmuAnswer::Bitmap([raw; 4]), MmuAnswer::Refused, MmuAnswer::NoWindow, MmuAnswer::Failed] {
                     let resume = after_mmu(&call, answer);
                     prop_assert!(resume.reply.contains(VmReply::SET_RESULTS) && coherent(resume));
                 }

@@ -93,7 +93,7 @@ fn dirty_log_ranges_are_checked() {
     .unwrap();
     assert_eq!(
         vm.enable_dirty_log(0x8000_0000, MIB, &mut mapper),
-        Err(MmuError::OutOfMemory)
+        Err(MmuError::DirtyLogWindowsExhausted { limit: 4 })
     );
     // Enabling fails to write-protect: nothing is logged.
     vm.delete_slot(0, &mut mapper).unwrap();

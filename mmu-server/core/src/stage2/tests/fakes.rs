@@ -159,6 +159,19 @@ impl FakeMapper {
         stage2::translate(&self.tables, self.root, ipa)
     }
 
+    /// The size of the leaf that maps `ipa`, if any (a 2 MiB block or a 4 KiB page).
+    pub fn leaf_size(&self, ipa: u64) -> Option<PageSize> {
+        let mut table = self.root;
+        for level in stage2::Level::ALL {
+            match stage2::decode(self.tables.read(table, level.index(ipa)), level) {
+                stage2::Entry::Invalid => return None,
+                stage2::Entry::Table(next) => table = next,
+                stage2::Entry::Leaf { size, .. } => return Some(size),
+            }
+        }
+        None
+    }
+
     /// The map calls made, failed ones included.
     pub fn maps(&self) -> usize {
         self.calls

@@ -1,10 +1,13 @@
 //! The stage-2 property: after any sequence of guest accesses (faulting where stage 2 does not
-//! permit them, with injected mapping failures and backing retries), dirty-log enables and
-//! get-and-clears,
+//! permit them, with injected mapping failures and backing retries), dirty-log enables,
+//! get-and-clears and disables, with fewer windows allowed than there are candidates,
 //! * every mapped IPA translates to its slot's backing frame + offset, as Normal memory;
 //! * inside a logged range a page is writable only if it is dirty (so no write goes unseen);
 //! * a page is dirty exactly when the guest wrote it since enable or the last get, which needs a
-//!   successful writable mapping first (dirty-on-success), and get-and-clear reports exactly those.
+//!   successful writable mapping first (dirty-on-success), and get-and-clear reports exactly those;
+//! * in the slot that allows blocks, every mapped page of a 2 MiB block that no enabled window
+//!   overlaps is mapped by a block (logging, and logging that stopped, costs no other block);
+//! * an enable beyond the limit is refused with `DirtyLogWindowsExhausted` and changes nothing.
 
 use super::fakes::{FakeBacking, FakeMapper, region_base};
 use super::*;
@@ -20,6 +23,8 @@ const SLOT1: u64 = 0x8020_0000;
 
 /// Logged-range candidates: (ipa, pages). They do not overlap one another.
 const WINDOWS: [(u64, u64); 3] = [(SLOT0, 16), (SLOT0 + 0x20_0000, 256), (SLOT1, 16)];
+/// Windows the VM may have at once: fewer than the candidates, so enables are refused too.
+const LIMIT: u16 = 2;
 
 /// The pages the guest touches: both ends of each 2 MiB of slot 0, and the start of slot 1.
 fn pages() -> Vec<u64> {
@@ -57,6 +62,10 @@ enum Op {
         window: usize,
         fail: bool,
     },
+    Disable {
+        window: usize,
+        fail: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -65,6 +74,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(page, write, fail, retries)| Op::Access { page, write, fail, retries }),
         1 => (0..3usize, prop::bool::weighted(0.1)).prop_map(|(window, fail)| Op::Enable { window, fail }),
         2 => (0..3usize, prop::bool::weighted(0.1)).prop_map(|(window, fail)| Op::GetAndClear { window, fail }),
+        1 => (0..3usize, prop::bool::weighted(0.1)).prop_map(|(window, fail)| Op::Disable { window, fail }),
     ]
 }
 
@@ -102,6 +112,7 @@ impl Model {
         };
         vm.set_slot(0, slot0, &mut mapper).unwrap();
         vm.set_slot(1, slot1, &mut mapper).unwrap();
+        assert_eq!(vm.set_dirty_log_limit(LIMIT), LIMIT);
         let backing = FakeBacking {
             contiguous: true,
             ..Default::default()
@@ -175,6 +186,12 @@ impl Model {
                     .vm
                     .enable_dirty_log(ipa, count * PAGE, &mut self.mapper);
                 self.mapper.fail_next = 0;
+                let in_use = self.active.iter().filter(|a| **a).count();
+                if !self.active[window] && in_use >= usize::from(LIMIT) {
+                    let limit = LIMIT;
+                    assert_eq!(result, Err(MmuError::DirtyLogWindowsExhausted { limit }));
+                    return;
+                }
                 assert_eq!(result.is_ok(), !fail, "{result:?}");
                 if result.is_ok() {
                     self.active[window] = true;
@@ -203,6 +220,19 @@ impl Model {
                     assert_eq!(reported, self.written.remove(&page), "page {page:#x}");
                 }
             }
+            Op::Disable { window, fail } => {
+                self.mapper.fail_next = u32::from(fail);
+                let (ipa, count) = WINDOWS[window];
+                let result = self
+                    .vm
+                    .disable_dirty_log(ipa, count * PAGE, &mut self.mapper);
+                self.mapper.fail_next = 0;
+                match result {
+                    Ok(()) => self.active[window] = false,
+                    // Only an unmap can fail, and only an enabled window's disable unmaps.
+                    Err(error) => assert!(fail && self.active[window], "{error:?}"),
+                }
+            }
         }
     }
 
@@ -211,6 +241,21 @@ impl Model {
             if let Some((pa, attributes)) = self.mapper.translate(page + 0x18) {
                 assert_eq!(pa, expected_pa(page) + 0x18, "translation of {page:#x}");
                 assert_eq!(attributes.kind, kernel_core::stage2::MemoryKind::Normal);
+            }
+        }
+        let block = 0x20_0000;
+        for page in pages().into_iter().filter(|page| *page < SLOT1) {
+            let base = page & !(block - 1);
+            let logged = (0..3).any(|w| {
+                let (ipa, count) = WINDOWS[w];
+                self.active[w] && ipa < base + block && base < ipa + count * PAGE
+            });
+            if let (false, Some(size)) = (logged, self.mapper.leaf_size(page)) {
+                assert_eq!(
+                    size,
+                    PageSize::Size2M,
+                    "{page:#x}: no window, yet not a block"
+                );
             }
         }
         for window in (0..3).filter(|w| self.active[*w]) {
