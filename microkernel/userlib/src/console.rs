@@ -1,4 +1,5 @@
-//! Console output through the kernel's DebugWrite call: `print!` / `println!`.
+//! Console output through the kernel's DebugWrite call: `print!` / `println!`; console input
+//! through DebugInputRead ([`read_input`]).
 //!
 //! The call needs the server's `debug:console` capability (the manifest's `debug =
 //! ["console"]`), looked up once. A server without one prints nothing: each `print!` is counted
@@ -84,4 +85,28 @@ macro_rules! print {
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Takes everything the kernel has buffered of the console's input (`DebugInputRead` on the
+/// `debug:input` capability `input`, a chunk per call until it answers none) and hands each
+/// chunk to `take`, oldest first. A refused call ends it, as an empty buffer does.
+pub fn read_input(input: CPtr, mut take: impl FnMut(&[u8])) {
+    use abi::message::CONSOLE_INPUT_CHUNK;
+    loop {
+        let (info, words) =
+            crate::syscall::invoke(input, abi::InvocationLabel::DebugInputRead, [0; 4]);
+        let count = if info.is_error() {
+            0
+        } else {
+            words[0] as usize
+        };
+        if count == 0 {
+            break;
+        }
+        let mut bytes = [0u8; CONSOLE_INPUT_CHUNK];
+        for (chunk, word) in bytes.chunks_mut(8).zip(&words[1..]) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        take(&bytes[..count.min(CONSOLE_INPUT_CHUNK)]);
+    }
 }

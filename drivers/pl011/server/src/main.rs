@@ -47,7 +47,7 @@
 #![no_std]
 #![no_main]
 
-use abi::message::{BOUND_NOTIFICATION_LABEL, CONSOLE_INPUT_BADGE, CONSOLE_INPUT_CHUNK};
+use abi::message::{BOUND_NOTIFICATION_LABEL, CONSOLE_INPUT_BADGE};
 use abi::mmio::{MMIO_MESSAGE_WORDS, MmioAnswer, MmioMessage};
 use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
 use core::fmt;
@@ -135,7 +135,7 @@ fn main() -> ! {
             if let Some(input) = &input
                 && badge & CONSOLE_INPUT_BADGE != 0
             {
-                take_input(input, &mut pending);
+                userlib::console::read_input(input.console, |bytes| pending.push(bytes));
                 pending.feed(&mut uart);
                 syscall::signal_if(
                     vmm,
@@ -274,27 +274,6 @@ fn bind_input() -> Option<Input> {
         return None;
     }
     Some(Input { console })
-}
-
-/// Takes the kernel's buffered console input.
-fn take_input(input: &Input, pending: &mut Pending) {
-    loop {
-        let (info, words) =
-            syscall::invoke(input.console, abi::InvocationLabel::DebugInputRead, [0; 4]);
-        let count = if info.is_error() {
-            0
-        } else {
-            words[0] as usize
-        };
-        if count == 0 {
-            break;
-        }
-        let mut bytes = [0u8; CONSOLE_INPUT_CHUNK];
-        for (chunk, word) in bytes.chunks_mut(8).zip(&words[1..]) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        pending.push(&bytes[..count.min(CONSOLE_INPUT_CHUNK)]);
-    }
 }
 
 /// Prints one flushed line of guest output, exactly as transmitted.

@@ -32,7 +32,7 @@
 #![no_main]
 
 use abi::CPtr;
-use abi::message::{CONSOLE_INPUT_BADGE, CONSOLE_INPUT_CHUNK};
+use abi::message::CONSOLE_INPUT_BADGE;
 use bootdesc::bootinfo::DeviceKind;
 use device_api::{Mmio, Request, Response};
 use drv_virtio_server_core::doors::{Device, Front};
@@ -149,7 +149,8 @@ impl userlib::server::Server for VirtioConsole {
             && let Some(console) = self.input
         {
             let signal = self.front.act(|serving| {
-                take_input(console, &mut serving.input);
+                let queue = &mut serving.input;
+                userlib::console::read_input(console, |bytes| queue.push(bytes));
                 serving.feed_input();
             });
             syscall::signal_if(self.vmm, signal);
@@ -183,26 +184,6 @@ fn bind_input(name: &str) -> Option<CPtr> {
         return None;
     }
     Some(console)
-}
-
-/// Takes everything the kernel has buffered into `queue`.
-fn take_input(console: CPtr, queue: &mut InputQueue) {
-    loop {
-        let (info, words) = syscall::invoke(console, abi::InvocationLabel::DebugInputRead, [0; 4]);
-        let count = if info.is_error() {
-            0
-        } else {
-            words[0] as usize
-        };
-        if count == 0 {
-            break;
-        }
-        let mut bytes = [0u8; CONSOLE_INPUT_CHUNK];
-        for (chunk, word) in bytes.chunks_mut(8).zip(&words[1..]) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        queue.push(&bytes[..count.min(CONSOLE_INPUT_CHUNK)]);
-    }
 }
 
 impl Serving {
