@@ -1,18 +1,15 @@
-//! The serve loop's one step, `ipc::server::Serving::answer`, over a scripted kernel: any
-//! sequence of messages (well-formed requests, raw words, kernel errors, fast-path MMIO
-//! accesses, notifications) under any fault plan. Checked against a model of the loop after
-//! every message: what the handler saw, what was replied, what was reported rejected, how many
-//! requests were counted, and where a planned crash hit.
+//! The serve loop's one step, `ipc::server::answer`, over a scripted kernel: any sequence of
+//! messages (well-formed requests, raw words, kernel errors, fast-path MMIO accesses,
+//! notifications). Checked against a model of the loop after every message: what the handler
+//! saw, what was replied and what was reported rejected.
 #![no_main]
 
 use abi::message::MAX_MESSAGE_WORDS;
 use abi::mmio::{MMIO_MESSAGE_WORDS, MmioAnswer, MmioMessage, REPLY_BUS_ERROR, REPLY_DONE};
 use abi::{FaultKind, MessageInfo};
 use arbitrary::{Arbitrary, Unstructured};
-use hv_fuzz::crash::{catching, crash};
 use ipc::server::{
-    Caller, FaultPlan, FaultPoint, Handler, Link, Outgoing, Received, Rejection, Reply, Serving,
-    decode_request,
+    Caller, Handler, Link, Outgoing, Received, Rejection, Reply, answer, decode_request,
 };
 use ipc::{CallError, Protocol};
 use serde::{Deserialize, Serialize};
@@ -98,20 +95,15 @@ fn mmio_answer(access: Option<MmioMessage>) -> MmioAnswer {
     }
 }
 
-/// The kernel side: records rejections and the planned crash (which unwinds).
+/// The kernel side: records rejections.
 #[derive(Default)]
 struct Script {
     rejections: Vec<(Caller, Rejection)>,
-    crashed: Option<(FaultPoint, u32)>,
 }
 
 impl Link for Script {
     fn reply_recv(&mut self, _: Option<&Outgoing>) -> Received {
-        unreachable!("the target calls Serving::answer, never the loop")
-    }
-    fn crash(&mut self, point: FaultPoint, request: u32) -> ! {
-        self.crashed = Some((point, request));
-        crash()
+        unreachable!("the target calls answer, never the loop")
     }
     fn rejected(&mut self, caller: Caller, why: Rejection) {
         self.rejections.push((caller, why));
@@ -165,17 +157,8 @@ fn received(u: &mut Unstructured<'_>) -> arbitrary::Result<Received> {
     })
 }
 
-fn plan(u: &mut Unstructured<'_>) -> arbitrary::Result<FaultPlan> {
-    let planned = |u: &mut Unstructured<'_>| -> arbitrary::Result<u32> {
-        Ok(u32::from(u.int_in_range(0u8..=12)?))
-    };
-    Ok(FaultPlan::from_manifest(planned(u)?, planned(u)?))
-}
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(faults) = plan(&mut u) else { return };
-    let mut serving = Serving::new(faults);
     let mut link = Script::default();
     let mut handler = Recorder::default();
     // Unstructured answers zeros once the data is used up: stop there.
@@ -183,64 +166,40 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let Ok(message) = received(&mut u) else {
             return;
         };
-        step(&mut serving, faults, &mut link, &mut handler, message);
+        step(&mut link, &mut handler, message);
     }
 });
 
 /// Answers one message and checks the answer against the model.
-fn step(
-    serving: &mut Serving,
-    faults: FaultPlan,
-    link: &mut Script,
-    handler: &mut Recorder,
-    message: Received,
-) {
+fn step(link: &mut Script, handler: &mut Recorder, message: Received) {
     let before = (
-        serving.requests(),
         handler.handled.len(),
         handler.accesses.len(),
         handler.notifications.len(),
         link.rejections.len(),
     );
-    let reply = catching(|| serving.answer(link, handler, message));
+    let reply = answer(link, handler, message);
     let (badge, info, words) = match message {
         Received::Notification { word } => {
-            assert_eq!(reply, Some(None), "a notification is not answered");
+            assert_eq!(reply, None, "a notification is not answered");
             assert_eq!(handler.notifications.last(), Some(&word));
-            assert_eq!(serving.requests(), before.0, "a notification is no request");
             return;
         }
         Received::Message { badge, info, words } => (badge, info, words),
     };
-    assert_eq!(handler.notifications.len(), before.3);
+    assert_eq!(handler.notifications.len(), before.2);
     let is_mmio = !info.is_error() && info.label() == FaultKind::Mmio as u64;
     let decoded = decode_request::<Shapes>(info, &words);
     if !is_mmio && let Err(why) = decoded {
-        // Not a request: rejected, reported once, not counted, nothing handled.
-        assert_eq!(reply, Some(Some(Outgoing::REJECTED)));
+        // Not a request: rejected, reported once, nothing handled.
+        assert_eq!(reply, Some(Outgoing::REJECTED));
         assert_eq!(link.rejections.last(), Some(&(Caller { badge }, why)));
-        assert_eq!(link.rejections.len(), before.4 + 1);
-        assert_eq!(serving.requests(), before.0);
-        assert_eq!(handler.handled.len(), before.1);
-        assert_eq!(handler.accesses.len(), before.2);
+        assert_eq!(link.rejections.len(), before.3 + 1);
+        assert_eq!(handler.handled.len(), before.0);
+        assert_eq!(handler.accesses.len(), before.1);
         return;
     }
-    let number = before.0.wrapping_add(1);
-    assert_eq!(serving.requests(), number, "every request is counted once");
-    let handled = handler.handled.len() + handler.accesses.len() - before.1 - before.2;
-    let Some(reply) = reply else {
-        // A planned crash: before the handler ran, or after it ran and before the reply.
-        let (point, request) = link.crashed.take().expect("only a planned crash unwinds");
-        assert_eq!(request, number);
-        assert!(faults.crashes(number, point));
-        let expected = usize::from(point == FaultPoint::BeforeReply);
-        assert_eq!(handled, expected, "{point:?}");
-        // The server restarts: its loop counts from zero again.
-        *serving = Serving::new(faults);
-        return;
-    };
-    assert!(!faults.crashes(number, FaultPoint::BeforeHandling));
-    assert!(!faults.crashes(number, FaultPoint::BeforeReply));
+    let handled = handler.handled.len() + handler.accesses.len() - before.0 - before.1;
     assert_eq!(handled, 1, "exactly one handler call per request");
     let reply = reply.expect("a message is answered");
     if is_mmio {

@@ -3,7 +3,6 @@
 //! over one of these or over its own harness; docs/TESTING.md ("Fuzzing") lists what each
 //! asserts.
 
-pub mod crash;
 pub mod protocol;
 
 use abi::message::MAX_MESSAGE_WORDS;

@@ -95,8 +95,7 @@ pub(crate) struct ServerPlan {
     pub role: ServerRole,
     pub fault_endpoint: Option<u16>,
     pub fault_badge: u64,
-    pub inject_fault_at_request: u32,
-    pub inject_fault_after_request: u32,
+    pub inject_fault: Option<bootdesc::InjectedFault>,
     pub caps: Vec<CapPlan>,
     pub supervised: Vec<SupervisedPlan>,
 }
@@ -453,8 +452,13 @@ pub(crate) fn compile(
                 Some(fault_endpoint)
             },
             fault_badge: s as u64 + 1,
-            inject_fault_at_request: server.inject_fault.as_ref().map_or(0, |i| i.value),
-            inject_fault_after_request: server.inject_fault_after.as_ref().map_or(0, |i| i.value),
+            inject_fault: server
+                .injects
+                .first()
+                .map(|(at, count)| bootdesc::InjectedFault {
+                    at: *at,
+                    count: count.value,
+                }),
             supervised: Vec::new(),
             caps,
         });

@@ -105,8 +105,6 @@ pub(crate) fn bootinfo_blobs(plan: &Plan) -> anyhow::Result<Vec<Vec<u8>>> {
                 caps: 0,
                 heap_bytes: server.heap_bytes,
                 supervised: 0,
-                inject_fault_at_request: server.inject_fault_at_request,
-                inject_fault_after_request: server.inject_fault_after_request,
                 vms: 0,
                 devices: 0,
             };
@@ -319,6 +317,7 @@ pub(crate) fn build(
             role: server.role,
             fault_endpoint: server.fault_endpoint,
             fault_badge: server.fault_badge,
+            inject_fault: server.inject_fault,
             bootinfo: blob,
         }));
     }

@@ -35,8 +35,9 @@ pub(crate) struct ServerDef {
     pub supervisor: Option<Sp<bool>>,
     pub system_control: bool,
     pub cnode_slots: Option<Sp<u16>>,
-    pub inject_fault: Option<Sp<u32>>,
-    pub inject_fault_after: Option<Sp<u32>>,
+    /// The kernel-made faults asked for (`inject_fault_*`, [`INJECT_KEYS`]); validation
+    /// allows at most one.
+    pub injects: Vec<(bootdesc::InjectPoint, Sp<u32>)>,
     pub debug: DebugDef,
 }
 
@@ -150,7 +151,18 @@ const SERVER_KEYS: &[&str] = &[
     "cnode_slots",
     "inject_fault_at_request",
     "inject_fault_after_request",
+    "inject_fault_at_call",
+    "inject_fault_at_signal",
     "debug",
+];
+/// A server's fault-injection keys (test systems only) and where each makes the kernel fault
+/// it (`abi::InjectAt`): on taking its N-th request, at its N-th reply, at its N-th call to a
+/// peer, at its N-th signal.
+pub(crate) const INJECT_KEYS: [(&str, bootdesc::InjectPoint); 4] = [
+    ("inject_fault_at_request", bootdesc::InjectPoint::Receive),
+    ("inject_fault_after_request", bootdesc::InjectPoint::Reply),
+    ("inject_fault_at_call", bootdesc::InjectPoint::Call),
+    ("inject_fault_at_signal", bootdesc::InjectPoint::Signal),
 ];
 const ENDPOINT_KEYS: &[&str] = &["server", "clients"];
 const NOTIFICATION_KEYS: &[&str] = &["waiter", "signallers", "bind"];
@@ -301,16 +313,17 @@ fn read_server(
         supervisor: f.boolean("supervisor")?,
         system_control: f.boolean("system_control")?.is_some_and(|s| s.value),
         cnode_slots: f.integer::<u16>("cnode_slots", 0..=4096, Radix::Decimal)?,
-        inject_fault: f.integer::<u32>(
-            "inject_fault_at_request",
-            1..=i64::from(u32::MAX),
-            Radix::Decimal,
-        )?,
-        inject_fault_after: f.integer::<u32>(
-            "inject_fault_after_request",
-            1..=i64::from(u32::MAX),
-            Radix::Decimal,
-        )?,
+        injects: {
+            let mut injects = Vec::new();
+            for (key, point) in INJECT_KEYS {
+                if let Some(count) =
+                    f.integer::<u32>(key, 1..=i64::from(u32::MAX), Radix::Decimal)?
+                {
+                    injects.push((point, count));
+                }
+            }
+            injects
+        },
         debug: read_debug(&f)?,
         name,
     })

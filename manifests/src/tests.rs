@@ -29,8 +29,7 @@ priority = 150
 stack = 8192
 heap = 8192
 restart = { budget = 3, within_ms = 1000 }
-inject_fault_at_request = 5
-inject_fault_after_request = 7
+inject_fault_at_call = 5
 
 [servers.boss]
 binary = "supervisor"
@@ -254,8 +253,7 @@ fn defaults_apply_when_keys_are_absent() {
     let ping = &plan.servers[2];
     assert_eq!((ping.stack_bytes, ping.heap_bytes), (16384, 0));
     assert_eq!(ping.restart, RestartPolicy::Never);
-    assert_eq!(ping.inject_fault_at_request, 0);
-    assert_eq!(ping.inject_fault_after_request, 0);
+    assert_eq!(ping.inject_fault, None);
     assert_eq!(plan.servers[1].restart, RestartPolicy::Always);
     assert_eq!(
         plan.regions[0].kind,
@@ -308,13 +306,13 @@ fn bootinfo_blobs_name_every_cap_and_the_supervised_servers() {
     let blobs = crate::payload::bootinfo_blobs(&plan).unwrap_or_else(|e| panic!("{e}"));
     let (header, _) = bootinfo::header(&blobs[0]).unwrap_or_else(|| panic!("header"));
     assert_eq!((header.server_id, header.name, header.caps), (0, "uart", 4));
+    assert_eq!(header.heap_bytes, 8192);
     assert_eq!(
-        (
-            header.heap_bytes,
-            header.inject_fault_at_request,
-            header.inject_fault_after_request
-        ),
-        (8192, 5, 7)
+        plan.servers[0].inject_fault,
+        Some(bootdesc::InjectedFault {
+            at: bootdesc::InjectPoint::Call,
+            count: 5
+        })
     );
     assert_eq!(bootinfo::find_cap(&blobs[0], "irq:uart"), Some(F + 3));
     assert_eq!(bootinfo::find_cap(&blobs[0], "system"), None);

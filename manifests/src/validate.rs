@@ -256,12 +256,21 @@ fn check_servers(rep: &Reporter<'_>, def: &ManifestDef) -> Result<usize, Manifes
             }
             input = Some(&server.name.value);
         }
-        let injects = [&server.inject_fault, &server.inject_fault_after];
-        if let (Some(inject), false) = (injects.into_iter().flatten().next(), def.system.test) {
+        if let (Some((_, inject)), false) = (server.injects.first(), def.system.test) {
             return Err(rep.error(
                 &inject.span,
                 &inject.key,
                 "fault injection is only allowed in test systems ([system] test = true)",
+            ));
+        }
+        if let [(_, first), (_, second), ..] = server.injects.as_slice() {
+            return Err(rep.error(
+                &second.span,
+                &second.key,
+                format!(
+                    "a server takes one injected fault, and `{}` is already set",
+                    first.key
+                ),
             ));
         }
         let Some(flag) = server.supervisor.as_ref().filter(|flag| flag.value) else {

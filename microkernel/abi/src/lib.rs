@@ -17,7 +17,7 @@ pub mod syscall;
 pub mod vm;
 
 pub use error::KernelError;
-pub use fault::{FaultInfo, FaultKind};
+pub use fault::{FaultInfo, FaultKind, InjectAt};
 pub use message::MessageInfo;
 pub use rights::Rights;
 pub use syscall::{InvocationLabel, Syscall};

@@ -23,12 +23,6 @@ pub struct BootInfoHeader<'a> {
     pub heap_bytes: u32,
     /// Number of [`SupervisedServer`] records after the capability names.
     pub supervised: u16,
-    /// Fault injection (test systems only): crash deliberately while serving the N-th request
-    /// (1-based); 0 means never.
-    pub inject_fault_at_request: u32,
-    /// Fault injection (test systems only): crash deliberately after handling the N-th request,
-    /// before replying to it (1-based); 0 means never.
-    pub inject_fault_after_request: u32,
     /// Number of [`VmInfo`] records after the supervised servers.
     pub vms: u16,
     /// Number of [`DeviceInfo`] records after the VMs.

@@ -30,7 +30,7 @@ pub use records::*;
 /// The first bytes of a payload.
 pub const PAYLOAD_MAGIC: [u8; 8] = *b"HVBOOT01";
 /// Version of the record format; the kernel refuses any other.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// Size of the fixed payload header.
 pub const PAYLOAD_HEADER_LEN: usize = 16;
 /// Alignment of the image area and of every image inside it.

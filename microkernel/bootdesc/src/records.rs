@@ -96,6 +96,41 @@ pub enum ServerRole {
     Supervisor,
 }
 
+/// Where the kernel makes a server fault: [`abi::InjectAt`], as a record field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InjectPoint {
+    /// [`abi::InjectAt::Receive`] (`inject_fault_at_request`).
+    Receive,
+    /// [`abi::InjectAt::Reply`] (`inject_fault_after_request`).
+    Reply,
+    /// [`abi::InjectAt::Call`] (`inject_fault_at_call`).
+    Call,
+    /// [`abi::InjectAt::Signal`] (`inject_fault_at_signal`).
+    Signal,
+}
+
+impl InjectPoint {
+    /// The kernel's name for it.
+    pub const fn to_abi(self) -> abi::InjectAt {
+        match self {
+            Self::Receive => abi::InjectAt::Receive,
+            Self::Reply => abi::InjectAt::Reply,
+            Self::Call => abi::InjectAt::Call,
+            Self::Signal => abi::InjectAt::Signal,
+        }
+    }
+}
+
+/// A kernel-made fault: the `count`-th time (from 1, counted afresh at every start) the server
+/// reaches `at`, it faults there instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectedFault {
+    /// Where.
+    pub at: InjectPoint,
+    /// At which occurrence (at least 1).
+    pub count: u32,
+}
+
 /// A server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Server<'a> {
@@ -119,6 +154,8 @@ pub struct Server<'a> {
     pub fault_endpoint: Option<u16>,
     /// The badge of its fault messages (its server index + 1, so 0 is never a server).
     pub fault_badge: u64,
+    /// A fault the kernel makes it take (test systems only; the manifest's `inject_fault_*`).
+    pub inject_fault: Option<InjectedFault>,
     /// The boot-info blob copied into its boot-info page.
     pub bootinfo: &'a [u8],
 }

@@ -32,6 +32,7 @@ fn sample_records() -> Vec<Record<'static>> {
             role: ServerRole::Supervisor,
             fault_endpoint: None,
             fault_badge: 1,
+            inject_fault: None,
             bootinfo: &[1, 2, 3],
         }),
         Record::Endpoint(Endpoint {
@@ -203,8 +204,6 @@ fn bootinfo_finds_caps_by_name() {
             caps: 0,
             heap_bytes: 0,
             supervised: 0,
-            inject_fault_at_request: 0,
-            inject_fault_after_request: 0,
             vms: 0,
             devices: 0,
         },
@@ -271,8 +270,6 @@ fn bootinfo_lists_devices_after_the_vms() {
         caps: 0,
         heap_bytes: 0,
         supervised: 0,
-        inject_fault_at_request: 0,
-        inject_fault_after_request: 0,
         vms: 0,
         devices: 0,
     };

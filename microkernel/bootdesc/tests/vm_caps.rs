@@ -11,8 +11,6 @@ fn blob(caps: &[(&str, u16)]) -> Vec<u8> {
         caps: 0,
         heap_bytes: 0,
         supervised: 0,
-        inject_fault_at_request: 0,
-        inject_fault_after_request: 0,
         vms: 0,
         devices: 0,
     };

@@ -5,6 +5,7 @@
 //! fault and interrupt is a method call on `System`, followed by [`System::choose_next`].
 
 mod fastpath;
+mod inject;
 mod ipc;
 mod mmio;
 mod restart;
@@ -158,6 +159,11 @@ pub struct System<'a> {
     rotate: bool,
     /// The notification console input signals (`DebugInputBind`), if any.
     pub console_input: Option<crate::NotificationId>,
+    /// A stop an injected fault left for the arch layer ([`System::take_stop`]).
+    stop: Option<Effect>,
+    /// Whether any thread has an injected fault planned (test systems only): without one, each
+    /// of the injection's checks on the IPC paths is this one flag.
+    injections: bool,
 }
 
 impl<'a> System<'a> {
@@ -170,6 +176,7 @@ impl<'a> System<'a> {
         slots: &'a mut [Cap],
         irqs: &'a mut [IrqLine],
     ) -> Self {
+        let injections = tcbs.iter().any(|tcb| tcb.injection.is_some());
         Self {
             tcbs,
             endpoints,
@@ -183,6 +190,8 @@ impl<'a> System<'a> {
             current: NONE,
             rotate: false,
             console_input: None,
+            stop: None,
+            injections,
         }
     }
 
@@ -228,6 +237,9 @@ impl<'a> System<'a> {
             self.set_error(me, KernelError::InvalidSyscall { number });
             return Effect::None;
         };
+        if let Some(effect) = self.inject_at_syscall(syscall) {
+            return effect;
+        }
         match syscall {
             Syscall::Call => self.sys_send(memory, true, true),
             Syscall::Send => self.sys_send(memory, true, false),

@@ -143,6 +143,28 @@ pub struct Tcb {
     /// endpoint (seL4's bound notification), so a server can wait for requests and for events
     /// at once.
     pub bound_notification: Option<crate::NotificationId>,
+    /// A fault the kernel makes this thread take (test systems only; [`Injection`]).
+    pub injection: Option<Injection>,
+}
+
+/// A kernel-made fault ([`abi::FaultKind::Injected`], `crate::system::inject`): the `count`-th
+/// time the thread reaches `at` since it last started, it faults there instead of going on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// Where.
+    pub at: abi::InjectAt,
+    /// At which occurrence (at least 1).
+    pub count: u32,
+    /// How many times it reached `at` in this life.
+    pub seen: u32,
+}
+
+impl Injection {
+    /// Counts one arrival at `at`; true when this one fires.
+    pub fn arrive(&mut self) -> bool {
+        self.seen = self.seen.saturating_add(1);
+        self.seen == self.count
+    }
 }
 
 /// Index into [`Tcb::links`] of the scheduler queue link.
@@ -169,6 +191,7 @@ impl Tcb {
             vm_exit: None,
             mmio: None,
             bound_notification: None,
+            injection: None,
         }
     }
 }

@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use std::vec::Vec;
 
 mod bound;
+mod confinement;
 mod console;
 mod fastpath;
 mod frames;
+mod inject;
 mod invocation;
 mod ipc;
 mod memory;

@@ -205,7 +205,7 @@ pub fn serve<P: Protocol>(
         handle,
         protocol: core::marker::PhantomData,
     };
-    server::serve(&mut link, &mut handler, server::FaultPlan::NONE)
+    server::serve(&mut link, &mut handler)
 }
 
 /// [`serve`]'s closure as a [`server::Handler`].
@@ -228,7 +228,7 @@ impl<P: Protocol, F: FnMut(u64, P::Request) -> P::Response> server::Handler
 }
 
 /// A [`Transport`] as the loop's [`server::Link`]; [`serve`]'s handler transfers no
-/// capability and its plan injects no fault.
+/// capability.
 struct TransportLink<'a, T> {
     transport: &'a mut T,
     endpoint: u64,
@@ -240,10 +240,6 @@ impl<T: Transport> server::Link for TransportLink<'_, T> {
             .transport
             .reply_recv(self.endpoint, reply.map(|reply| &reply.message));
         server::Received::Message { badge, info, words }
-    }
-
-    fn crash(&mut self, _point: server::FaultPoint, request: u32) -> ! {
-        unreachable!("FaultPlan::NONE injected a fault at request {request}")
     }
 }
 

@@ -8,16 +8,12 @@
 //! sees [`CallError::Rejected`](crate::CallError::Rejected)), reported once to the [`Link`], and
 //! the loop goes on: no IPC input makes it panic.
 //!
-//! Fault injection for test systems ([`FaultPlan`]) crashes the server at one of two points of
-//! its N-th request: before the handler runs, or after the handler ran but before the reply
-//! went out (the caller then sees `Restarted` for a request whose effects already happened).
-//! Requests are counted from 1 in the loop's own memory, so a restarted server counts afresh.
-//!
 //! A device server also takes guest accesses the kernel sends it straight from a stage-2 MMIO
 //! marker (label `abi::FaultKind::Mmio`, docs/MMIO.md): the loop hands them to
-//! [`Handler::mmio`] and replies in the kernel's format. They count as requests, so a fault
-//! planned at the N-th request hits the N-th guest access whichever path it took; so do a
-//! device server's doorbells ([`Handler::NOTIFICATIONS_ARE_REQUESTS`]).
+//! [`Handler::mmio`] and replies in the kernel's format.
+//!
+//! Fault injection for tests is the kernel's (`abi::InjectAt`, docs/TESTING.md): nothing in
+//! the loop counts requests or crashes on purpose.
 
 use crate::{Encoded, LABEL_MALFORMED, Malformed, Protocol, decode, encode};
 use abi::message::MAX_MESSAGE_WORDS;
@@ -127,54 +123,6 @@ pub enum Rejection {
     Unencodable,
 }
 
-/// The two places a test may crash a server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultPoint {
-    /// On taking the N-th request, before the handler runs (`inject_fault_at_request`).
-    BeforeHandling,
-    /// After the handler handled the N-th request, before the reply is sent
-    /// (`inject_fault_after_request`).
-    BeforeReply,
-}
-
-/// Which request, if any, crashes the server at each [`FaultPoint`] (the manifest's
-/// `inject_fault_at_request` and `inject_fault_after_request`; test systems only). Requests
-/// count from 1; messages that did not decode are not requests, nor are notifications unless
-/// the handler says they are ([`Handler::NOTIFICATIONS_ARE_REQUESTS`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultPlan {
-    /// Crash on taking this request, before handling it.
-    pub at_request: Option<u32>,
-    /// Crash after handling this request, before replying to it.
-    pub after_request: Option<u32>,
-}
-
-impl FaultPlan {
-    /// No fault injected.
-    pub const NONE: Self = Self {
-        at_request: None,
-        after_request: None,
-    };
-
-    /// The plan from the boot info's two numbers, where 0 means "never".
-    pub fn from_manifest(at_request: u32, after_request: u32) -> Self {
-        let nonzero = |n: u32| Some(n).filter(|&n| n > 0);
-        Self {
-            at_request: nonzero(at_request),
-            after_request: nonzero(after_request),
-        }
-    }
-
-    /// Whether request number `request` (1-based) crashes the server at `point`.
-    pub fn crashes(&self, request: u32, point: FaultPoint) -> bool {
-        let planned = match point {
-            FaultPoint::BeforeHandling => self.at_request,
-            FaultPoint::BeforeReply => self.after_request,
-        };
-        planned == Some(request)
-    }
-}
-
 /// A server's request handler.
 pub trait Handler {
     /// The protocol it serves.
@@ -186,11 +134,6 @@ pub trait Handler {
         caller: Caller,
         request: <Self::Protocol as Protocol>::Request,
     ) -> Reply<<Self::Protocol as Protocol>::Response>;
-    /// Whether a notification counts as a request for the fault plan: a device server's
-    /// doorbell is a guest's request like an MMIO access (so a test can crash the server on
-    /// taking one, or after serving it but before telling anyone), other servers' signals are
-    /// not.
-    const NOTIFICATIONS_ARE_REQUESTS: bool = false;
     /// A notification arrived on the endpoint ([`Received::Notification`]); nothing is
     /// replied. The default ignores it.
     fn notified(&mut self, word: u64) {
@@ -209,9 +152,6 @@ pub trait Link {
     /// Sends `reply` to the caller being served (receives only when `None`) and waits for the
     /// next message on the server's endpoint.
     fn reply_recv(&mut self, reply: Option<&Outgoing>) -> Received;
-    /// Crashes the server at `point` of request number `request` (fault injection): prints the
-    /// line tests match and faults, so the supervisor restarts it.
-    fn crash(&mut self, point: FaultPoint, request: u32) -> !;
     /// A message was answered with a rejection (for a debug log line); the default does
     /// nothing.
     fn rejected(&mut self, caller: Caller, why: Rejection) {
@@ -231,92 +171,43 @@ pub fn decode_request<P: Protocol>(
     decode::<P::Request>(info.label(), used).map_err(|Malformed| Rejection::Malformed)
 }
 
-/// The loop's memory: the requests taken since this server (re)started, and its fault plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Serving {
-    faults: FaultPlan,
-    requests: u32,
-}
-
-impl Serving {
-    /// A loop that has taken no request yet.
-    pub const fn new(faults: FaultPlan) -> Self {
-        Self {
-            faults,
-            requests: 0,
+/// Handles what one receive brought and returns the reply to send with the next receive
+/// (`None` when nobody waits for one: a notification).
+pub fn answer<H: Handler>(
+    link: &mut impl Link,
+    handler: &mut H,
+    received: Received,
+) -> Option<Outgoing> {
+    let (badge, info, words) = match received {
+        Received::Message { badge, info, words } => (badge, info, words),
+        Received::Notification { word } => {
+            handler.notified(word);
+            return None;
         }
+    };
+    let caller = Caller { badge };
+    if !info.is_error() && info.label() == FaultKind::Mmio as u64 {
+        let mut message = [0; MMIO_MESSAGE_WORDS];
+        message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
+        let answer = handler.mmio(caller, MmioMessage::from_words(message));
+        return Some(mmio_reply(answer));
     }
-
-    /// Requests taken so far (well-formed ones only).
-    pub const fn requests(&self) -> u32 {
-        self.requests
-    }
-
-    /// Handles what one receive brought and returns the reply to send with the next receive
-    /// (`None` when nobody waits for one: a notification).
-    pub fn answer<H: Handler>(
-        &mut self,
-        link: &mut impl Link,
-        handler: &mut H,
-        received: Received,
-    ) -> Option<Outgoing> {
-        let (badge, info, words) = match received {
-            Received::Message { badge, info, words } => (badge, info, words),
-            Received::Notification { word } => {
-                if H::NOTIFICATIONS_ARE_REQUESTS {
-                    self.count(link, FaultPoint::BeforeHandling);
-                    handler.notified(word);
-                    self.check(link, FaultPoint::BeforeReply);
-                } else {
-                    handler.notified(word);
-                }
-                return None;
-            }
-        };
-        let caller = Caller { badge };
-        if !info.is_error() && info.label() == FaultKind::Mmio as u64 {
-            self.count(link, FaultPoint::BeforeHandling);
-            let mut message = [0; MMIO_MESSAGE_WORDS];
-            message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
-            let answer = handler.mmio(caller, MmioMessage::from_words(message));
-            self.check(link, FaultPoint::BeforeReply);
-            return Some(mmio_reply(answer));
+    let request = match decode_request::<H::Protocol>(info, &words) {
+        Ok(request) => request,
+        Err(why) => {
+            link.rejected(caller, why);
+            return Some(Outgoing::REJECTED);
         }
-        let request = match decode_request::<H::Protocol>(info, &words) {
-            Ok(request) => request,
-            Err(why) => {
-                link.rejected(caller, why);
-                return Some(Outgoing::REJECTED);
-            }
-        };
-        self.count(link, FaultPoint::BeforeHandling);
-        let reply = handler.handle(caller, request);
-        self.check(link, FaultPoint::BeforeReply);
-        match encode(&reply.response) {
-            Ok(message) => Some(Outgoing {
-                message,
-                cap: reply.cap,
-            }),
-            Err(Malformed) => {
-                link.rejected(caller, Rejection::Unencodable);
-                Some(Outgoing::REJECTED)
-            }
-        }
-    }
-}
-
-impl Serving {
-    /// Counts one more request and crashes if the plan says so at `point`.
-    fn count(&mut self, link: &mut impl Link, point: FaultPoint) {
-        // Wrapping: a test server that outlives 2^32 requests would match its fault again.
-        self.requests = self.requests.wrapping_add(1);
-        self.check(link, point);
-    }
-
-    /// Crashes if the plan names the current request at `point`.
-    fn check(&self, link: &mut impl Link, point: FaultPoint) {
-        if self.faults.crashes(self.requests, point) {
-            link.crash(point, self.requests);
+    };
+    let reply = handler.handle(caller, request);
+    match encode(&reply.response) {
+        Ok(message) => Some(Outgoing {
+            message,
+            cap: reply.cap,
+        }),
+        Err(Malformed) => {
+            link.rejected(caller, Rejection::Unencodable);
+            Some(Outgoing::REJECTED)
         }
     }
 }
@@ -336,13 +227,12 @@ fn mmio_reply(answer: MmioAnswer) -> Outgoing {
     }
 }
 
-/// The serve loop: receive, decode, handle, reply, forever; faults injected as `faults` says.
-pub fn serve<H: Handler>(link: &mut impl Link, handler: &mut H, faults: FaultPlan) -> ! {
-    let mut serving = Serving::new(faults);
+/// The serve loop: receive, decode, handle, reply, forever.
+pub fn serve<H: Handler>(link: &mut impl Link, handler: &mut H) -> ! {
     let mut reply = None;
     loop {
         let received = link.reply_recv(reply.as_ref());
-        reply = serving.answer(link, handler, received);
+        reply = answer(link, handler, received);
     }
 }
 

@@ -277,6 +277,11 @@ fn build(memory: &mut BootAllocator, census: &Census<'static>) -> Result<Kernel,
                     len: u32::from(server.cnode_slots),
                 };
                 tcb.fault_handler = fault_handler;
+                tcb.injection = server.inject_fault.map(|plan| kernel_core::tcb::Injection {
+                    at: plan.at.to_abi(),
+                    count: plan.count,
+                    seen: 0,
+                });
                 // The CNode has more slots than the fixed ones (the checks).
                 slot_pool[slot_base as usize + REPLY_SLOT as usize] =
                     Cap::Reply { reply: id as u16 };

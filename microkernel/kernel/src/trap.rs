@@ -95,6 +95,10 @@ fn slow_path(kernel: &mut Kernel, kind: u64) -> *mut UserContext {
         }
     };
     apply(kernel, effect);
+    // An injected fault into a thread with no handler (the supervisor) stops the system.
+    if let Some(stop) = kernel.system.take_stop() {
+        apply(kernel, stop);
+    }
     next_context(kernel)
 }
 

@@ -54,21 +54,6 @@ pub fn server_name() -> &'static str {
         .unwrap_or("?")
 }
 
-/// Fault injection (test systems): the request number at which to crash, if any.
-pub fn inject_fault_at_request() -> Option<u32> {
-    fault_plan().at_request
-}
-
-/// Fault injection (test systems): both of the manifest's crash points (`userlib::server`).
-pub fn fault_plan() -> ipc::server::FaultPlan {
-    bootdesc::bootinfo::header(bootinfo()).map_or(ipc::server::FaultPlan::NONE, |(header, _)| {
-        ipc::server::FaultPlan::from_manifest(
-            header.inject_fault_at_request,
-            header.inject_fault_after_request,
-        )
-    })
-}
-
 /// A capability looked up by manifest name once, on first use, then remembered (a restart
 /// zeroes the memo with the rest of the server's data). For capabilities a server may lack.
 pub struct CachedCap {

@@ -11,20 +11,15 @@
 //!    reply (with the capability the handler lends, if any). A message that does not decode is
 //!    answered `LABEL_MALFORMED` (the caller's `ipc::call` returns `CallError::Rejected`), logged
 //!    once at debug level, and the loop goes on: no IPC input makes a server panic;
-//! 4. injects the manifest's faults (test systems only): `inject_fault_at_request = N` prints
-//!    `<server>: injected fault at request N` and crashes on taking the N-th request, before
-//!    the handler runs; `inject_fault_after_request = N` prints `<server>: injected fault after
-//!    request N, before its reply` and crashes once the handler handled it, before the reply
-//!    (the caller sees `Restarted` for a request whose effects happened). Only well-formed
-//!    requests count (the kernel's MMIO messages and, for a device server, its doorbells
-//!    among them), from 1, afresh after every restart.
+//! 4. crashes on purpose only as the kernel makes it (test systems: the manifest's
+//!    `inject_fault_*` keys, `abi::InjectAt`, docs/TESTING.md): the harness holds no hook.
 //!
 //! # What survives a restart
 //!
 //! Nothing in the server's own memory: a restart (docs/ARCHITECTURE.md, "Faults, the
 //! supervisor and restart") rewrites its image, `.data` and `.bss`, stack, heap and IPC buffer
 //! from the pristine ELF and starts it at its entry again, so every variable, the loop's
-//! request count included, is back at its initial value. What outlives the server is outside
+//! is back at its initial value. What outlives the server is outside
 //! that memory:
 //!
 //! - memory it does not own: a guest's RAM, and regions the manifest maps into it
@@ -47,14 +42,14 @@
 //! server's receive on its endpoint, with no caller to reply to; [`KernelLink::reply_recv`]
 //! recognises the kernel's marker label). A device server's doorbell arrives this way
 //! (docs/MMIO.md). [`Server::mmio`] answers the guest accesses the kernel's MMIO fast path
-//! sends on the same endpoint; they count as requests for the fault plan.
+//! sends on the same endpoint.
 
 use crate::syscall;
 use abi::message::{IPC_BUFFER_SEND_CAP, MAX_MESSAGE_WORDS};
 pub use abi::mmio::{MmioAnswer, MmioMessage};
 use abi::{CPtr, REPLY_SLOT};
 use ipc::Protocol;
-pub use ipc::server::{Caller, FaultPlan, FaultPoint, Received, Rejection, Reply};
+pub use ipc::server::{Caller, Received, Rejection, Reply};
 use ipc::server::{Handler, Link, Outgoing};
 
 /// A request of server `S`'s protocol.
@@ -75,9 +70,6 @@ pub trait Server: Sized {
     /// Answers one well-formed request from `caller`. Values the protocol allows but the server
     /// refuses get the protocol's error response, never a panic.
     fn handle(&mut self, caller: Caller, request: Request<Self>) -> Reply<Response<Self>>;
-    /// Whether notifications count as requests for the fault plan (device servers: a doorbell
-    /// is a guest's request); `false` by default.
-    const NOTIFICATIONS_ARE_REQUESTS: bool = false;
     /// A notification arrived (no reply is sent). The default ignores it.
     fn notified(&mut self, word: u64) {
         let _ = word;
@@ -91,8 +83,7 @@ pub trait Server: Sized {
     }
 }
 
-/// Runs server `S` for ever: endpoint lookup, [`Server::start`], then the serve loop with the
-/// manifest's fault plan.
+/// Runs server `S` for ever: endpoint lookup, [`Server::start`], then the serve loop.
 pub fn run<S: Server>() -> ! {
     let Some(endpoint) = find_endpoint(S::ENDPOINT) else {
         panic!(
@@ -101,9 +92,8 @@ pub fn run<S: Server>() -> ! {
             name = crate::server_name()
         );
     };
-    let faults = crate::caps::fault_plan();
     let mut server = Serving(S::start());
-    ipc::server::serve(&mut KernelLink { endpoint }, &mut server, faults)
+    ipc::server::serve(&mut KernelLink { endpoint }, &mut server)
 }
 
 /// The endpoint a server knows by its role `role`: the capability named `role`; else
@@ -126,7 +116,6 @@ struct Serving<S>(S);
 
 impl<S: Server> Handler for Serving<S> {
     type Protocol = S::Protocol;
-    const NOTIFICATIONS_ARE_REQUESTS: bool = S::NOTIFICATIONS_ARE_REQUESTS;
     fn handle(&mut self, caller: Caller, request: Request<S>) -> Reply<Response<S>> {
         self.0.handle(caller, request)
     }
@@ -163,19 +152,6 @@ impl Link for KernelLink {
         }
         let words: [u64; MAX_MESSAGE_WORDS] = crate::transport::unload(info, registers);
         Received::Message { badge, info, words }
-    }
-
-    fn crash(&mut self, point: FaultPoint, request: u32) -> ! {
-        let name = crate::server_name();
-        match point {
-            FaultPoint::BeforeHandling => {
-                crate::println!("{name}: injected fault at request {request}")
-            }
-            FaultPoint::BeforeReply => {
-                crate::println!("{name}: injected fault after request {request}, before its reply")
-            }
-        }
-        crate::crash_with_bad_access()
     }
 
     fn rejected(&mut self, caller: Caller, why: Rejection) {

@@ -360,6 +360,7 @@ mod tests {
             role: bootdesc::ServerRole::Ordinary,
             fault_endpoint: None,
             fault_badge: 0,
+            inject_fault: None,
             bootinfo: &[],
         });
         let one_of_each = [
@@ -409,7 +410,7 @@ mod tests {
             assert_eq!(kind_name(&record), kind);
             for field in fields {
                 let before = record.clone();
-                assert!(set_field(&mut record, field, 7).unwrap(), "{kind} {field}");
+                assert!(set_field(&mut record, field, 91).unwrap(), "{kind} {field}");
                 assert_ne!(record, before, "{kind} {field}");
             }
         }

@@ -40,10 +40,7 @@
 //! partial line of output (a shell prompt) is printed when the guest's driver ends a burst of
 //! output: Linux's amba-pl011 writes UARTIMSC (clearing TXIM) at the end of every tty write and
 //! UARTCR at the end of every console write, so either write flushes the line buffer.
-//!
-//! Fault injection (test systems only): with `inject_fault_at_request = N` in its manifest
-//! entry, the server prints `pl011: injected fault at request N` and touches an unmapped
-//! address while serving its N-th request, counted afresh after each restart.
+
 #![no_std]
 #![no_main]
 
@@ -120,14 +117,12 @@ fn main() -> ! {
     else {
         panic!("no `pl011` or `{}` capability", userlib::server_name());
     };
-    let crash_at = userlib::caps::inject_fault_at_request();
     let input = bind_input();
     // What the vmm knows of the interrupt line; `vmm-events` tells it more.
     let mut report = fast::LineReport::new();
     let vmm = userlib::caps::try_cap("vmm-events");
     let mut uart = Pl011::new();
     let mut pending = Pending::new();
-    let mut served = 0u32;
     defmt::info!("pl011: serving MMIO");
     let (mut badge, mut info, mut words) = syscall::recv(endpoint, REPLY_SLOT);
     loop {
@@ -147,14 +142,6 @@ fn main() -> ! {
         }
         if !info.is_error() && info.label() == FaultKind::Mmio as u64 {
             // A guest access straight from the kernel's MMIO fast path (docs/MMIO.md).
-            served = served.wrapping_add(1);
-            if crash_at == Some(served) {
-                println!(
-                    "{}: injected fault at request {served}",
-                    userlib::server_name()
-                );
-                userlib::crash_with_bad_access();
-            }
             let (label, value) = fast_access(&mut uart, &mut pending, words);
             syscall::signal_if(
                 vmm,
@@ -184,14 +171,6 @@ fn main() -> ! {
             (badge, info, words) = syscall::reply_recv(endpoint, REPLY_SLOT, reply, [0; 4]);
             continue;
         };
-        served = served.wrapping_add(1);
-        if crash_at == Some(served) {
-            println!(
-                "{}: injected fault at request {served}",
-                userlib::server_name()
-            );
-            userlib::crash_with_bad_access();
-        }
         let response = answer(&mut uart, &mut pending, request);
         report.told(&response);
         let Ok(encoded) = ipc::encode(&response) else {

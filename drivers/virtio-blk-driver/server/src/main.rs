@@ -40,11 +40,7 @@
 //! from the start of the pool: a request in flight when the server died is answered
 //! `Restarted` to its client, whose `ipc::call` sends it again (block_api marks every request
 //! idempotent).
-//!
-//! Fault injection (test systems only): with `inject_fault_at_request = N` in its manifest
-//! entry, the server prints `<s>: injected fault at request N` and touches an unmapped address
-//! when its N-th request arrives, before handling it, counted afresh after each restart (QEMU
-//! test `virtio-blk-restart`).
+
 #![no_std]
 #![no_main]
 
@@ -78,14 +74,7 @@ fn main() -> ! {
         panic!("no `blk` or `{name}` endpoint capability");
     };
     let mut disk = Disk::start(name);
-    let crash_at = userlib::caps::inject_fault_at_request();
-    let mut served = 0u32;
     ipc::serve::<Block>(&mut userlib::Kernel, endpoint, |_badge, request| {
-        served = served.wrapping_add(1);
-        if crash_at == Some(served) {
-            println!("{name}: injected fault at request {served}");
-            userlib::crash_with_bad_access();
-        }
         disk.handle(&request)
     })
 }

@@ -85,8 +85,6 @@ impl userlib::server::Server for VirtioBlk {
     // Never a capability name (a manifest name has no `:`): the harness finds the endpoint by
     // the server's own name, as the compiler names it.
     const ENDPOINT: &'static str = "device:virtio-blk";
-    // A doorbell is the guest's request as much as an MMIO access is (fault injection).
-    const NOTIFICATIONS_ARE_REQUESTS: bool = true;
 
     fn start() -> Self {
         let name = userlib::server_name();

@@ -89,8 +89,6 @@ mod tests {
         caps: 0,
         heap_bytes: 0,
         supervised: 0,
-        inject_fault_at_request: 0,
-        inject_fault_after_request: 0,
         vms: 0,
         devices: 0,
     };

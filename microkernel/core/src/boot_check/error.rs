@@ -126,6 +126,10 @@ pub enum Why {
     CnodeSlots(u16),
     /// A boot-info blob larger than its page holds.
     BootInfo { bytes: usize },
+    /// A kernel-made fault in a system that is not a test system.
+    InjectionOutsideTest,
+    /// A kernel-made fault at occurrence 0, which never comes.
+    InjectionCount,
     /// The notification's server is already bound to another notification.
     AlreadyBound { server: u16, notification: u16 },
     /// A region size that is zero or not a page multiple.
@@ -283,6 +287,12 @@ impl fmt::Display for Why {
                 f,
                 "boot info of {bytes} bytes, and its page holds {MAX_BOOTINFO}"
             ),
+            Why::InjectionOutsideTest => {
+                write!(f, "an injected fault, and this is not a test system")
+            }
+            Why::InjectionCount => {
+                write!(f, "an injected fault at occurrence 0 (counts start at 1)")
+            }
             Why::AlreadyBound {
                 server,
                 notification,

@@ -204,6 +204,14 @@ impl Checker<'_, '_, '_> {
         if let Some(endpoint) = server.fault_endpoint {
             reference(Kind::Endpoint, endpoint, self.header().endpoints.into())?;
         }
+        if let Some(injection) = server.inject_fault {
+            if !self.header().test_system {
+                return Err(Why::InjectionOutsideTest);
+            }
+            if injection.count == 0 {
+                return Err(Why::InjectionCount);
+            }
+        }
         if server.bootinfo.len() > MAX_BOOTINFO {
             return Err(Why::BootInfo {
                 bytes: server.bootinfo.len(),

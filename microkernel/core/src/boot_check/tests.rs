@@ -58,6 +58,7 @@ fn good() -> Vec<Record<'static>> {
             role: ServerRole::Ordinary,
             fault_endpoint,
             fault_badge: 2,
+            inject_fault: None,
             bootinfo: &[1, 2, 3],
         })
     };
@@ -333,7 +334,7 @@ fn refusals_print_as_the_record_and_what_was_wrong() {
         ),
         (
             BootError::new(At::HEADER, Why::Version { found: 5 }),
-            "header: format version 5, and this kernel reads 6",
+            "header: format version 5, and this kernel reads 7",
         ),
         (
             BootError::new(At::Record(3), Why::Undecodable),

@@ -51,6 +51,7 @@ impl System<'_> {
             slots,
             sched,
             current,
+            injections,
             ..
         } = self;
         let me = *current;
@@ -98,6 +99,7 @@ impl System<'_> {
             .highest_priority()
             .is_some_and(|best| target.priority <= best)
             || next_waiter != NONE
+            || (*injections && (caller.injection.is_some() || target.injection.is_some()))
             || replies
                 .get(usize::from(reply))
                 .is_none_or(|r| r.caller.is_some())
@@ -138,6 +140,7 @@ impl System<'_> {
             sched,
             current,
             notifications,
+            injections,
             ..
         } = self;
         let me = *current;
@@ -172,6 +175,7 @@ impl System<'_> {
         if !rights.contains(Rights::READ)
             || endpoint.state != EndpointState::Idle
             || target.fault.is_some()
+            || (*injections && server.injection.is_some())
             || server.bound_notification.is_some_and(|ntfn| {
                 notifications
                     .get(usize::from(ntfn))

@@ -163,6 +163,7 @@ impl System<'_> {
                 self.block_on_reply(sender, reply, ep, slot);
             }
             self.make_runnable(receiver);
+            self.inject_on_receive(receiver);
         } else if blocking {
             self.tcb_mut(sender).state = ThreadState::BlockedOnSend {
                 ep,
@@ -252,6 +253,7 @@ impl System<'_> {
                 // receiveIPC does): the thread does not block.
                 let word = core::mem::take(&mut notification.word);
                 deliver_bound_signal(self.tcb_mut(receiver), word);
+                self.inject_on_receive(receiver);
                 return;
             }
         }
@@ -279,6 +281,7 @@ impl System<'_> {
             } else {
                 self.make_runnable(sender);
             }
+            self.inject_on_receive(receiver);
         } else {
             self.tcb_mut(receiver).state = ThreadState::BlockedOnReceive { ep, reply };
             self.sched.dequeue(self.tcbs, receiver);
@@ -496,6 +499,7 @@ impl System<'_> {
             }
             deliver_bound_signal(self.tcb_mut(tcb), word);
             self.make_runnable(tcb);
+            self.inject_on_receive(tcb);
             return;
         }
         self.notifications[usize::from(ntfn)].word |= badge;

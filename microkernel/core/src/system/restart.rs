@@ -70,6 +70,10 @@ impl System<'_> {
         self.tcb_mut(id).vm_exit = None;
         self.tcb_mut(id).mmio = None;
         self.tcb_mut(id).generation = self.tcb(id).generation.wrapping_add(1);
+        // An injected fault is counted afresh in every life.
+        if let Some(plan) = self.tcb_mut(id).injection.as_mut() {
+            plan.seen = 0;
+        }
 
         for ep in 0..self.endpoints.len() {
             if self.endpoints[ep].server != Some(id) {

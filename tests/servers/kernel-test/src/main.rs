@@ -20,11 +20,14 @@
 //!   `heartbeat: largest gap so far N us` when a gap is more than twice the last one printed,
 //!   and `heartbeat: gap of N us exceeds the bound of B us` for any gap over [`GAP_BOUND_US`].
 //!   The system ends with the guest's verdict; the test forbids the second line.
+//! - `confine` / `confine-judge`: capability confinement from EL0 ([`confine`]).
 #![no_std]
 #![no_main]
 
 use abi::{InvocationLabel, KernelError, MessageInfo};
 use userlib::{ipc_buffer, println, syscall};
+
+mod confine;
 
 userlib::entry!(main);
 
@@ -36,6 +39,8 @@ fn main() -> ! {
         "mute" => mute(),
         "speaker" => speaker(),
         "heartbeat" => heartbeat(),
+        "confine" => confine::confine(),
+        "confine-judge" => confine::judge(),
         other => {
             println!("kernel-test: no scenario called `{other}`");
             userlib::system_off(1)

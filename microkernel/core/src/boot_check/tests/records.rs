@@ -36,6 +36,35 @@ fn server_fields_are_checked() {
         server(|s| s.cnode_slots = 3),
         refused_as(Why::CnodeSlots(3))
     );
+    let inject = |count| {
+        Some(bootdesc::InjectedFault {
+            at: bootdesc::InjectPoint::Call,
+            count,
+        })
+    };
+    assert_eq!(
+        refused(|r| edit!(r, Server, 1, |s| s.inject_fault = inject(3))),
+        refused_as(Why::InjectionOutsideTest)
+    );
+    let test_system = |r: &mut Vec<Record<'static>>| {
+        if let Some(Record::Header(header)) = r.first_mut() {
+            header.test_system = true;
+        }
+    };
+    assert_eq!(
+        refused(|r| {
+            test_system(r);
+            edit!(r, Server, 1, |s| s.inject_fault = inject(0))
+        }),
+        refused_as(Why::InjectionCount)
+    );
+    assert_eq!(
+        checked(|r| {
+            test_system(r);
+            edit!(r, Server, 1, |s| s.inject_fault = inject(1))
+        }),
+        Ok(())
+    );
     assert_eq!(
         server(|s| s.fault_endpoint = Some(2)),
         refused_as(no_such(Kind::Endpoint, 2, 2))
