@@ -16,7 +16,10 @@ impl Rights {
     pub const WRITE: Self = Self(1 << 1);
     /// Transfer capabilities through an endpoint.
     pub const GRANT: Self = Self(1 << 2);
-    /// Let the receiver of a Call transfer capabilities in its reply.
+    /// seL4's right to let the receiver of a Call transfer capabilities in its reply. Reserved:
+    /// the kernel does not check it. A reply carries a capability only into the receive slot
+    /// the caller named in its IPC buffer before calling, which is the caller's consent
+    /// (docs/ARCHITECTURE.md, "Memory lending").
     pub const GRANT_REPLY: Self = Self(1 << 3);
     /// Execute from a frame (frame capabilities only: a mapping may be executable only when
     /// its frame capability carries this right).
