@@ -59,10 +59,12 @@ pub enum Check {
     /// A device page becomes RAM and a device again (HV_RAM_ALIAS) under the stage-2 MMIO
     /// markers (`mmio_map.rs`).
     MmioToRam = 17,
+    /// The hostile mode's attack and its server checks (`hostile/`).
+    Hostile = 18,
 }
 
 impl Check {
-    const ALL: [Check; 17] = [
+    const ALL: [Check; 18] = [
         Check::Boot,
         Check::Mmu,
         Check::Console,
@@ -80,6 +82,7 @@ impl Check {
         Check::SoftwareInterrupt,
         Check::DeviceInterrupt,
         Check::MmioToRam,
+        Check::Hostile,
     ];
 
     /// The verdict number.
@@ -106,6 +109,7 @@ impl Check {
             Check::SoftwareInterrupt => "software-generated interrupt",
             Check::DeviceInterrupt => "device interrupt",
             Check::MmioToRam => "device page to RAM and back",
+            Check::Hostile => "hostile mode",
         }
     }
 }

@@ -7,6 +7,10 @@
 //! that stays pending while masked and is taken once, an SGI and the PL011's interrupt through
 //! the GIC -- and ends with PSCI SYSTEM_OFF carrying a verdict.
 //!
+//! When the VM's first virtio transport is a block device (tests/manifests/hostile.toml) the
+//! guest runs its hostile mode instead (`hostile/`): a seeded attack of a million operations,
+//! then proof that every server still answers.
+//!
 //! When the manifest asks for a reset loop (HV_RESET_LOOP = N > 0), each boot before the N-th
 //! reset only prints its boot count and resets again; the boot after the N-th runs the checks.
 //!
@@ -29,6 +33,7 @@ mod entry;
 mod exception;
 mod gic;
 mod hole_fetch;
+mod hostile;
 mod hypercall;
 mod interrupts;
 mod isolation;
@@ -120,6 +125,12 @@ extern "C" fn guest_main(x0: u64, current_el: u64, daif: u64, sctlr: u64) -> ! {
             verdict.first_failure = Some((Check::Boot, "SYSTEM_RESET failed in the reset loop"));
             verdict.finish();
         }
+    }
+
+    // The hostile mode (a virtio-blk device at the first transport, hostile/mod.rs) attacks
+    // the hypervisor instead of checking it, and ends the VM itself.
+    if hypervisor && hostile::wanted() {
+        hostile::run()
     }
 
     verdict.run(Check::Boot, || checks::boot(boot, hypervisor));

@@ -12,7 +12,8 @@
 //!   free, and reports the EOI of an injection with `level` as a `VgicMaintenance` exit.
 //! - The guest's virtual timer (PPI 27) is injected by the kernel itself (KVM's in-kernel arch
 //!   timer): the vmm mirrors [`Vgic::vtimer`] into `set_vtimer` whenever a write reports
-//!   [`Outcome::vtimer_changed`], and INTID 27 never goes through [`Vgic::next_injections`].
+//!   [`Outcome::vtimer_changed`], and INTID 27 never goes through [`Vgic::next_injections`];
+//!   nor does INTID 25, the kernel's maintenance interrupt ([`MAINTENANCE_INTID`]).
 //! - This model: the register state and the decisions, with no IPC.
 //!
 //! What the vmm does with it: an MMIO exit in [`DISTRIBUTOR`] or [`REDISTRIBUTOR`] →
@@ -65,6 +66,10 @@ pub const REDISTRIBUTOR: Window = crate::layout::VGIC_REDISTRIBUTOR;
 pub const INTIDS: usize = 256;
 /// The guest's virtual timer, PPI 11 (the arch timer's binding, QEMU `virt`'s ARCH_TIMER_VIRT_IRQ).
 pub const VTIMER_INTID: u16 = 27;
+/// The GIC maintenance interrupt, PPI 9: the kernel's own, which `VcpuInjectIrq` refuses, so the
+/// model never offers it whatever the guest pends and enables (the hostile guest found each GIC
+/// write offering it again, one refused kernel call each).
+pub const MAINTENANCE_INTID: u16 = 25;
 
 /// One of the two MMIO windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 use abi::CPtr;
 use abi::vm::NO_INTID;
 use userlib::{println, syscall};
+use vmm_core::ratelimit::RateLimit;
 use vmm_core::syndrome::MmioAccess;
 use vmm_core::vgic::{GicWindow, Injection, Vgic};
 
@@ -21,6 +22,11 @@ pub struct Interrupts {
     levels: [u64; 4],
     /// `vcpu:<vm>`; without it nothing is injected (the guest sees a GIC that never interrupts).
     vcpu: Option<CPtr>,
+    /// Injections the kernel refused for another reason than a full set of list registers. A
+    /// guest causes them (one that pends and enables INTID 25, the kernel's maintenance
+    /// interrupt, has it offered and refused again at every GIC write), so they are
+    /// rate-limited like every guest-triggered record.
+    refused: RateLimit,
 }
 
 impl Interrupts {
@@ -30,6 +36,7 @@ impl Interrupts {
             vgic: Vgic::new(),
             levels: [0; 4],
             vcpu,
+            refused: RateLimit::new(),
         }
     }
 
@@ -122,9 +129,11 @@ impl Interrupts {
                 ],
             );
             if info.is_error() {
-                if info.label() != abi::KernelError::NoFreeListRegister.code() {
+                if info.label() != abi::KernelError::NoFreeListRegister.code()
+                    && let Some(n) = self.refused.note()
+                {
                     println!(
-                        "vmm: injecting INTID {} failed (kernel error {})",
+                        "vmm: injecting INTID {} failed (kernel error {}, refusal {n})",
                         injection.intid,
                         info.label()
                     );

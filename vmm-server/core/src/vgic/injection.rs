@@ -2,13 +2,14 @@
 //! an interrupt handed out comes back (a failed injection, its maintenance exit). See the
 //! module comment of `vgic` ("In flight").
 
-use super::{INTIDS, Injection, VTIMER_INTID, Vgic, VgicError};
+use super::{INTIDS, Injection, MAINTENANCE_INTID, VTIMER_INTID, Vgic, VgicError};
 
 impl Vgic {
     /// Whether the model would offer `intid` now.
     fn deliverable(&self, intid: usize) -> bool {
         let irqs = &self.irqs;
         intid != usize::from(VTIMER_INTID)
+            && intid != usize::from(MAINTENANCE_INTID)
             && irqs.is_pending(intid)
             && irqs.enabled.get(intid)
             && self.group_enabled(intid)

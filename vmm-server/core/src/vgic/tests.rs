@@ -129,3 +129,14 @@ fn reset_restores_the_state_after_reset() {
     assert_eq!(read32(&vgic, REDIST, 0x14), 0b110, "asleep again");
     assert_eq!(offered(&mut vgic), []);
 }
+
+#[test]
+fn the_kernels_own_ppis_are_never_offered_whatever_the_guest_sets() {
+    let mut vgic = enabled_distributor();
+    for intid in [MAINTENANCE_INTID, VTIMER_INTID, 26] {
+        enable(&mut vgic, intid, 0x20);
+        set_pending(&mut vgic, intid);
+    }
+    // 26 is the physical timer's PPI: the guest's own to pend, so it is offered.
+    assert_eq!(offered(&mut vgic), [(26, 0x20, true)]);
+}
