@@ -1,6 +1,8 @@
 //! Sends each server of a VM a message that is not its protocol, then a well-formed one: every
 //! server must answer the garbage with a typed rejection and go on serving (issue: "a malformed
-//! message to each server gets a typed error back and the server keeps serving").
+//! message to each server gets a typed error back and the server keeps serving"). Run as
+//! `blk-garbage` it does the same to the physical virtio-blk driver on its `blk` endpoint
+//! (tests/manifests/malformed-to-blk.toml).
 #![no_std]
 #![no_main]
 
@@ -26,6 +28,9 @@ fn check(what: &str, ok: bool, failures: &mut u32) {
 }
 
 fn main() -> ! {
+    if userlib::server_name() == "blk-garbage" {
+        blk_garbage()
+    }
     let mut failures = 0;
     for name in ["mmu", "memory", "pl011"] {
         let answer = garbage(userlib::cap(name));
@@ -73,6 +78,29 @@ fn main() -> ! {
     check(
         "pl011 serves after garbage",
         matches!(flags, Ok(device_api::Response::ValueLine { value, .. }) if value & 0x80 != 0),
+        &mut failures,
+    );
+    println!("garbage-client: {} failures", failures);
+    userlib::system_off(u64::from(failures))
+}
+
+/// Garbage to the physical driver, then `Capacity`: rejected, then served.
+fn blk_garbage() -> ! {
+    let mut failures = 0;
+    let blk = userlib::cap("blk");
+    check(
+        "garbage to blk is rejected",
+        garbage(blk) == Err(CallError::Rejected),
+        &mut failures,
+    );
+    let capacity =
+        ipc::call::<block_api::Block>(&mut userlib::Kernel, blk, &block_api::Request::Capacity);
+    check(
+        "blk serves after garbage",
+        matches!(
+            capacity,
+            Ok(Ok(block_api::Reply::Capacity { sectors: 2048, .. }))
+        ),
         &mut failures,
     );
     println!("garbage-client: {} failures", failures);
