@@ -6,14 +6,16 @@
 //! the manifest's, then `faults` (served by the supervisor), then `exits:<vm>` per VM (served by
 //! its vmm), then one per device of each VM's `devices`, in VM order, named after its device
 //! server and served by it; the regions are the manifest's, then `ram:<vm>` per VM (RAM, the
-//! guest's size), then `state:<server>` per device (one RAM page, mapped into its device server
-//! at `abi::layout::DEVICE_STATE_VA`: what the server keeps across its restarts). Adding a VM therefore renumbers no manifest object (only device endpoints). Slots are assigned from [`abi::FIRST_FREE_SLOT`]
+//! guest's size), then `state:<server>` per device and then per VM for its vmm (one RAM page,
+//! mapped into the server at `abi::layout::STATE_PAGE_VA`: what the server keeps across its
+//! restarts). Adding a VM therefore renumbers no manifest object (only device endpoints). Slots are assigned from [`abi::FIRST_FREE_SLOT`]
 //! upwards, per server, in a fixed order of groups, each group in index order:
 //!
 //! 1. endpoints it serves (READ, badge 0): its manifest endpoints, `faults` for the supervisor,
 //!    `exits:<vm>` for a vmm, its own endpoint for a device server;
 //! 2. endpoints it is a client of (WRITE, + GRANT when `grant = true`; badge default index + 1),
-//!    then, for a vmm, its VM's device endpoints (WRITE, badge index + 1), in transport order;
+//!    then, for a vmm, its VM's device endpoints (WRITE, badge index + 1), in transport order,
+//!    then the device endpoints whose `clients` list it (`device_clients.rs`);
 //! 3. notifications it waits on (READ, badge 0);
 //! 4. notifications it signals (WRITE; badge default 1), then the compiler's for devices: a
 //!    vmm's `doorbell:<server>` per device of its VM (WRITE), a device server's own
@@ -54,7 +56,7 @@ pub const DEBUG_CONSOLE: &str = abi::DEBUG_CONSOLE_CAP;
 pub const DEBUG_LOG: &str = abi::DEBUG_LOG_CAP;
 /// The name of the capability `debug = ["input"]` grants (console input).
 pub const DEBUG_INPUT: &str = "debug:input";
-/// The prefix of a device server's state page region: `state:<device server>`.
+/// The prefix of a state page region: `state:<device server or vmm>`.
 pub const STATE_PREFIX: &str = "state:";
 /// The prefix of a device's doorbell notification: `doorbell:<device server>`.
 pub const DOORBELL_PREFIX: &str = "doorbell:";
@@ -314,6 +316,8 @@ pub(crate) fn compile(
                 }
             }
         }
+        // A device's `clients` call it as the vmm does.
+        crate::device_clients::caps(&names, def, &vms, s, &mut caps)?;
         let mut waited = Vec::new();
         for (n, notification) in def.notifications.iter().enumerate() {
             if names.server(&notification.waiter)? == s {
@@ -481,7 +485,8 @@ pub(crate) fn compile(
         }
     }
     // Each device server maps its VM's RAM read-write at VA = the RAM's guest-physical base,
-    // and its state page (`state:<server>`, after every `ram:<vm>`) at DEVICE_STATE_VA.
+    // and its state page (`state:<server>`, after every `ram:<vm>`) at STATE_PAGE_VA; then each
+    // VM's vmm its own state page (its vGIC model, docs/VMM.md "Restart").
     let first_state_region = def.regions.len() + def.vms.len();
     let mut states = Vec::new();
     for plan in &vms {
@@ -496,7 +501,7 @@ pub(crate) fn compile(
             mappings.push(Mapping {
                 server: device.server,
                 region: index(first_state_region + states.len()),
-                va: abi::layout::DEVICE_STATE_VA,
+                va: abi::layout::STATE_PAGE_VA,
                 writable: true,
                 executable: false,
             });
@@ -509,6 +514,20 @@ pub(crate) fn compile(
                 size: abi::layout::PAGE_SIZE,
             });
         }
+    }
+    for vm in &def.vms {
+        mappings.push(Mapping {
+            server: index(names.server(&vm.vmm)?),
+            region: index(first_state_region + states.len()),
+            va: abi::layout::STATE_PAGE_VA,
+            writable: true,
+            executable: false,
+        });
+        states.push(RegionPlan {
+            name: format!("{STATE_PREFIX}{}", vm.vmm.value),
+            kind: RegionKind::Ram,
+            size: abi::layout::PAGE_SIZE,
+        });
     }
     let mut irqs = Vec::new();
     for irq in &def.irqs {

@@ -12,14 +12,16 @@
 //!
 //! What the compiler makes of each device (`compile.rs`, `payload.rs`):
 //! - an endpoint named after the device server, served by it (`userlib::server::find_endpoint`
-//!   finds it by the server's own name), with the VM's vmm as its one client (a WRITE
-//!   capability of the same name, badge = the vmm's index + 1);
+//!   finds it by the server's own name), with the VM's vmm as a client (a WRITE capability of
+//!   the same name, badge = the vmm's index + 1), and the servers of the entry's `clients` too
+//!   (`device_clients.rs`);
 //! - a read-write mapping of the VM's RAM (`ram:<vm>`) into the device server at VA =
 //!   `ram_base`, so a guest-physical address of RAM is the server's address of it;
 //! - a `bootinfo::DeviceInfo` (kind, window, INTID, endpoint name) in the vmm's boot info (every
 //!   device of its VM) and in the device server's (its own, with the VM's `VmInfo`);
 //! - a state page `state:<server>` (one page of RAM) mapped read-write into the device server at
-//!   `abi::layout::DEVICE_STATE_VA`, where it keeps what must outlive its restarts;
+//!   `abi::layout::STATE_PAGE_VA`, where it keeps what must outlive its restarts (the vmm gets
+//!   one too, `compile.rs`);
 //! - a doorbell notification `doorbell:<server>` bound to the device server, signalled by the
 //!   vmm (which makes it the route's doorbell at QueueNotify), and a `vmm-events` signal
 //!   capability for the device server when the vmm waits on one (`compile.rs`);
@@ -27,15 +29,15 @@
 //!
 //! Reading checks one table: the element keys, the kind, at most [`MAX_DEVICES`]. [`check`] does
 //! the cross-table checks: the server exists, serves one device of one VM, is no VM's vmm, mmu or
-//! memory server and not the supervisor, its endpoint's name is free, and the VM's RAM fits its
-//! region window and none of its other mappings.
+//! memory server and not the supervisor, its endpoint's name is free, the VM's RAM fits its
+//! region window and none of its other mappings, and its `clients` (`device_clients::check`).
 
 use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Sp};
 use crate::schema::ManifestDef;
 use crate::span::NodeValue;
 use crate::validate::Names;
-use abi::layout::{DEVICE_STATE_VA, REGION_WINDOW_BASE};
+use abi::layout::{REGION_WINDOW_BASE, REGION_WINDOW_END};
 pub(crate) use bootdesc::bootinfo::DeviceKind;
 
 /// Guest-physical base of the first transport window (QEMU virt's `VIRT_MMIO`).
@@ -50,13 +52,15 @@ pub const FIRST_SPI: u32 = 16;
 /// The most devices a VM may have: QEMU virt's 32 transports.
 pub const MAX_DEVICES: usize = 32;
 
-const DEVICE_KEYS: &[&str] = &["kind", "server"];
+const DEVICE_KEYS: &[&str] = &["kind", "server", crate::device_clients::KEY];
 
 /// One element of `devices`.
 #[derive(Clone, Debug)]
 pub(crate) struct DeviceDef {
     pub kind: Sp<DeviceKind>,
     pub server: Sp<String>,
+    /// `clients`: servers besides the vmm that call the device server (`device_clients.rs`).
+    pub clients: Vec<crate::schema::PeerDef>,
 }
 
 /// The guest-physical window and SPI of the `n`-th device.
@@ -121,6 +125,7 @@ pub(crate) fn read_devices(f: &Fields<'_>) -> Result<Vec<DeviceDef>, ManifestErr
                 key: kind.key,
             },
             server: d.required_string("server")?,
+            clients: crate::device_clients::read(&d)?,
         });
     }
     Ok(devices)
@@ -182,7 +187,8 @@ pub(crate) fn check(
             {
                 return fail(format!(
                     "the compiler names the endpoint of device server `{0}` after it, and there \
-                     is already {what} `{0}`; rename one",
+                     is already {what} `{0}`; rename one (a server that calls the device server \
+                     is listed in the device's `clients`)",
                     server.value
                 ));
             }
@@ -197,6 +203,7 @@ pub(crate) fn check(
                 ));
             }
             check_ram_mapping(rep, def, vm, device)?;
+            crate::device_clients::check(rep, names, vm, device)?;
         }
     }
     Ok(())
@@ -213,14 +220,14 @@ fn check_ram_mapping(
     let server = &device.server;
     let (start, end) = (vm.ram_base, vm.ram_base + vm.ram_size);
     // The state page sits at the top of the window: the RAM must end below it.
-    if start < REGION_WINDOW_BASE || end > DEVICE_STATE_VA {
+    if start < REGION_WINDOW_BASE || end > REGION_WINDOW_END {
         return Err(rep.error(
             &server.span,
             &server.key,
             format!(
                 "device server `{}` maps vm `{}`'s RAM at its guest-physical address \
                  {start:#x}..{end:#x}, outside a device server's region window \
-                 {REGION_WINDOW_BASE:#x}..{DEVICE_STATE_VA:#x} (abi::layout; its state page \
+                 {REGION_WINDOW_BASE:#x}..{REGION_WINDOW_END:#x} (abi::layout; its state page \
                  follows): give the VM a ram_base of at least {REGION_WINDOW_BASE:#x}",
                 server.value, vm.name.value
             ),
@@ -233,18 +240,6 @@ fn check_ram_mapping(
             .filter(|m| m.server.value == server.value)
         {
             let (o_start, o_end) = (map.at.value, map.at.value + region.size);
-            if o_end > DEVICE_STATE_VA {
-                return Err(rep.error(
-                    &map.at.span,
-                    &map.at.key,
-                    format!(
-                        "device server `{}` maps region `{}` at {o_start:#x}..{o_end:#x}, over \
-                         its state page at {DEVICE_STATE_VA:#x} (abi::layout: the compiler maps \
-                         `state:{}` there); map the region lower",
-                        server.value, region.name.value, server.value
-                    ),
-                ));
-            }
             if start < o_end && o_start < end {
                 return Err(rep.error(
                     &server.span,

@@ -34,6 +34,7 @@
 
 mod budget;
 mod compile;
+mod device_clients;
 mod devices;
 mod error;
 mod fdt;

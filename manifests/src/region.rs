@@ -12,7 +12,7 @@ use crate::error::{ManifestError, Reporter};
 use crate::fields::{Fields, Radix, Sp};
 use crate::schema::{MapDef, MapRights, RegionDef, fields, section};
 use crate::span::{Entry, NodeValue};
-use abi::layout::{ADDRESS_SPACE_END, PAGE_SIZE, REGION_WINDOW_BASE};
+use abi::layout::{PAGE_SIZE, REGION_WINDOW_BASE, REGION_WINDOW_END};
 
 const REGION_KEYS: &[&str] = &["kind", "base", "size", "map", "frames"];
 const MAP_KEYS: &[&str] = &["server", "at", "rights"];
@@ -150,13 +150,14 @@ fn read_maps(f: &Fields<'_>, device: bool, size: u64) -> Result<Vec<MapDef>, Man
             ));
         }
         let end = at.value.saturating_add(size);
-        if at.value < REGION_WINDOW_BASE || end > ADDRESS_SPACE_END {
+        if at.value < REGION_WINDOW_BASE || end > REGION_WINDOW_END {
             return Err(m.error(
                 &at.span,
                 "at",
                 format!(
                     "mapping {:#x}..{end:#x} is outside the region window \
-                     {REGION_WINDOW_BASE:#x}..{ADDRESS_SPACE_END:#x}",
+                     {REGION_WINDOW_BASE:#x}..{REGION_WINDOW_END:#x} (abi::layout; the last \
+                     page is the server's state page)",
                     at.value
                 ),
             ));

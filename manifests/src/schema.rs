@@ -407,8 +407,9 @@ fn read_restart(f: &Fields<'_>, node: &Node) -> Result<Sp<RestartPolicy>, Manife
     Ok(f.sp("restart", node, policy))
 }
 
-/// Reads `clients` / `signallers`: names or `{ server, badge [, grant] }` tables.
-fn read_peers(
+/// Reads `clients` / `signallers`: names or `{ server, badge [, grant] }` tables (also a
+/// `devices` entry's `clients`, `device_clients.rs`).
+pub(crate) fn read_peers(
     f: &Fields<'_>,
     list: &str,
     allow_grant: bool,

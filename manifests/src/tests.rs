@@ -11,6 +11,7 @@ use bootdesc::{
 use std::collections::BTreeMap;
 
 mod debug;
+mod device_clients;
 mod devices;
 mod frames;
 mod linux;

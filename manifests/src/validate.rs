@@ -344,8 +344,9 @@ fn check_object_names(rep: &Reporter<'_>, def: &ManifestDef) -> Result<(), Manif
 }
 
 /// Clients of one endpoint (or signallers of one notification): known, not the owner, listed
-/// once, and (for endpoints) with distinct badges.
-fn check_peers(
+/// once, and (for endpoints) with distinct badges (also a device's `clients`, with its vmm
+/// first: `device_clients.rs`).
+pub(crate) fn check_peers(
     rep: &Reporter<'_>,
     names: &Names<'_>,
     peers: &[PeerDef],

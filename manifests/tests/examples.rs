@@ -128,12 +128,13 @@ fn valid_edge_cases_are_accepted() {
         // test system.
         "[servers.w]\nbinary = \"w\"\npriority = 1\nstack = 983040\nheap = 0x3000_0000\n\
          restart = { budget = 2, within_ms = 50 }\ncnode_slots = 4096\n",
-        // A RAM region shared by two servers at different addresses; device regions that touch
+        // A RAM region shared by two servers at different addresses, one ending just below the
+        // state page (abi::layout::REGION_WINDOW_END); device regions that touch
         // but do not overlap.
         "[servers.a]\nbinary = \"a\"\npriority = 5\n\
          [regions.shm]\nkind = \"ram\"\nsize = 0x2000\nmap = [\
          { server = \"a\", at = 0x4000_0000, rights = \"rw\" },\
-         { server = \"boss\", at = 0x7f_ffff_e000, rights = \"r\" }]\n\
+         { server = \"boss\", at = 0x7f_ffff_d000, rights = \"r\" }]\n\
          [regions.d1]\nkind = \"device\"\nbase = 0x0A00_0000\nsize = 0x1000\n\
          [regions.d2]\nkind = \"device\"\nbase = 0x0A00_1000\nsize = 0x1000\n",
         // Device regions touching, but not overlapping, what the kernel owns: flash's last

@@ -155,12 +155,12 @@ fn each_device_server_maps_the_vms_ram_at_its_guest_physical_address() {
     };
     assert_eq!(ram_mappings, [&mapping(3), &mapping(4)]);
     // Nobody else maps it (the memory server holds it as frames, not as a mapping); the other
-    // mappings are blk-data's two and the two state pages.
-    assert_eq!(plan.mappings.len(), 6);
+    // mappings are blk-data's two and the three state pages.
+    assert_eq!(plan.mappings.len(), 7);
 }
 
 #[test]
-fn each_device_server_has_a_state_page_of_its_own_at_the_top_of_its_space() {
+fn each_device_server_and_the_vmm_have_a_state_page_of_their_own_at_the_top_of_their_space() {
     let plan = plan(VIRTIO);
     let states: Vec<_> = plan
         .regions
@@ -169,15 +169,16 @@ fn each_device_server_has_a_state_page_of_its_own_at_the_top_of_its_space() {
         .filter(|(_, r)| r.name.starts_with("state:"))
         .map(|(i, r)| (i, r.name.clone(), r.kind, r.size))
         .collect();
-    // After the manifest's region and ram:linux, in device order.
+    // After the manifest's region and ram:linux, in device order, then the VM's vmm.
     assert_eq!(
         states,
         [
             (2, "state:vblk".to_string(), bootdesc::RegionKind::Ram, 4096),
-            (3, "state:vcon".to_string(), bootdesc::RegionKind::Ram, 4096)
+            (3, "state:vcon".to_string(), bootdesc::RegionKind::Ram, 4096),
+            (4, "state:vmm".to_string(), bootdesc::RegionKind::Ram, 4096)
         ]
     );
-    for (region, server) in [(2, 3), (3, 4)] {
+    for (region, server) in [(2, 3), (3, 4), (4, 1)] {
         let maps: Vec<_> = plan
             .mappings
             .iter()
@@ -188,7 +189,7 @@ fn each_device_server_has_a_state_page_of_its_own_at_the_top_of_its_space() {
             [&Mapping {
                 server,
                 region,
-                va: abi::layout::DEVICE_STATE_VA,
+                va: abi::layout::STATE_PAGE_VA,
                 writable: true,
                 executable: false,
             }],
@@ -197,7 +198,7 @@ fn each_device_server_has_a_state_page_of_its_own_at_the_top_of_its_space() {
     }
     let over = VIRTIO.replace("at = 0x40_0000_0000", "at = 0x7f_ffff_0000");
     assert!(
-        refusal(&over).contains("over its state page at 0x7ffffff000"),
+        refusal(&over).contains("outside the region window 0x40000000..0x7ffffff000"),
         "{}",
         refusal(&over)
     );

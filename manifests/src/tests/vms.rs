@@ -128,6 +128,9 @@ fn exit_endpoints_follow_the_fault_endpoint_and_ram_regions_the_manifest_regions
             ),
             ("ram:guest", RegionKind::Ram, 0x400_0000),
             ("ram:second", RegionKind::Ram, 0x20_0000),
+            // Each vmm's state page (docs/VMM.md, "Restart").
+            ("state:vmm", RegionKind::Ram, 0x1000),
+            ("state:vmm2", RegionKind::Ram, 0x1000),
         ]
     );
     // The fault endpoint keeps its index: VMs renumber nothing.
@@ -136,8 +139,17 @@ fn exit_endpoints_follow_the_fault_endpoint_and_ram_regions_the_manifest_regions
             .iter()
             .all(|s| s.fault_endpoint == Some(1))
     );
-    // RAM regions are never mapped into a server.
-    assert!(plan.mappings.iter().all(|m| m.region == 0));
+    // RAM regions are never mapped into a server; the state pages are, each into its vmm at
+    // the top of its address space.
+    let mapped: Vec<_> = plan
+        .mappings
+        .iter()
+        .map(|m| (m.server, m.region, m.va, m.writable))
+        .collect();
+    let (vmm, vmm2) = (1, 4);
+    let top = abi::layout::STATE_PAGE_VA;
+    assert_eq!(mapped[1..], [(vmm, 3, top, true), (vmm2, 4, top, true)]);
+    assert_eq!(mapped[0].1, 0);
 }
 
 #[test]
@@ -385,11 +397,11 @@ fn payload_round_trips_vm_records_and_guest_images_as_segments() {
         panic!("no header first")
     };
     let counts = (header.servers, header.endpoints, header.regions, header.vms);
-    assert_eq!(counts, (5, 4, 3, 2));
-    assert_eq!((header.caps, header.mappings), (17, 1));
+    assert_eq!(counts, (5, 4, 5, 2));
+    assert_eq!((header.caps, header.mappings), (17, 3));
     // Two segments per guest (code and data; the bss is no segment: RAM starts zeroed).
     assert_eq!(header.vm_segments, 4);
-    // The Vm records follow the only Mapping; the VmSegment records close the stream.
+    // The Vm records follow the Mappings; the VmSegment records close the stream.
     let n = records.len();
     assert!(matches!(records[n - 7], Record::Mapping(_)));
     let vms: Vec<&Vm<'_>> = records[n - 6..n - 4]

@@ -12,8 +12,8 @@
 //! 0x0011_0000 .. 0x0020_0000   stack, grows down from STACK_TOP (size from the manifest)
 //! 0x0020_0000 ..               program image (ELF PT_LOAD segments)
 //! 0x1000_0000 ..               heap (size from the manifest)
-//! 0x4000_0000 ..               device and shared regions, where the manifest maps them
-//! 0x7F_FFFF_F000               a device server's state page (`state:<server>`, read-write)
+//! 0x4000_0000 .. 0x7F_FFFF_F000  device and shared regions, where the manifest maps them
+//! 0x7F_FFFF_F000               a device server's or vmm's state page (`state:<server>`, read-write)
 //! ```
 
 /// The boot-info page.
@@ -38,7 +38,10 @@ pub const REGION_WINDOW_BASE: u64 = 0x4000_0000;
 pub const ADDRESS_SPACE_END: u64 = 1 << 39;
 /// The page size.
 pub const PAGE_SIZE: u64 = 4096;
-/// Where the manifest compiler maps a device server's state page (`state:<server>`, a RAM
-/// region of its own that outlives the server's restarts): the last page of the address
-/// space, which no manifest mapping of a device server may reach (docs/VIRTIO.md, "Restart").
-pub const DEVICE_STATE_VA: u64 = ADDRESS_SPACE_END - PAGE_SIZE;
+/// Where the manifest compiler maps a server's state page (`state:<server>`, a RAM region of
+/// its own that outlives the server's restarts; device servers and vmms have one): the last
+/// page of the address space (docs/ARCHITECTURE.md, "Restart-safe state").
+pub const STATE_PAGE_VA: u64 = ADDRESS_SPACE_END - PAGE_SIZE;
+/// The end of the window manifest regions are mapped in: below the state page, in every
+/// server, so that no manifest mapping can reach it.
+pub const REGION_WINDOW_END: u64 = STATE_PAGE_VA;

@@ -143,6 +143,11 @@ pub enum InvocationLabel {
     /// open is accepted (a restarted mmu-server closes a bracket its predecessor left open
     /// with begin, end). Answers MR0 = the generation.
     VSpaceMmioUpdate = 24,
+    /// VCPU: answer which INTIDs below 256 its list registers hold (pending, active, or
+    /// completed with its maintenance exit still to come): bit n % 64 of MR(n / 64) for INTID
+    /// n. A restarted vmm brings its vGIC model back in line with them (docs/VMM.md,
+    /// "Restart"). Reads only; its arguments are ignored.
+    VcpuListRegisters = 25,
 }
 
 impl InvocationLabel {
@@ -173,6 +178,7 @@ impl InvocationLabel {
             22 => Self::VcpuSetDoorbell,
             23 => Self::VSpaceMapMmio,
             24 => Self::VSpaceMmioUpdate,
+            25 => Self::VcpuListRegisters,
             _ => return None,
         })
     }

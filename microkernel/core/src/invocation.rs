@@ -42,6 +42,8 @@ pub enum Invocation {
     DebugInputRead,
     /// Answer a frame capability's physical address and size.
     FrameGetAddress { pa: u64, size: u64 },
+    /// Answer the INTIDs the VCPU's list registers hold.
+    VcpuListRegisters { vcpu: u16 },
     /// Mirror the guest's configuration of its virtual timer interrupt.
     VcpuSetVtimer {
         vcpu: u16,
@@ -131,6 +133,9 @@ pub fn decode(
                 level,
             })
         }
+        (Cap::Vcpu { vcpu }, InvocationLabel::VcpuListRegisters) => {
+            Ok(Invocation::VcpuListRegisters { vcpu })
+        }
         (Cap::Vcpu { vcpu }, InvocationLabel::VcpuSetVtimer) => {
             let (enabled, priority) = crate::vgic::check_vtimer(args)?;
             Ok(Invocation::VcpuSetVtimer {
@@ -205,6 +210,9 @@ impl System<'_> {
                     priority,
                     level,
                 };
+            }
+            Invocation::VcpuListRegisters { vcpu } => {
+                return Effect::VcpuListRegisters { vcpu };
             }
             Invocation::VcpuSetVtimer {
                 vcpu,

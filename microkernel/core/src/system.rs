@@ -112,6 +112,9 @@ pub enum Effect {
         priority: u8,
         level: bool,
     },
+    /// Answer the caller [`crate::vgic::VgicCpu::held_intids`] of `vcpu` (its list registers
+    /// read from the hardware first when it is loaded).
+    VcpuListRegisters { vcpu: u16 },
     /// Record the guest's virtual timer interrupt configuration for `vcpu`.
     VcpuSetVtimer {
         vcpu: u16,

@@ -7,7 +7,7 @@ use crate::endpoint::{Endpoint, Reply};
 use crate::notification::{IrqLine, Notification};
 use crate::system::{Effect, IpcMemory, System};
 use crate::tcb::{SlotRange, Tcb, ThreadState};
-use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, Rights, Syscall};
+use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, REPLY_SLOT, Rights, Syscall};
 use std::collections::HashMap;
 use std::vec::Vec;
 
@@ -182,6 +182,37 @@ fn error_of(system: &System<'_>, id: TcbId) -> Option<KernelError> {
     let (_, info, words) = received(system, id);
     info.is_error()
         .then(|| KernelError::decode(info.label(), [words[0], words[1], words[2]]).unwrap())
+}
+
+/// SERVER waits on EP with its reply object; `fast` as [`syscall`]'s.
+fn server_waits(system: &mut System<'_>, memory: &mut MockMemory, fast: bool) {
+    syscall(
+        system,
+        memory,
+        SERVER,
+        Syscall::Recv,
+        &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
+        fast,
+    );
+}
+
+/// SERVER answers whatever it was sent with `label` and `words`, and waits again.
+fn server_replies(
+    system: &mut System<'_>,
+    memory: &mut MockMemory,
+    label: u64,
+    words: [u64; 4],
+    fast: bool,
+) {
+    let [a, b, c, d] = words;
+    syscall(
+        system,
+        memory,
+        SERVER,
+        Syscall::ReplyRecv,
+        &[EP, message(label, 4), a, b, c, d, REPLY_SLOT],
+        fast,
+    );
 }
 
 #[test]

@@ -142,6 +142,22 @@ impl VgicCpu {
         })
     }
 
+    /// The INTIDs below 256 its list registers hold, one bit each (bit n % 64 of word n / 64):
+    /// every list register that is not free, so an interrupt completed but not yet reported
+    /// by its maintenance exit counts as held (`VcpuListRegisters`).
+    pub fn held_intids(&self) -> [u64; 4] {
+        let mut held = [0u64; 4];
+        for &value in self.used() {
+            let intid = value & lr::INTID_MASK;
+            if !is_free(value)
+                && let Some(word) = held.get_mut((intid / 64) as usize)
+            {
+                *word |= 1 << (intid % 64);
+            }
+        }
+        held
+    }
+
     /// Whether any list register holds a pending interrupt (what wakes a VCPU from WFI, KVM's
     /// `kvm_vgic_vcpu_pending_irq`).
     pub fn any_pending(&self) -> bool {

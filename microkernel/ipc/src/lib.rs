@@ -10,11 +10,13 @@
 //! [`CallError::Restarted`] when the server restarted under it, and a protocol marks each
 //! request idempotent or not, so [`call`] retries idempotent requests transparently.
 //!
-//! The server side is [`server`]: the one serve loop, with fault injection for tests.
+//! The server side is [`server`]: the one serve loop; [`state`] is the record a server keeps
+//! across its restarts.
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod server;
+pub mod state;
 
 use abi::message::MAX_MESSAGE_WORDS;
 use abi::{KernelError, MessageInfo};

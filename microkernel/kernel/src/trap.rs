@@ -415,6 +415,7 @@ fn apply(kernel: &mut Kernel, effect: Effect) {
             enabled,
             priority,
         } => crate::vcpu::set_vtimer(kernel, vcpu, enabled, priority),
+        Effect::VcpuListRegisters { vcpu } => crate::vcpu::list_registers(kernel, vcpu),
         Effect::InjectException {
             tcb,
             abort,

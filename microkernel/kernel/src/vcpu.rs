@@ -187,6 +187,25 @@ pub fn inject(kernel: &mut Kernel, vcpu: u16, intid: u32, priority: u8, level: b
     }
 }
 
+/// `VcpuListRegisters`, decoded: the INTIDs `vcpu`'s list registers hold, to the caller.
+pub fn list_registers(kernel: &mut Kernel, vcpu: u16) {
+    let caller = kernel.system.current;
+    let loaded = kernel.loaded_vcpu == Some(vcpu);
+    let Some(state) = kernel.vcpus.get_mut(usize::from(vcpu)) else {
+        debug_assert!(false, "VCPU capability {vcpu} names no VCPU");
+        kernel
+            .system
+            .set_error(caller, abi::KernelError::InvalidArgument { index: 0 });
+        return;
+    };
+    let cpu = Current::vgic(state);
+    if loaded {
+        Current::vgic_read_live(cpu);
+    }
+    let held = cpu.held_intids();
+    kernel.system.set_result(caller, &held);
+}
+
 /// `VcpuSetVtimer`, decoded.
 pub fn set_vtimer(kernel: &mut Kernel, vcpu: u16, enabled: bool, priority: u8) {
     let loaded = kernel.loaded_vcpu == Some(vcpu);

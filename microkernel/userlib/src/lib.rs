@@ -72,28 +72,29 @@ pub fn crash_with_bad_access() -> ! {
     }
 }
 
-/// A device server's state page (`state:<server>`, which the manifest compiler maps read-write at
-/// `abi::layout::DEVICE_STATE_VA` into the server of every `devices` entry, and which outlives
-/// the server's restarts: docs/VIRTIO.md, "Restart without losing I/O"). The first call gets
-/// it; later calls get `None`, so there is never more than one reference to it.
+/// The server's state page (`state:<server>`, which the manifest compiler maps read-write at
+/// `abi::layout::STATE_PAGE_VA` into every device server and every vmm, and which outlives the
+/// server's restarts: docs/ARCHITECTURE.md, "Restart-safe state"; its record format is
+/// `ipc::state`). The first call gets it; later calls get `None`, so there is never more than
+/// one reference to it.
 ///
 /// # Safety
 ///
-/// Only a device server may call this (the page is mapped for exactly those: the boot info
-/// lists a device for it, `bootdesc::bootinfo::for_each_device`); elsewhere the address is
-/// unmapped and the first access faults.
-pub unsafe fn device_state_page() -> Option<&'static mut [u8]> {
+/// Only a server the compiler gives a state page may call this: a device server (the boot
+/// info lists a device for it, `bootdesc::bootinfo::for_each_device`) or a vmm (it holds an
+/// `exits:<vm>` capability); elsewhere the address is unmapped and the first access faults.
+pub unsafe fn state_page() -> Option<&'static mut [u8]> {
     use core::sync::atomic::{AtomicBool, Ordering};
     static TAKEN: AtomicBool = AtomicBool::new(false);
     if TAKEN.swap(true, Ordering::Relaxed) {
         return None;
     }
-    // SAFETY: the page is mapped read-write at DEVICE_STATE_VA for the server's whole life
+    // SAFETY: the page is mapped read-write at STATE_PAGE_VA for the server's whole life
     // (the caller's contract), only this server maps it, and TAKEN makes this the only
     // reference to it.
     Some(unsafe {
         core::slice::from_raw_parts_mut(
-            abi::layout::DEVICE_STATE_VA as *mut u8,
+            abi::layout::STATE_PAGE_VA as *mut u8,
             abi::layout::PAGE_SIZE as usize,
         )
     })

@@ -11,6 +11,7 @@
 //! - [`layout`]: the guest-physical map of the emulated devices.
 //! - [`vgic`]: the virtual GICv3's distributor and redistributor, and what to inject next.
 //! - [`reset`]: PSCI SYSTEM_RESET's steps, and what a device's answer to its reset means.
+//! - [`saved`]: what the vmm keeps in its state page, so that a restarted vmm takes over.
 //!
 //! The server (`vmm-server`) is a thin loop that carries out the plans over IPC.
 #![no_std]
@@ -25,6 +26,7 @@ pub mod mmu;
 pub mod psci;
 pub mod ratelimit;
 pub mod reset;
+pub mod saved;
 pub mod syndrome;
 pub mod sysreg;
 pub mod trace;

@@ -21,7 +21,9 @@
 //! a maintenance exit → [`Vgic::completed`]; then, after anything that can change what is due,
 //! [`Vgic::next_injections`] → `inject` each, and [`Vgic::injection_failed`] for each the kernel
 //! had no list register for (it is offered again next time). SYSTEM_RESET: [`Vgic::reset`]
-//! (device lines read low again until their devices report them).
+//! (device lines read low again until their devices report them). A restarted vmm:
+//! [`Vgic::restore`] from its state page, then [`Vgic::reconcile`] with the kernel's list
+//! registers (`saved.rs`).
 //!
 //! The machine: one VCPU (MPIDR affinity 0), 256 INTIDs (SGIs 0..15, PPIs 16..31, SPIs
 //! 32..255), no LPIs and no ITS, a single Security state (GICD_CTLR.DS = 1) and affinity
@@ -48,6 +50,7 @@ mod distributor;
 mod injection;
 mod irqs;
 mod redistributor;
+mod saved;
 mod sgi;
 
 use crate::layout::Window;
@@ -56,6 +59,7 @@ use irqs::Irqs;
 
 pub use distributor::{IIDR, PIDR2, TYPER as GICD_TYPER};
 pub use redistributor::TYPER as GICR_TYPER;
+pub use saved::SAVED_BYTES;
 pub use sgi::SgiRequest;
 
 /// The distributor's 64 KiB (QEMU `virt`'s VIRT_GIC_DIST, in the device tree Linux reads).

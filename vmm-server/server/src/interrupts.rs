@@ -6,6 +6,10 @@
 //! maintenance exit) the model is asked for the interrupts to hand over, and each goes to the
 //! kernel; one the kernel has no free list register for goes back to the model and is handed
 //! over again at the next maintenance exit (the kernel asks for underflow maintenance then).
+//!
+//! The model is the VM's interrupt state, so it outlives the vmm: the loop writes it to the
+//! state page whenever it changed (`changed_state`, before the reply that lets the guest see
+//! the change), and a restarted vmm takes it over (`take_over`, docs/VMM.md "Restart").
 
 use abi::CPtr;
 use abi::vm::NO_INTID;
@@ -27,6 +31,8 @@ pub struct Interrupts {
     /// interrupt, has it offered and refused again at every GIC write), so they are
     /// rate-limited like every guest-triggered record.
     refused: RateLimit,
+    /// The model or the levels changed since the state page was last written.
+    changed: bool,
 }
 
 impl Interrupts {
@@ -37,7 +43,38 @@ impl Interrupts {
             levels: [0; 4],
             vcpu,
             refused: RateLimit::new(),
+            changed: true,
         }
+    }
+
+    /// A restarted vmm takes over: the model and the levels from the state page, then what
+    /// the model believes is in the list registers put right from the kernel's answer
+    /// (`Vgic::reconcile`), then whatever is due handed over. Returns whether the kernel
+    /// answered; without it the model is kept as saved.
+    pub fn take_over(&mut self, vgic: Vgic, levels: [u64; 4]) -> bool {
+        self.vgic = vgic;
+        self.levels = levels;
+        self.changed = true;
+        let Some(vcpu) = self.vcpu else {
+            return false;
+        };
+        let (info, held) = syscall::invoke(vcpu, abi::InvocationLabel::VcpuListRegisters, [0; 4]);
+        if info.is_error() {
+            println!(
+                "vmm: reading the list registers failed (kernel error {})",
+                info.label()
+            );
+            return false;
+        }
+        self.vgic.reconcile(&held);
+        self.push_vtimer();
+        self.flush();
+        true
+    }
+
+    /// What the state page keeps, when it changed since the last call.
+    pub fn changed_state(&mut self) -> Option<(&Vgic, [u64; 4])> {
+        core::mem::take(&mut self.changed).then_some((&self.vgic, self.levels))
     }
 
     /// SYSTEM_RESET: the model out of reset (the kernel reset the VCPU's list registers and
@@ -45,6 +82,7 @@ impl Interrupts {
     pub fn reset(&mut self) {
         self.vgic.reset();
         self.levels = [0; 4];
+        self.changed = true;
     }
 
     /// A guest access to a GIC window: `Some(value)` for a read, `Some(0)` for an accepted
@@ -57,6 +95,7 @@ impl Interrupts {
         let outcome = self
             .vgic
             .write(window, offset, access.width, access.value)?;
+        self.changed = true;
         if outcome.vtimer_changed {
             self.push_vtimer();
         }
@@ -76,6 +115,7 @@ impl Interrupts {
             } else {
                 *levels &= !bit;
             }
+            self.changed = true;
         }
         if self.vgic.set_line(intid, level).is_ok() {
             self.flush();
@@ -92,12 +132,14 @@ impl Interrupts {
     /// A trapped ICC_SGI1R_EL1 write.
     pub fn send_sgi(&mut self, value: u64) {
         if self.vgic.send_sgi(value) {
+            self.changed = true;
             self.flush();
         }
     }
 
     /// A maintenance exit: these INTIDs were completed.
     pub fn maintenance(&mut self, completed: [u64; 4]) {
+        self.changed = true;
         for intid in completed {
             if intid != NO_INTID
                 && let Ok(intid) = u32::try_from(intid)
@@ -117,6 +159,8 @@ impl Interrupts {
         };
         let mut due = heapless::Vec::<Injection, 4>::new();
         self.vgic.next_injections(&mut due);
+        // `next_injections` also forgets edge interrupts handed out before.
+        self.changed = true;
         for injection in due {
             let (info, _) = syscall::invoke(
                 vcpu,

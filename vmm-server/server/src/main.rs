@@ -149,9 +149,63 @@ struct Monitor {
     injections: RateLimit,
     device_failures: RateLimit,
     mmu_log: mmu::Log,
+    /// `state:<vmm>` (`vmm_core::saved`): what a restarted instance takes over.
+    page: Option<&'static mut [u8]>,
 }
 
 impl Monitor {
+    /// A restarted vmm takes over a running VM from its state page: the vGIC model (put right
+    /// against the kernel's list registers), the device lines and the boot count, then asks
+    /// every device for its line, since a line may have moved while no vmm listened. A first
+    /// start finds no record and starts from reset. Returns whether it took over.
+    fn take_over(&mut self) -> bool {
+        let Some(saved) = self
+            .page
+            .as_deref()
+            .and_then(ipc::state::newest_payload)
+            .and_then(vmm_core::saved::Saved::decode)
+        else {
+            return false;
+        };
+        self.boots = saved.boots;
+        let reconciled = self.interrupts.take_over(saved.vgic, saved.levels);
+        // A device signal the previous instance took and died on is lost: every virtio line
+        // found high is taken as one that may have risen unseen (a spurious edge at worst,
+        // which the guest's virtio driver ignores; a lost one would stall it).
+        self.device_lines(u64::MAX);
+        println!(
+            "vmm: took over VM `{}` from the state page (boot {}{})",
+            self.vm,
+            self.boots + 1,
+            if reconciled {
+                ""
+            } else {
+                ", list registers not read"
+            }
+        );
+        true
+    }
+
+    /// Writes the state page when what it keeps changed; called before every reply, so the
+    /// guest never runs on an interrupt state the page does not hold.
+    fn persist(&mut self) {
+        let boots = self.boots;
+        let (Some(page), Some((vgic, levels))) =
+            (self.page.as_deref_mut(), self.interrupts.changed_state())
+        else {
+            return;
+        };
+        if ipc::state::save_with(page, |buffer| {
+            vmm_core::saved::encode(vgic, &levels, boots, buffer)
+        })
+        .is_err()
+        {
+            // Cannot happen (the record's size is checked at compile time); a vmm restarted
+            // after it would start the VM's interrupts from an older record.
+            println!("vmm: the state page did not take the record");
+        }
+    }
+
     /// Carries out the plan for one exit and returns the reply; `None` when the exit needs no
     /// reply (a reset cancelled it), and never returns on power-off.
     fn handle(&mut self, exit: &VmExit) -> Option<Resume> {
@@ -498,6 +552,9 @@ fn main() -> ! {
         injections: RateLimit::new(),
         device_failures: RateLimit::new(),
         mmu_log: mmu::Log::default(),
+        // SAFETY: this is a vmm (it holds `exits:<vm>`, found above), into which the manifest
+        // compiler maps its state page; this is the only call.
+        page: unsafe { userlib::state_page() },
     };
     routes::install(monitor.vcpu, &monitor.devices);
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {
@@ -523,6 +580,10 @@ fn main() -> ! {
             device.window.size
         );
     }
+    if !monitor.take_over() {
+        // A first start (or no usable record): the model as it is out of reset goes in.
+        monitor.persist();
+    }
     let (mut word, mut info, mut registers) = syscall::recv(exits, REPLY_SLOT);
     loop {
         // Read the exit before anything else touches the IPC buffer.
@@ -531,6 +592,7 @@ fn main() -> ! {
                 // A device signalled that its interrupt line may have changed on its own; the
                 // word is the OR of the signallers' badges.
                 monitor.device_lines(word);
+                monitor.persist();
                 (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
                 continue;
             }
@@ -548,7 +610,9 @@ fn main() -> ! {
             (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
             continue;
         };
-        let Some(resume) = monitor.handle(&exit) else {
+        let handled = monitor.handle(&exit);
+        monitor.persist();
+        let Some(resume) = handled else {
             (word, info, registers) = syscall::recv(exits, REPLY_SLOT);
             continue;
         };

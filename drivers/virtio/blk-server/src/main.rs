@@ -139,7 +139,7 @@ impl userlib::server::Server for VirtioBlk {
             backend: Remote::new(driver, disk),
             // SAFETY: this is a device server (the boot info gave it its device above), for
             // which the manifest compiler maps the state page.
-            page: unsafe { userlib::device_state_page() },
+            page: unsafe { userlib::state_page() },
         };
         let saved = serving.page.as_deref().and_then(state::load);
         let (front, resumed) = Front::start(serving, saved);

@@ -115,7 +115,7 @@ impl userlib::server::Server for VirtioConsole {
             output: LineBuffer::new(),
             // SAFETY: this is a device server (the boot info gave it its device just above),
             // for which the manifest compiler maps the state page.
-            page: unsafe { userlib::device_state_page() },
+            page: unsafe { userlib::state_page() },
             input: InputQueue::new(),
         };
         let saved = serving.page.as_deref().and_then(state::load);

@@ -1,7 +1,9 @@
 //! Bound notifications (seL4's): a server bound to a notification waits for requests on its
 //! endpoint and for signals at once; a signal ends its receive, a pending one is received first.
 
-use super::{CLIENT, EP, MockMemory, NTFN, SERVER, pools, received, run_as, syscall, system};
+use super::{
+    CLIENT, EP, MockMemory, NTFN, SERVER, pools, received, run_as, server_waits, syscall, system,
+};
 use crate::endpoint::EndpointState;
 use crate::system::{FastpathOutcome, System};
 use crate::tcb::ThreadState;
@@ -13,24 +15,13 @@ fn bind(system: &mut System<'_>) {
     system.notifications[0].bound = Some(SERVER);
 }
 
-fn server_receives(system: &mut System<'_>, memory: &mut MockMemory) {
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::Recv,
-        &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
-        false,
-    );
-}
-
 #[test]
 fn a_signal_ends_the_bound_servers_receive_with_the_word() {
     let mut pools = pools(&[100, 50, 40]);
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     bind(&mut system);
-    server_receives(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, false);
     assert!(matches!(
         system.tcb(SERVER).state,
         ThreadState::BlockedOnReceive { .. }
@@ -73,7 +64,7 @@ fn a_pending_signal_is_received_before_blocking_and_unbound_servers_are_unaffect
         &[NTFN],
         false,
     );
-    server_receives(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, false);
     assert!(matches!(
         system.tcb(SERVER).state,
         ThreadState::BlockedOnReceive { .. }
@@ -99,7 +90,7 @@ fn a_pending_signal_is_received_before_blocking_and_unbound_servers_are_unaffect
         &[NTFN],
         false,
     );
-    server_receives(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, false);
     assert_eq!(
         system.tcb(SERVER).state,
         ThreadState::Running,
@@ -121,7 +112,7 @@ fn a_request_still_arrives_normally_and_the_fast_path_defers_to_a_pending_signal
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     bind(&mut system);
-    server_receives(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, false);
     // A call reaches the bound server as usual.
     syscall(
         &mut system,

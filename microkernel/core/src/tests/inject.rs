@@ -4,7 +4,7 @@
 
 use super::{
     CLIENT, EP, MockMemory, NTFN, OTHER, SERVER, error_of, message, pools, put_cap, received,
-    run_as, syscall, system,
+    run_as, server_replies, server_waits, syscall, system,
 };
 use crate::cap::Cap;
 use crate::system::{Effect, System};
@@ -63,17 +63,6 @@ fn handler_got(system: &System<'_>) -> (u64, Option<FaultKind>, [u64; 2]) {
     )
 }
 
-fn server_waits(system: &mut System<'_>, memory: &mut MockMemory) {
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::Recv,
-        &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
-        true,
-    );
-}
-
 fn client_calls(system: &mut System<'_>, memory: &mut MockMemory, value: u64) {
     syscall(
         system,
@@ -85,17 +74,6 @@ fn client_calls(system: &mut System<'_>, memory: &mut MockMemory, value: u64) {
     );
 }
 
-fn server_replies(system: &mut System<'_>, memory: &mut MockMemory) {
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::ReplyRecv,
-        &[EP, message(0, 1), 0x77, 0, 0, 0, REPLY_SLOT],
-        true,
-    );
-}
-
 #[test]
 fn a_receive_injection_fires_on_taking_the_nth_message_and_the_restart_answers_its_caller() {
     let mut pools = pools(&[100, 50, 200]);
@@ -103,7 +81,7 @@ fn a_receive_injection_fires_on_taking_the_nth_message_and_the_restart_answers_i
     let mut system = system(&mut pools);
     with_handler(&mut system, &mut memory);
     arm(&mut system, SERVER, InjectAt::Receive, 2);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
 
     client_calls(&mut system, &mut memory, 1);
     assert_eq!(
@@ -112,7 +90,7 @@ fn a_receive_injection_fires_on_taking_the_nth_message_and_the_restart_answers_i
         "the first message arrives"
     );
     assert_eq!(system.tcb(SERVER).state, ThreadState::Running);
-    server_replies(&mut system, &mut memory);
+    server_replies(&mut system, &mut memory, 0, [0x77, 0, 0, 0], true);
     assert_eq!(received(&system, CLIENT).2[0], 0x77);
 
     client_calls(&mut system, &mut memory, 2);
@@ -146,14 +124,14 @@ fn a_reply_injection_fires_instead_of_the_nth_reply() {
     let mut system = system(&mut pools);
     with_handler(&mut system, &mut memory);
     arm(&mut system, SERVER, InjectAt::Reply, 2);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
     client_calls(&mut system, &mut memory, 1);
-    server_replies(&mut system, &mut memory);
+    server_replies(&mut system, &mut memory, 0, [0x77, 0, 0, 0], true);
     assert_eq!(received(&system, CLIENT).2[0], 0x77, "reply 1 goes out");
 
     client_calls(&mut system, &mut memory, 2);
     assert_eq!(received(&system, SERVER).2[0], 2, "request 2 was taken");
-    server_replies(&mut system, &mut memory);
+    server_replies(&mut system, &mut memory, 0, [0x77, 0, 0, 0], true);
     assert_eq!(
         handler_got(&system),
         (
@@ -176,9 +154,9 @@ fn a_call_injection_fires_before_the_nth_call_on_an_endpoint_and_invocations_do_
     let mut system = system(&mut pools);
     with_handler(&mut system, &mut memory);
     arm(&mut system, CLIENT, InjectAt::Call, 2);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
     client_calls(&mut system, &mut memory, 1);
-    server_replies(&mut system, &mut memory);
+    server_replies(&mut system, &mut memory, 0, [0x77, 0, 0, 0], true);
     // A Call that is a kernel invocation (its TCB capability of SERVER) is not a call to a peer.
     syscall(
         &mut system,
@@ -242,10 +220,10 @@ fn points_other_than_the_armed_one_never_count() {
     with_handler(&mut system, &mut memory);
     arm(&mut system, SERVER, InjectAt::Signal, 1);
     arm(&mut system, CLIENT, InjectAt::Reply, 1);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
     for value in 1..=3 {
         client_calls(&mut system, &mut memory, value);
-        server_replies(&mut system, &mut memory);
+        server_replies(&mut system, &mut memory, 0, [0x77, 0, 0, 0], true);
         assert_eq!(received(&system, CLIENT).2[0], 0x77);
     }
     assert_eq!(system.tcb(SERVER).injection.map(|plan| plan.seen), Some(0));
@@ -259,7 +237,7 @@ fn a_receive_injection_into_a_thread_with_no_handler_stops_the_system() {
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     arm(&mut system, SERVER, InjectAt::Receive, 1);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
     assert_eq!(system.take_stop(), None);
     client_calls(&mut system, &mut memory, 1);
     assert_eq!(
@@ -283,7 +261,7 @@ fn a_bound_signal_taken_through_a_receive_counts_as_a_receive() {
     system.tcb_mut(SERVER).bound_notification = Some(0);
     system.notifications[0].bound = Some(SERVER);
     arm(&mut system, SERVER, InjectAt::Receive, 1);
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, true);
     run_as(&mut system, CLIENT);
     system.signal(0, 1);
     system.choose_next();

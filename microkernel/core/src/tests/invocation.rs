@@ -316,6 +316,15 @@ fn vcpu_invocations_are_checked_then_handed_to_the_arch_layer() {
             priority: 0x80
         }
     );
+    let effect = invoke(
+        &mut system,
+        &mut memory,
+        CLIENT,
+        VCPU_SLOT,
+        abi::InvocationLabel::VcpuListRegisters,
+        [u64::MAX; 4],
+    );
+    assert_eq!(effect, Effect::VcpuListRegisters { vcpu: 3 });
     // A VCPU capability takes no other operation, and no other capability takes these.
     let effect = invoke(
         &mut system,

@@ -6,7 +6,7 @@
 
 use super::{
     CLIENT, EP, MockMemory, NTFN, OTHER, SERVER, TCB_OF_SERVER, error_of, message, pools, put_cap,
-    received, run_as, syscall, system,
+    received, run_as, server_replies, server_waits, syscall, system,
 };
 use crate::cap::Cap;
 use crate::system::{Effect, System};
@@ -14,30 +14,6 @@ use crate::tcb::{PC, SP, ThreadState};
 use abi::message::{IPC_BUFFER_RECEIVE_SLOT, IPC_BUFFER_SEND_CAP};
 use abi::vm::{VmExit, VmExitKind, VmReply};
 use abi::{FaultInfo, FaultKind, KernelError, MessageInfo, REPLY_SLOT, Rights, Syscall};
-
-fn server_waits(system: &mut System<'_>, memory: &mut MockMemory) {
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::Recv,
-        &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
-        false,
-    );
-}
-
-/// SERVER answers whatever it was sent with `label` and `words`, and waits again.
-fn server_replies(system: &mut System<'_>, memory: &mut MockMemory, label: u64, words: [u64; 4]) {
-    let [a, b, c, d] = words;
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::ReplyRecv,
-        &[EP, message(label, 4), a, b, c, d, REPLY_SLOT],
-        false,
-    );
-}
 
 #[test]
 fn send_and_nbsend_on_a_notification_signal_it() {
@@ -139,7 +115,7 @@ fn offered_a_capability(system: &mut System<'_>, memory: &mut MockMemory) {
     let (server, client) = (system.tcb(SERVER).ipc_buffer, system.tcb(CLIENT).ipc_buffer);
     memory.0.insert((server, IPC_BUFFER_RECEIVE_SLOT), 12);
     memory.0.insert((client, IPC_BUFFER_SEND_CAP), NTFN);
-    server_waits(system, memory);
+    server_waits(system, memory, false);
 }
 
 #[test]
@@ -195,7 +171,7 @@ fn a_reply_to_a_fault_resumes_the_thread_whatever_its_label_would_mean_to_a_vm()
     let mut memory = MockMemory::default();
     let mut system = system(&mut pools);
     system.tcb_mut(CLIENT).fault_handler = Some((0, 0xF1));
-    server_waits(&mut system, &mut memory);
+    server_waits(&mut system, &mut memory, false);
     run_as(&mut system, CLIENT);
     let before = system.tcb(CLIENT).context;
     let fault = FaultInfo {
@@ -209,7 +185,13 @@ fn a_reply_to_a_fault_resumes_the_thread_whatever_its_label_would_mean_to_a_vm()
     let every_vm_action = VmReply::ADVANCE_PC
         .with(VmReply::WRITE_REGISTER)
         .with(VmReply::SET_RESULTS);
-    server_replies(&mut system, &mut memory, every_vm_action.0, [5, 0x41, 7, 8]);
+    server_replies(
+        &mut system,
+        &mut memory,
+        every_vm_action.0,
+        [5, 0x41, 7, 8],
+        false,
+    );
     assert_eq!(system.tcb(CLIENT).state, ThreadState::Running);
     assert_eq!(system.tcb(CLIENT).context, before, "registers untouched");
 }
@@ -218,7 +200,7 @@ fn a_reply_to_a_fault_resumes_the_thread_whatever_its_label_would_mean_to_a_vm()
 fn vcpu_with_vmm(system: &mut System<'_>, memory: &mut MockMemory) {
     system.tcb_mut(CLIENT).vcpu = Some(0);
     system.tcb_mut(CLIENT).fault_handler = Some((0, 0x77));
-    server_waits(system, memory);
+    server_waits(system, memory, false);
 }
 
 /// The VCPU thread exits with `exit` and its vmm takes the exit.

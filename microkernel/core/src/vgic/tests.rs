@@ -86,6 +86,24 @@ fn pending_and_vtimer_state() {
 }
 
 #[test]
+fn held_intids_are_every_register_not_free() {
+    let mut cpu = VgicCpu::new(3);
+    assert_eq!(cpu.held_intids(), [0; 4]);
+    cpu.lrs[0] = lr_value(48, 0xA0, true); // pending, level
+    cpu.lrs[1] = (lr_value(200, 0, false) & !lr::STATE) | lr::ACTIVE; // active, edge
+    cpu.lrs[2] = lr_value(7, 0, true) & !lr::STATE; // completed, maintenance to come
+    cpu.lrs[3] = lr_value(100, 0, false); // past the hardware's count: not used
+    assert_eq!(
+        cpu.held_intids(),
+        [1 << 7 | 1 << 48, 0, 0, 1 << (200 - 192)]
+    );
+    // A completed edge interrupt is free, and an INTID past 255 has no bit.
+    cpu.lrs[1] &= !lr::STATE;
+    cpu.lrs[0] = lr_value(300, 0, false);
+    assert_eq!(cpu.held_intids(), [1 << 7, 0, 0, 0]);
+}
+
+#[test]
 fn inject_arguments_are_checked() {
     assert_eq!(check_inject([33, 0xA0, 1, 0]), Ok((33, 0xA0, true)));
     assert_eq!(check_inject([0, 0, 0, 0]), Ok((0, 0, false)));

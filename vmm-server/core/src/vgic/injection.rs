@@ -102,7 +102,7 @@ impl Vgic {
         }
     }
 
-    fn end_flight(&mut self, intid: usize) {
+    pub(super) fn end_flight(&mut self, intid: usize) {
         let irqs = &mut self.irqs;
         irqs.in_flight.set(intid, false);
         irqs.consumed_latch.set(intid, false);

@@ -10,6 +10,7 @@ mod hostile;
 mod injection;
 mod linux;
 mod registers;
+mod saved;
 
 const DIST: GicWindow = GicWindow::Distributor;
 const REDIST: GicWindow = GicWindow::Redistributor;

@@ -154,6 +154,7 @@ fn objects() -> [(Cap, &'static [InvocationLabel]); 13] {
             &[
                 VcpuInjectIrq,
                 VcpuSetVtimer,
+                VcpuListRegisters,
                 VcpuSetMmioRoute,
                 VcpuClearMmioRoute,
                 VcpuSetDoorbell,

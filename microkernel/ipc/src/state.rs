@@ -1,0 +1,232 @@
+//! Restart-safe state: one page that outlives a server's restarts (`state:<server>`, mapped at
+//! `abi::layout::STATE_PAGE_VA`, docs/ARCHITECTURE.md "Restart-safe state"), holding the
+//! newest record of what the server must not lose.
+//!
+//! The page holds two slots; a save writes the slot the newest good record is not in, with the
+//! next sequence number and a checksum, so a crash in the middle of a save leaves the previous
+//! record whole and the torn one is ignored. What a record means is the server's: this module
+//! moves bytes (the virtio servers keep their transport, postcard-encoded; the vmm its vGIC
+//! model in a fixed layout).
+//!
+//! ```text
+//! slot (2048 bytes): magic "vst1" | sequence u32 | length u32 | FNV-1a of the payload u32 | payload
+//! ```
+
+/// Bytes of the page: two slots of half a page each.
+pub const PAGE_BYTES: usize = 4096;
+const SLOT_BYTES: usize = PAGE_BYTES / 2;
+const HEADER_BYTES: usize = 16;
+/// The most a record's payload can hold.
+pub const PAYLOAD_BYTES: usize = SLOT_BYTES - HEADER_BYTES;
+const MAGIC: u32 = u32::from_le_bytes(*b"vst1");
+
+/// Why a state was not saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveError {
+    /// The page is not [`PAGE_BYTES`] long.
+    BadPage,
+    /// The payload does not fit a slot ([`PAYLOAD_BYTES`]).
+    TooLarge,
+}
+
+/// A good record: its sequence number and payload.
+fn record(slot: &[u8]) -> Option<(u32, &[u8])> {
+    let word = |at: usize| {
+        let bytes = slot.get(at..at + 4)?;
+        Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    };
+    if word(0)? != MAGIC {
+        return None;
+    }
+    let length = usize::try_from(word(8)?).ok()?;
+    let payload = slot.get(HEADER_BYTES..HEADER_BYTES.checked_add(length)?)?;
+    (fnv1a(payload) == word(12)?).then_some((word(4)?, payload))
+}
+
+/// The newest good record of the page: (slot index, sequence, payload).
+fn newest(page: &[u8]) -> Option<(usize, u32, &[u8])> {
+    let found: [Option<(u32, &[u8])>; 2] = [
+        record(page.get(..SLOT_BYTES)?),
+        record(page.get(SLOT_BYTES..PAGE_BYTES)?),
+    ];
+    match found {
+        [Some((a, pa)), Some((b, pb))] => {
+            // Wrapping comparison: `b` is newer when it is ahead of `a` by less than half the range.
+            if b.wrapping_sub(a) < 1 << 31 && b != a {
+                Some((1, b, pb))
+            } else {
+                Some((0, a, pa))
+            }
+        }
+        [Some((a, pa)), None] => Some((0, a, pa)),
+        [None, Some((b, pb))] => Some((1, b, pb)),
+        [None, None] => None,
+    }
+}
+
+/// Saves a record into `page` (the slot not holding the newest record): `fill` writes the
+/// payload into the buffer it is given ([`PAYLOAD_BYTES`] long) and returns its length, or
+/// `None` when it does not fit (the page then keeps its newest record).
+pub fn save_with(
+    page: &mut [u8],
+    fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+) -> Result<(), SaveError> {
+    if page.len() != PAGE_BYTES {
+        return Err(SaveError::BadPage);
+    }
+    let (slot, sequence) = match newest(page) {
+        Some((slot, sequence, _)) => (1 - slot, sequence.wrapping_add(1)),
+        None => (0, 1),
+    };
+    let target = &mut page[slot * SLOT_BYTES..(slot + 1) * SLOT_BYTES];
+    // The magic goes first and is wrong until the end: a torn write is never a good record.
+    target[..4].copy_from_slice(&0u32.to_le_bytes());
+    let payload = &mut target[HEADER_BYTES..];
+    let length = fill(payload)
+        .filter(|&length| length <= PAYLOAD_BYTES)
+        .ok_or(SaveError::TooLarge)?;
+    let checksum = fnv1a(&payload[..length]);
+    target[4..8].copy_from_slice(&sequence.to_le_bytes());
+    target[8..12].copy_from_slice(&(length as u32).to_le_bytes());
+    target[12..16].copy_from_slice(&checksum.to_le_bytes());
+    target[..4].copy_from_slice(&MAGIC.to_le_bytes());
+    Ok(())
+}
+
+/// Saves `value`, postcard-encoded.
+pub fn save<T: serde::Serialize>(page: &mut [u8], value: &T) -> Result<(), SaveError> {
+    save_with(page, |buffer| {
+        postcard::to_slice(value, buffer)
+            .ok()
+            .map(|bytes| bytes.len())
+    })
+}
+
+/// The payload of the newest good record in `page`, if there is one.
+pub fn newest_payload(page: &[u8]) -> Option<&[u8]> {
+    newest(page).map(|(_, _, payload)| payload)
+}
+
+/// The newest saved value in `page`, postcard-decoded, if there is a good one.
+pub fn load<T: serde::de::DeserializeOwned>(page: &[u8]) -> Option<T> {
+    postcard::from_bytes(newest_payload(page)?).ok()
+}
+
+/// Makes `page` hold no record (for tests and for a page of unknown content).
+pub fn clear(page: &mut [u8]) {
+    page.fill(0);
+}
+
+/// 32-bit FNV-1a: catches a torn or stale payload; nothing here defends against a forger (the
+/// page is the server's own).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811C_9DC5, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+
+    fn bytes(page: &[u8]) -> Option<std::vec::Vec<u8>> {
+        newest_payload(page).map(<[u8]>::to_vec)
+    }
+
+    fn put(page: &mut [u8], payload: &[u8]) -> Result<(), SaveError> {
+        save_with(page, |buffer| {
+            buffer.get_mut(..payload.len())?.copy_from_slice(payload);
+            Some(payload.len())
+        })
+    }
+
+    #[test]
+    fn a_saved_record_loads_back_and_the_newest_of_two_wins() {
+        let mut page = vec![0u8; PAGE_BYTES];
+        assert_eq!(bytes(&page), None, "a zeroed page holds nothing");
+        put(&mut page, b"first").unwrap();
+        assert_eq!(bytes(&page).as_deref(), Some(&b"first"[..]));
+        put(&mut page, b"second").unwrap();
+        assert_eq!(bytes(&page).as_deref(), Some(&b"second"[..]));
+        // The third save goes over the first slot again.
+        put(&mut page, b"third").unwrap();
+        assert_eq!(bytes(&page).as_deref(), Some(&b"third"[..]));
+        assert_eq!(
+            newest(&page).map(|(slot, sequence, _)| (slot, sequence)),
+            Some((0, 3))
+        );
+        // An empty payload is a record too.
+        put(&mut page, b"").unwrap();
+        assert_eq!(bytes(&page).as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_torn_save_leaves_the_previous_record() {
+        let mut page = vec![0u8; PAGE_BYTES];
+        put(&mut page, b"kept").unwrap();
+        let mut torn = page.clone();
+        put(&mut torn, b"newer").unwrap();
+        // The new record's payload half written: its checksum no longer matches.
+        torn[SLOT_BYTES + HEADER_BYTES + 2] ^= 0xFF;
+        assert_eq!(bytes(&torn).as_deref(), Some(&b"kept"[..]));
+        // Or its magic not yet written.
+        let mut early = page.clone();
+        put(&mut early, b"newer").unwrap();
+        early[SLOT_BYTES..SLOT_BYTES + 4].fill(0);
+        assert_eq!(bytes(&early).as_deref(), Some(&b"kept"[..]));
+    }
+
+    #[test]
+    fn a_payload_that_does_not_fit_keeps_the_newest_record() {
+        let mut page = vec![0u8; PAGE_BYTES];
+        put(&mut page, b"kept").unwrap();
+        assert_eq!(
+            put(&mut page, &[7u8; PAYLOAD_BYTES + 1]),
+            Err(SaveError::TooLarge)
+        );
+        assert_eq!(
+            save_with(&mut page, |_| Some(PAYLOAD_BYTES + 1)),
+            Err(SaveError::TooLarge),
+            "a fill that claims more than its buffer"
+        );
+        assert_eq!(bytes(&page).as_deref(), Some(&b"kept"[..]));
+        put(&mut page, &[7u8; PAYLOAD_BYTES]).unwrap();
+        assert_eq!(bytes(&page).map(|b| b.len()), Some(PAYLOAD_BYTES));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_and_garbage_is_no_record() {
+        let mut page = vec![0u8; PAGE_BYTES];
+        put(&mut page, b"old").unwrap();
+        // Pretend slot 0 is at u32::MAX: the next save, sequence 0, must be the newer one.
+        page[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        put(&mut page, b"new").unwrap();
+        assert_eq!(
+            newest(&page).map(|(slot, sequence, _)| (slot, sequence)),
+            Some((1, 0))
+        );
+        assert_eq!(bytes(&page).as_deref(), Some(&b"new"[..]));
+        let mut garbage = vec![0xA5u8; PAGE_BYTES];
+        assert_eq!(bytes(&garbage), None);
+        garbage[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        garbage[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(bytes(&garbage), None, "a length past the slot");
+        assert_eq!(put(&mut [0u8; 100], b"x"), Err(SaveError::BadPage));
+        clear(&mut page);
+        assert_eq!(bytes(&page), None);
+    }
+
+    #[test]
+    fn postcard_values_round_trip() {
+        let mut page = vec![0u8; PAGE_BYTES];
+        save(&mut page, &(3u32, 0xABCDu64, true)).unwrap();
+        assert_eq!(load::<(u32, u64, bool)>(&page), Some((3, 0xABCD, true)));
+        assert_eq!(
+            load::<(u32, u64, bool, u64)>(&page),
+            None,
+            "a payload too short"
+        );
+    }
+}
