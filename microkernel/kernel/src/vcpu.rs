@@ -152,22 +152,34 @@ pub fn entering_guest(kernel: &mut Kernel, vcpu: u16) {
     }
 }
 
+/// The interface of `vcpu` for an invocation by the current thread, with its list registers
+/// read from the hardware when it is the loaded VCPU (and whether it is). `None`, with the
+/// caller answered `InvalidArgument`, for a VCPU that does not exist: its capability's decode
+/// rules that out, so it is a broken invariant.
+fn invoked_interface(kernel: &mut Kernel, vcpu: u16) -> Option<(bool, &mut VgicCpu)> {
+    let loaded = kernel.loaded_vcpu == Some(vcpu);
+    if kernel.vcpus.get(usize::from(vcpu)).is_none() {
+        debug_assert!(false, "VCPU capability {vcpu} names no VCPU");
+        let caller = kernel.system.current;
+        kernel
+            .system
+            .set_error(caller, abi::KernelError::InvalidArgument { index: 0 });
+        return None;
+    }
+    let cpu = Current::vgic(kernel.vcpus.get_mut(usize::from(vcpu))?);
+    if loaded {
+        Current::vgic_read_live(cpu);
+    }
+    Some((loaded, cpu))
+}
+
 /// `VcpuInjectIrq`, decoded: into a list register of `vcpu`, or `NoFreeListRegister` for the
 /// caller (then underflow maintenance is requested, so the vmm hears when registers free up).
 pub fn inject(kernel: &mut Kernel, vcpu: u16, intid: u32, priority: u8, level: bool) {
     let caller = kernel.system.current;
-    let loaded = kernel.loaded_vcpu == Some(vcpu);
-    let Some(state) = kernel.vcpus.get_mut(usize::from(vcpu)) else {
-        debug_assert!(false, "VCPU capability {vcpu} names no VCPU");
-        kernel
-            .system
-            .set_error(caller, abi::KernelError::InvalidArgument { index: 0 });
+    let Some((loaded, cpu)) = invoked_interface(kernel, vcpu) else {
         return;
     };
-    let cpu = Current::vgic(state);
-    if loaded {
-        Current::vgic_read_live(cpu);
-    }
     match cpu.plan_inject(intid, priority, level) {
         Ok(write) => {
             cpu.lrs[write.index] = write.value;
@@ -190,18 +202,9 @@ pub fn inject(kernel: &mut Kernel, vcpu: u16, intid: u32, priority: u8, level: b
 /// `VcpuListRegisters`, decoded: the INTIDs `vcpu`'s list registers hold, to the caller.
 pub fn list_registers(kernel: &mut Kernel, vcpu: u16) {
     let caller = kernel.system.current;
-    let loaded = kernel.loaded_vcpu == Some(vcpu);
-    let Some(state) = kernel.vcpus.get_mut(usize::from(vcpu)) else {
-        debug_assert!(false, "VCPU capability {vcpu} names no VCPU");
-        kernel
-            .system
-            .set_error(caller, abi::KernelError::InvalidArgument { index: 0 });
+    let Some((_, cpu)) = invoked_interface(kernel, vcpu) else {
         return;
     };
-    let cpu = Current::vgic(state);
-    if loaded {
-        Current::vgic_read_live(cpu);
-    }
     let held = cpu.held_intids();
     kernel.system.set_result(caller, &held);
 }

@@ -326,14 +326,7 @@ fn a_badge_is_set_once() {
 fn server_waits(system: &mut System<'_>, memory: &mut MockMemory, receive: u64) {
     let buffer = system.tcb(SERVER).ipc_buffer;
     memory.0.insert((buffer, IPC_BUFFER_RECEIVE_SLOT), receive);
-    syscall(
-        system,
-        memory,
-        SERVER,
-        Syscall::Recv,
-        &[EP, 0, 0, 0, 0, 0, REPLY_SLOT],
-        true,
-    );
+    super::super::server_waits(system, memory, true);
     assert!(matches!(
         system.tcb(SERVER).state,
         ThreadState::BlockedOnReceive { .. }
