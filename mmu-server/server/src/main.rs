@@ -13,8 +13,8 @@
 //! A (re)started server deletes the whole ring first, which unmaps whatever a capability from
 //! before the restart still mapped.
 //!
-//! It runs the serve loop of `userlib::server` (malformed requests rejected, the manifest's
-//! fault injection); [`Mmu`]'s `start` is the rebuild above.
+//! It runs the serve loop of `userlib::server` (malformed requests rejected); [`Mmu`]'s
+//! `start` is the rebuild above.
 #![no_std]
 #![no_main]
 

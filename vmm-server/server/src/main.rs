@@ -149,8 +149,9 @@ struct Monitor {
     injections: RateLimit,
     device_failures: RateLimit,
     mmu_log: mmu::Log,
-    /// `state:<vmm>` (`vmm_core::saved`): what a restarted instance takes over.
-    page: Option<&'static mut [u8]>,
+    /// `state:<vmm>` (`vmm_core::saved`): what a restarted instance takes over, and where
+    /// the next record goes in it.
+    page: Option<(&'static mut [u8], ipc::state::Saver)>,
 }
 
 impl Monitor {
@@ -161,8 +162,8 @@ impl Monitor {
     fn take_over(&mut self) -> bool {
         let Some(saved) = self
             .page
-            .as_deref()
-            .and_then(ipc::state::newest_payload)
+            .as_ref()
+            .and_then(|(page, _)| ipc::state::newest_payload(page))
             .and_then(vmm_core::saved::Saved::decode)
         else {
             return false;
@@ -190,15 +191,16 @@ impl Monitor {
     /// guest never runs on an interrupt state the page does not hold.
     fn persist(&mut self) {
         let boots = self.boots;
-        let (Some(page), Some((vgic, levels))) =
-            (self.page.as_deref_mut(), self.interrupts.changed_state())
+        let (Some((page, saver)), Some((vgic, levels))) =
+            (self.page.as_mut(), self.interrupts.changed_state())
         else {
             return;
         };
-        if ipc::state::save_with(page, |buffer| {
-            vmm_core::saved::encode(vgic, &levels, boots, buffer)
-        })
-        .is_err()
+        if saver
+            .save_with(page, |buffer| {
+                vmm_core::saved::encode(vgic, &levels, boots, buffer)
+            })
+            .is_err()
         {
             // Cannot happen (the record's size is checked at compile time); a vmm restarted
             // after it would start the VM's interrupts from an older record.
@@ -554,7 +556,10 @@ fn main() -> ! {
         mmu_log: mmu::Log::default(),
         // SAFETY: this is a vmm (it holds `exits:<vm>`, found above), into which the manifest
         // compiler maps its state page; this is the only call.
-        page: unsafe { userlib::state_page() },
+        page: unsafe { userlib::state_page() }.map(|page| {
+            let saver = ipc::state::Saver::new(page);
+            (page, saver)
+        }),
     };
     routes::install(monitor.vcpu, &monitor.devices);
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {

@@ -6,8 +6,8 @@
 //! has (read, write, execute: it maps guest RAM for the guest); anyone else gets a read-only
 //! copy, derived before the reply, so it can never map the frame writable or executable.
 //!
-//! It runs the serve loop of `userlib::server` (malformed requests rejected, the manifest's
-//! fault injection); its state is rebuilt from the boot info on every start.
+//! It runs the serve loop of `userlib::server` (malformed requests rejected); its state is
+//! rebuilt from the boot info on every start.
 #![no_std]
 #![no_main]
 

@@ -48,11 +48,13 @@
 #![forbid(unsafe_code)]
 
 mod line_buffer;
+mod pending;
 mod receive;
 pub mod registers;
 
 pub use device_api::{Request, Response};
 pub use line_buffer::{LINE_CAPACITY, LineBuffer};
+pub use pending::{PENDING_CAPACITY, PendingInput};
 pub use receive::RX_FIFO_DEPTH;
 
 use receive::ReceiveFifo;

@@ -5,6 +5,7 @@ extern crate std;
 
 mod interrupts;
 mod output;
+mod pending;
 mod reset;
 
 use super::*;

@@ -50,8 +50,8 @@ use abi::{CPtr, FaultKind, MessageInfo, REPLY_SLOT};
 use core::fmt;
 use device_api::fast;
 use device_api::{Request, Response};
-use drv_pl011_core::Pl011;
 use drv_pl011_core::registers::{CR, IMSC};
+use drv_pl011_core::{PendingInput, Pl011};
 use userlib::{println, syscall};
 
 userlib::entry!(main);
@@ -60,53 +60,6 @@ userlib::entry!(main);
 struct Input {
     /// `debug:input`.
     console: CPtr,
-}
-
-/// Console input taken from the kernel but not yet in the model's receive FIFO: fed in as the
-/// guest reads, so a paste faster than the guest's 16-entry FIFO does not overrun it (a real
-/// line would; the kernel's buffer and this one stand in for flow control).
-struct Pending {
-    bytes: [u8; PENDING_CAPACITY],
-    start: usize,
-    len: usize,
-}
-
-/// Bytes of input held back at most; more than this, while the guest reads nothing, is lost.
-const PENDING_CAPACITY: usize = 1024;
-
-impl Pending {
-    const fn new() -> Self {
-        Self {
-            bytes: [0; PENDING_CAPACITY],
-            start: 0,
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if self.len == PENDING_CAPACITY {
-                return;
-            }
-            self.bytes[(self.start + self.len) % PENDING_CAPACITY] = byte;
-            self.len += 1;
-        }
-    }
-
-    /// Moves as much as the receive FIFO has room for into it.
-    fn feed(&mut self, uart: &mut Pl011) {
-        let count = uart.receive_room().min(self.len);
-        if count == 0 {
-            return;
-        }
-        let mut chunk = [0u8; drv_pl011_core::RX_FIFO_DEPTH];
-        for slot in chunk.iter_mut().take(count) {
-            *slot = self.bytes[self.start];
-            self.start = (self.start + 1) % PENDING_CAPACITY;
-        }
-        self.len -= count;
-        uart.receive(&chunk[..count]);
-    }
 }
 
 fn main() -> ! {
@@ -122,7 +75,7 @@ fn main() -> ! {
     let mut report = fast::LineReport::new();
     let vmm = userlib::caps::try_cap("vmm-events");
     let mut uart = Pl011::new();
-    let mut pending = Pending::new();
+    let mut pending = PendingInput::new();
     defmt::info!("pl011: serving MMIO");
     let (mut badge, mut info, mut words) = syscall::recv(endpoint, REPLY_SLOT);
     loop {
@@ -130,7 +83,10 @@ fn main() -> ! {
             if let Some(input) = &input
                 && badge & CONSOLE_INPUT_BADGE != 0
             {
-                userlib::console::read_input(input.console, |bytes| pending.push(bytes));
+                // Input past what is held back is dropped (a real UART overruns).
+                userlib::console::read_input(input.console, |bytes| {
+                    let _dropped = pending.push(bytes);
+                });
                 pending.feed(&mut uart);
                 syscall::signal_if(
                     vmm,
@@ -191,7 +147,7 @@ fn main() -> ! {
 
 /// One MMIO access (or line query) through the model, with the line level after it (held-back
 /// input fed in first, where the access made room).
-fn answer(uart: &mut Pl011, pending: &mut Pending, request: Request) -> Response {
+fn answer(uart: &mut Pl011, pending: &mut PendingInput, request: Request) -> Response {
     if request == Request::Reset {
         // Answered as the model answers it (the line, low): nothing is fed in, so until the
         // guest's first access the UART reads exactly as a fresh one.
@@ -222,7 +178,7 @@ fn answer(uart: &mut Pl011, pending: &mut Pending, request: Request) -> Response
 }
 
 /// One fast-path access: the reply label and, for a read, the value.
-fn fast_access(uart: &mut Pl011, pending: &mut Pending, words: [u64; 4]) -> (u64, u64) {
+fn fast_access(uart: &mut Pl011, pending: &mut PendingInput, words: [u64; 4]) -> (u64, u64) {
     let mut message = [0u64; MMIO_MESSAGE_WORDS];
     message.copy_from_slice(&words[..MMIO_MESSAGE_WORDS]);
     let request = MmioMessage::from_words(message).and_then(|access| fast::request_of(&access));

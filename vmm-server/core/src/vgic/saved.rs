@@ -90,10 +90,10 @@ impl Vgic {
             }
         }
         writer.put(&self.irqs.priority);
-        for route in self.irqs.route {
-            writer.put(&route.to_le_bytes());
+        let routes = &mut writer.out[writer.at..];
+        for (bytes, route) in routes.chunks_exact_mut(4).zip(self.irqs.route) {
+            bytes.copy_from_slice(&route.to_le_bytes());
         }
-        debug_assert_eq!(writer.at, SAVED_BYTES);
         Some(SAVED_BYTES)
     }
 
