@@ -140,8 +140,13 @@ pub fn decode(
         }
         (Cap::VSpace { vspace }, InvocationLabel::VSpaceMap) => {
             let frame_index = crate::cnode::slot_index(system.tcb(caller).cnode, args[0])?;
-            let Some(Cap::Frame(frame)) = system.slots.get(frame_index).copied() else {
-                return Err(KernelError::WrongObjectType { slot: args[0] });
+            let frame = match system.slots.get(frame_index).copied() {
+                Some(Cap::Frame(frame)) => frame,
+                // An empty slot names no capability at all, as any other invocation says.
+                None | Some(Cap::Null) => {
+                    return Err(KernelError::InvalidCapability { slot: args[0] });
+                }
+                Some(_) => return Err(KernelError::WrongObjectType { slot: args[0] }),
             };
             if !frame.is_carved() {
                 return Err(KernelError::InvalidArgument { index: 0 });

@@ -335,3 +335,25 @@ fn revoke_frames_takes_the_carved_frames_of_its_region_that_overlap_its_pages_on
         .collect();
     assert_eq!(left, [true, false, true, true, true]);
 }
+
+#[test]
+fn map_names_what_is_wrong_with_the_frame_slot() {
+    let mut pools = pools(&[100, 50, 40]);
+    let mut memory = MockMemory::default();
+    let mut system = system(&mut pools);
+    with_memory(&mut system);
+    // An empty slot is no capability; a capability of another kind is the wrong type; a slot
+    // past the CNode is no slot at all.
+    assert_eq!(
+        map(&mut system, &mut memory, VSPACE, 12, 0x4000_0000),
+        Err(KernelError::InvalidCapability { slot: 12 })
+    );
+    assert_eq!(
+        map(&mut system, &mut memory, VSPACE, VSPACE, 0x4000_0000),
+        Err(KernelError::WrongObjectType { slot: VSPACE })
+    );
+    assert!(matches!(
+        map(&mut system, &mut memory, VSPACE, u64::MAX, 0x4000_0000),
+        Err(KernelError::InvalidCapability { .. })
+    ));
+}
