@@ -86,7 +86,10 @@ mod tests {
         })
         .unwrap();
         let payload = ipc::state::newest_payload(&page).unwrap();
+        // The layout of the module comment: the model, four level words, the boot count.
+        assert_eq!(BYTES, crate::vgic::SAVED_BYTES + 5 * 8);
         assert_eq!(payload.len(), BYTES);
+        assert_eq!(&payload[BYTES - 8..], &7u64.to_le_bytes());
         assert_eq!(Saved::decode(payload), Some(saved.clone()));
         assert_eq!(Saved::decode(&payload[..BYTES - 1]), None);
         assert_eq!(
