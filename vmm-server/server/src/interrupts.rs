@@ -8,7 +8,7 @@
 //! over again at the next maintenance exit (the kernel asks for underflow maintenance then).
 //!
 //! The model is the VM's interrupt state, so it outlives the vmm: the loop writes it to the
-//! state page whenever it changed (`changed_state`, before the reply that lets the guest see
+//! state page whenever it changed (`take_changed`, before the reply that lets the guest see
 //! the change), and a restarted vmm takes it over (`take_over`, docs/VMM.md "Restart").
 
 use abi::CPtr;
@@ -72,9 +72,14 @@ impl Interrupts {
         true
     }
 
-    /// What the state page keeps, when it changed since the last call.
-    pub fn changed_state(&mut self) -> Option<(&Vgic, [u64; 4])> {
-        core::mem::take(&mut self.changed).then_some((&self.vgic, self.levels))
+    /// Whether the model or the levels changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        core::mem::take(&mut self.changed)
+    }
+
+    /// What the state page keeps.
+    pub fn state(&self) -> (&Vgic, [u64; 4]) {
+        (&self.vgic, self.levels)
     }
 
     /// SYSTEM_RESET: the model out of reset (the kernel reset the VCPU's list registers and

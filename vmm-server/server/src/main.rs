@@ -152,6 +152,10 @@ struct Monitor {
     /// `state:<vmm>` (`vmm_core::saved`): what a restarted instance takes over, and where
     /// the next record goes in it.
     page: Option<(&'static mut [u8], ipc::state::Saver)>,
+    /// A SYSTEM_RESET is under way (begun, its VCPU not yet resumed).
+    resetting: bool,
+    /// `boots` or `resetting` changed since the state page was last written.
+    record_changed: bool,
 }
 
 impl Monitor {
@@ -169,36 +173,63 @@ impl Monitor {
             return false;
         };
         self.boots = saved.boots;
-        let reconciled = self.interrupts.take_over(saved.vgic, saved.levels);
+        if saved.resetting {
+            // The record is the last boot's, written as the reset began: the model starts over
+            // with the new boot (put right against whatever the new boot already has in the
+            // list registers), and the reset is finished if its VCPU was not resumed yet.
+            self.interrupts
+                .take_over(vmm_core::vgic::Vgic::new(), [0; 4]);
+            self.finish_reset();
+        } else {
+            let reconciled = self.interrupts.take_over(saved.vgic, saved.levels);
+            if !reconciled {
+                println!("vmm: the list registers were not read; the model is kept as saved");
+            }
+        }
         // A device signal the previous instance took and died on is lost: every virtio line
         // found high is taken as one that may have risen unseen (a spurious edge at worst,
         // which the guest's virtio driver ignores; a lost one would stall it).
         self.device_lines(u64::MAX);
         println!(
-            "vmm: took over VM `{}` from the state page (boot {}{})",
+            "vmm: took over VM `{}` from the state page (boot {})",
             self.vm,
-            self.boots + 1,
-            if reconciled {
-                ""
-            } else {
-                ", list registers not read"
-            }
+            self.boots + 1
         );
         true
+    }
+
+    /// A reset its previous instance began: done when the VCPU already runs again (it died
+    /// after resuming it), else carried on from where the kernel is (`TcbRestart` continues a
+    /// rebuild under way; devices are reset again, which is idempotent).
+    fn finish_reset(&mut self) {
+        let (info, words) =
+            syscall::invoke(self.guest_tcb, abi::InvocationLabel::TcbReadState, [0; 4]);
+        if !info.is_error() && words[1] != 0 {
+            self.resetting = false;
+            self.record_changed = true;
+            return;
+        }
+        println!(
+            "vmm: finishing the reset of VM `{}` its previous instance began (boot {})",
+            self.vm,
+            self.boots + 1
+        );
+        self.resetting = true;
+        self.run_reset();
     }
 
     /// Writes the state page when what it keeps changed; called before every reply, so the
     /// guest never runs on an interrupt state the page does not hold.
     fn persist(&mut self) {
-        let boots = self.boots;
-        let (Some((page, saver)), Some((vgic, levels))) =
-            (self.page.as_mut(), self.interrupts.changed_state())
-        else {
+        let changed = self.interrupts.take_changed() | core::mem::take(&mut self.record_changed);
+        let Some((page, saver)) = self.page.as_mut().filter(|_| changed) else {
             return;
         };
+        let (vgic, levels) = self.interrupts.state();
+        let (boots, resetting) = (self.boots, self.resetting);
         if saver
             .save_with(page, |buffer| {
-                vmm_core::saved::encode(vgic, &levels, boots, buffer)
+                vmm_core::saved::encode(vgic, &levels, boots, resetting, buffer)
             })
             .is_err()
         {
@@ -379,6 +410,16 @@ impl Monitor {
     /// nothing is replied. The order of the steps is `vmm_core::reset`'s.
     fn reset(&mut self) {
         self.boots += 1;
+        // Written before the first step, so that a successor finishes a reset this instance
+        // dies in (docs/VMM.md, "Restart").
+        self.resetting = true;
+        self.record_changed = true;
+        self.persist();
+        self.run_reset();
+    }
+
+    /// The reset's steps, from wherever the kernel's rebuild stands.
+    fn run_reset(&mut self) {
         // The kernel rebuilds the VM a bounded piece per call (answering the bytes of RAM still
         // to do) with the VCPU left down, so a guest that resets in a loop never holds the CPU
         // for long; each call returns here, where interrupts and higher priorities get their
@@ -397,6 +438,7 @@ impl Monitor {
                     "vmm: resetting the guest failed (kernel error {}); it stays stopped",
                     info.label()
                 );
+                self.end_reset();
                 return;
             }
             steps += 1;
@@ -416,14 +458,22 @@ impl Monitor {
                 "vmm: resuming the reset guest failed (kernel error {}); it stays stopped",
                 info.label()
             );
+            self.end_reset();
             return;
         }
+        self.end_reset();
         defmt::info!("guest reset in {=u64} bounded steps", steps);
         println!(
             "vmm: guest reset (boot {}), {devices_reset} of {} device(s) reset",
             self.boots + 1,
             self.devices.len()
         );
+    }
+
+    /// The reset is over (done, or refused by the kernel): nothing for a successor to finish.
+    fn end_reset(&mut self) {
+        self.resetting = false;
+        self.record_changed = true;
     }
 
     /// Sends `Request::Reset` to every device of the VM and waits for each answer; returns how
@@ -560,6 +610,8 @@ fn main() -> ! {
             let saver = ipc::state::Saver::new(page);
             (page, saver)
         }),
+        resetting: false,
+        record_changed: true,
     };
     routes::install(monitor.vcpu, &monitor.devices);
     bootdesc::bootinfo::for_each_vm(userlib::caps::bootinfo(), |info| {
