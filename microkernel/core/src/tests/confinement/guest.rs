@@ -850,7 +850,8 @@ fn the_mmu_server_cannot_map_a_frame_range_its_vspace_or_anything_that_is_not_a_
             abi::KernelError::WrongObjectType { slot: REPLY_SLOT },
         ),
         (EP, abi::KernelError::WrongObjectType { slot: EP }),
-        (7, abi::KernelError::WrongObjectType { slot: 7 }),
+        // An empty slot is no capability.
+        (7, abi::KernelError::InvalidCapability { slot: 7 }),
         (16, abi::KernelError::InvalidCapability { slot: 16 }),
         (
             u64::MAX,
