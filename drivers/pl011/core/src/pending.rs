@@ -9,63 +9,51 @@ use crate::{Pl011, RX_FIFO_DEPTH};
 /// Bytes of input held back at most.
 pub const PENDING_CAPACITY: usize = 1024;
 
-/// A ring of held-back input.
-#[derive(Clone, Debug)]
+/// Held-back input, oldest first.
+#[derive(Clone, Debug, Default)]
 pub struct PendingInput {
-    bytes: [u8; PENDING_CAPACITY],
-    start: usize,
-    len: usize,
-}
-
-impl Default for PendingInput {
-    fn default() -> Self {
-        Self::new()
-    }
+    bytes: heapless::Deque<u8, PENDING_CAPACITY>,
 }
 
 impl PendingInput {
     /// Nothing held.
     pub const fn new() -> Self {
         Self {
-            bytes: [0; PENDING_CAPACITY],
-            start: 0,
-            len: 0,
+            bytes: heapless::Deque::new(),
         }
     }
 
     /// Bytes held now.
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Whether nothing is held.
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
-    /// Holds `bytes`, in order; returns how many were dropped because the ring was full.
+    /// Holds `bytes`, in order; returns how many were dropped because it was full.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
-        let room = PENDING_CAPACITY - self.len;
-        let taken = bytes.len().min(room);
-        for &byte in &bytes[..taken] {
-            self.bytes[(self.start + self.len) % PENDING_CAPACITY] = byte;
-            self.len += 1;
-        }
-        bytes.len() - taken
+        bytes
+            .iter()
+            .filter(|&&byte| self.bytes.push_back(byte).is_err())
+            .count()
     }
 
     /// Moves as much as the receive FIFO has room for into it.
     pub fn feed(&mut self, uart: &mut Pl011) {
-        let count = uart.receive_room().min(self.len);
-        if count == 0 {
-            return;
-        }
         let mut chunk = [0u8; RX_FIFO_DEPTH];
-        for slot in chunk.iter_mut().take(count) {
-            *slot = self.bytes[self.start];
-            self.start = (self.start + 1) % PENDING_CAPACITY;
+        let mut count = 0;
+        for slot in chunk.iter_mut().take(uart.receive_room()) {
+            let Some(byte) = self.bytes.pop_front() else {
+                break;
+            };
+            *slot = byte;
+            count += 1;
         }
-        self.len -= count;
-        uart.receive(&chunk[..count]);
+        if count > 0 {
+            uart.receive(&chunk[..count]);
+        }
     }
 }
