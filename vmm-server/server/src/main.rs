@@ -161,8 +161,9 @@ struct Monitor {
 impl Monitor {
     /// A restarted vmm takes over a running VM from its state page: the vGIC model (put right
     /// against the kernel's list registers), the device lines and the boot count, then asks
-    /// every device for its line, since a line may have moved while no vmm listened. A first
-    /// start finds no record and starts from reset. Returns whether it took over.
+    /// every device for its line, since a line may have moved while no vmm listened; a reset
+    /// the previous instance died in is finished ([`Monitor::finish_reset`]). A first start
+    /// finds no record and starts from reset. Returns whether it took over.
     fn take_over(&mut self) -> bool {
         let Some(saved) = self
             .page
@@ -177,7 +178,8 @@ impl Monitor {
             // The record is the last boot's, written as the reset began: the model starts over
             // with the new boot (put right against whatever the new boot already has in the
             // list registers), and the reset is finished if its VCPU was not resumed yet.
-            self.interrupts
+            let _ = self
+                .interrupts
                 .take_over(vmm_core::vgic::Vgic::new(), [0; 4]);
             self.finish_reset();
         } else {

@@ -43,6 +43,10 @@ impl PendingInput {
 
     /// Moves as much as the receive FIFO has room for into it.
     pub fn feed(&mut self, uart: &mut Pl011) {
+        // On every guest access of the UART: nothing to do, at once.
+        if self.bytes.is_empty() {
+            return;
+        }
         let mut chunk = [0u8; RX_FIFO_DEPTH];
         let mut count = 0;
         for slot in chunk.iter_mut().take(uart.receive_room()) {
